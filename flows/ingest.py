@@ -1,0 +1,50 @@
+"""Ingest flow: each file is one batch, read -> validate -> load, then a summary artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from prefpipe.ingest import BatchSummary, batch_files
+from prefpipe.settings import Settings
+from prefpipe.warehouse import Warehouse
+from tasks.ingest import load_batch, read_batch, validate_batch
+
+SUMMARY_COLUMNS = ["source", "status", "rows_in", "loaded", "replaced", "quarantined", "skipped", "pairs",
+                   "ties", "identical_texts", "quarantined_by_rule", "skipped_by_reason", "batch_id"]
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(paths: list[str], settings: Settings | None = None, fmt: str = "auto") -> list[BatchSummary]:
+    settings = settings or Settings.from_env()
+    files = batch_files(paths)
+    summaries = []
+    with Warehouse(settings.warehouse, settings.lock_timeout_s) as wh:
+        for path in files:
+            summary = read_batch(wh, Path(path), fmt)
+            summary = load_batch(wh, validate_batch(wh, summary, settings))
+            print(summary_line(summary))
+            summaries.append(summary)
+    create_table_artifact(key="ingest-summary", table=[summary_row(s) for s in summaries],
+                          description="What each batch brought: rows in = loaded + quarantined + skipped")
+    failed = [s.message for s in summaries if s.status == "failed"]
+    if failed:
+        create_markdown_artifact(key="ingest-failures", markdown="\n".join(f"- {m}" for m in failed))
+    return summaries
+
+
+def summary_row(summary: BatchSummary) -> dict:
+    row = summary.as_row()
+    return {k: row[k] for k in SUMMARY_COLUMNS}
+
+
+def summary_line(s: BatchSummary) -> str:
+    if s.status == "skipped":
+        return f"{s.source}: skipped, identical to batch {s.batch_id[:12]} ingested before ({s.rows_in} rows)"
+    if s.status == "failed":
+        return s.message
+    return (f"{s.source}: {s.rows_in} rows = {s.loaded} loaded ({s.replaced} replaced) + {s.quarantined} "
+            f"quarantined + {s.skipped} skipped; {s.pairs} pairs, {s.ties} ties, "
+            f"{s.identical_texts} identical texts ({s.seconds:.1f} s)")

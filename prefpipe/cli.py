@@ -1,0 +1,118 @@
+"""The `prefpipe` command. Errors are one line on stderr (exit 1); usage errors exit 2."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+for _name, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
+                      "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"}.items():
+    os.environ.setdefault(_name, _value)
+
+import typer  # noqa: E402
+
+from prefpipe.errors import PrefpipeError  # noqa: E402
+from prefpipe.settings import Settings  # noqa: E402
+
+app = typer.Typer(help="Curate human preference data and evaluate reward models.", add_completion=False,
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+STATE = {"debug": False}
+
+WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file "
+                         "[default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb]")]
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    STATE["debug"] = debug
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or folders (each file one batch).")],
+           warehouse: WarehouseOpt = None,
+           fmt: Annotated[str, typer.Option("--format", help="auto|canonical|csv|parquet")] = "auto",
+           max_quarantined: Annotated[float | None, typer.Option(
+               "--max-quarantined", help="Fail a batch whose quarantined share is above this [default: 0.5]")] = None,
+           ) -> None:
+    """Ingest annotation batches into the warehouse and build their pairs."""
+    from flows.ingest import ingest_flow
+
+    settings = Settings.from_env(warehouse=warehouse, max_quarantined_share=max_quarantined)
+    summaries = ingest_flow([str(p) for p in paths], settings=settings, fmt=fmt)
+    _print_summaries(summaries)
+    if any(s.status == "failed" for s in summaries):
+        raise PrefpipeError("; ".join(s.message for s in summaries if s.status == "failed"))
+
+
+@app.command()
+def stats(warehouse: WarehouseOpt = None) -> None:
+    """Print warehouse counts, per-batch counts and annotator agreement."""
+    from prefpipe.warehouse import Warehouse
+
+    settings = Settings.from_env(warehouse=warehouse)
+    if not settings.warehouse.exists():
+        raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
+    with Warehouse(settings.warehouse, settings.lock_timeout_s) as wh:
+        counts = wh.counts()
+        typer.echo(format_table(list(counts), [tuple(counts.values())]))
+        for title, view in (("Batches", "batch_counts"), ("Quarantine by rule", "quarantine_by_rule"),
+                            ("Annotator agreement", "annotator_agreement")):
+            columns, rows = wh.query(f"SELECT * FROM {view} LIMIT 20")
+            typer.echo(f"\n{title}\n" + (format_table(columns, rows) if rows else "(none)"))
+
+
+@app.command()
+def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to generate.")] = 400,
+         warehouse: WarehouseOpt = None) -> None:
+    """Generate a synthetic batch (ties, drops, edits, several annotators) and ingest it."""
+    from flows.ingest import ingest_flow
+    from prefpipe.synth import synthetic_batch
+
+    settings = Settings.from_env(warehouse=warehouse)
+    batch = synthetic_batch(settings.home / "samples" / f"synthetic-{annotations}.jsonl", annotations)
+    typer.echo(f"Generated {batch} ({annotations} annotations and 3 malformed lines)")
+    _print_summaries(ingest_flow([str(batch)], settings=settings))
+
+
+def _print_summaries(summaries) -> None:
+    from flows.ingest import SUMMARY_COLUMNS, summary_row
+
+    columns = SUMMARY_COLUMNS[:-1]
+    typer.echo("\n" + format_table(columns, [tuple(summary_row(s)[c] for c in columns) for s in summaries]))
+
+
+def format_table(columns: list[str], rows: list[tuple]) -> str:
+    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except PrefpipeError as e:
+        if STATE["debug"]:
+            traceback.print_exc()
+        print(f"prefpipe: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # click's usage errors and aborts
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        if STATE["debug"]:
+            traceback.print_exc()
+        print(f"prefpipe: error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Ingest one batch file: read -> validate -> load, as three plain functions.
+
+The state between the steps lives in temp tables of the warehouse connection (stage_*, valid_*),
+so a batch larger than memory spills to disk instead of failing. The Prefect tasks in tasks/ call
+these functions one by one; benchmarks and tests call them directly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from prefpipe.errors import InputError
+from prefpipe.expectations import COLUMNS, response_errors
+from prefpipe.formats import FORMATS, content_hash, detect_format, stage_lines
+from prefpipe.settings import Settings
+from prefpipe.sql import run_script
+from prefpipe.warehouse import Warehouse
+
+
+@dataclass
+class BatchSummary:
+    """What happened to one batch file. rows_in = loaded + quarantined + skipped, always."""
+
+    source: str
+    format: str
+    batch_id: str
+    status: str = "read"  # read -> validated -> loaded; or skipped / failed
+    rows_in: int = 0
+    loaded: int = 0
+    replaced: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    pairs: int = 0
+    ties: int = 0
+    identical_texts: int = 0
+    quarantined_by_rule: dict[str, int] = field(default_factory=dict)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+    seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.loaded + self.quarantined + self.skipped
+
+    def as_row(self) -> dict:
+        row = asdict(self)
+        del row["started"]
+        row["batch_id"] = self.batch_id[:12]
+        row["quarantined_by_rule"] = ", ".join(f"{k} {v}" for k, v in self.quarantined_by_rule.items())
+        row["skipped_by_reason"] = ", ".join(f"{k} {v}" for k, v in self.skipped_by_reason.items())
+        return row
+
+    def _skip_all(self, reason: str) -> None:
+        kept = self.rows_in - self.quarantined - self.skipped
+        self.skipped_by_reason[reason] = kept
+        self.loaded, self.skipped = 0, self.skipped + kept
+        self.seconds = time.perf_counter() - self.started
+
+
+def batch_files(paths: list[str | Path]) -> list[Path]:
+    """The batch files named: files as given, folders expanded to their files (sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError("no such file or folder", file=p)
+    if not files:
+        raise InputError("no batch files found in " + ", ".join(map(str, paths)))
+    return files
+
+
+def read_batch(wh: Warehouse, path: Path, fmt: str = "auto") -> BatchSummary:
+    """Stage the lines of PATH; a file whose exact bytes were ingested before is skipped."""
+    path = Path(path)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}", file=path)
+    summary = BatchSummary(source=str(path), format=fmt, batch_id=content_hash(path))
+    previous = wh.con.execute("SELECT rows_in FROM batches WHERE batch_id = ?", [summary.batch_id]).fetchone()
+    if previous:
+        summary.status, summary.rows_in = "skipped", previous[0]
+        summary._skip_all("batch already ingested")
+        return summary
+    stage_lines(wh.con, path, fmt)
+    return summary
+
+
+def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> BatchSummary:
+    """Parse, check every rule (GX suite + per-annotation SQL), build the pairs; load nothing."""
+    if summary.status != "read":
+        return summary
+    train, validation, _ = settings.splits
+    wh.set_variables(max_responses=settings.max_responses, train_share=train, validation_share=validation)
+    con = wh.con
+    run_script(con, "ingest/01_parse.sql")
+    frame = con.execute(f"SELECT line, position, {', '.join(COLUMNS)} FROM stage_responses").df()
+    errors = response_errors(frame, max_chars=settings.max_chars, docs_dir=_docs_dir(settings),
+                             run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
+    del frame
+    con.execute("CREATE OR REPLACE TEMP TABLE response_errors AS SELECT * FROM errors")
+    run_script(con, "ingest/02_rules.sql")
+    run_script(con, "ingest/03_pairs.sql")
+
+    summary.rows_in = con.execute("SELECT count(*) FROM stage_lines").fetchone()[0]
+    blank = summary.rows_in - con.execute("SELECT count(*) FROM stage_parsed").fetchone()[0]
+    if blank:
+        summary.skipped_by_reason["blank line"] = blank
+    summary.skipped = blank
+    summary.quarantined_by_rule = dict(con.execute(
+        "SELECT rule, count(*) AS n FROM stage_quarantine GROUP BY rule ORDER BY n DESC, rule").fetchall())
+    summary.quarantined = sum(summary.quarantined_by_rule.values())
+    summary.loaded = con.execute("SELECT count(*) FROM valid_annotations").fetchone()[0]
+    summary.pairs, summary.ties, summary.identical_texts = con.execute(
+        "SELECT pairs, ties, identical_texts FROM stage_pair_counts").fetchone()
+    annotations = summary.loaded + summary.quarantined
+    if annotations and summary.quarantined / annotations > settings.max_quarantined_share:
+        first = con.execute("SELECT line, reason FROM stage_quarantine ORDER BY line LIMIT 1").fetchone()
+        summary.status = "failed"
+        summary.message = (f"{summary.source}: {summary.quarantined} of {annotations} annotations "
+                           f"quarantined ({summary.quarantined / annotations:.0%}), above the "
+                           f"{settings.max_quarantined_share:.0%} allowed; nothing loaded. "
+                           f"First: line {first[0]}: {first[1]}")
+        summary.pairs = summary.ties = summary.identical_texts = 0
+        summary._skip_all("batch failed")
+    else:
+        summary.status = "validated"
+    return summary
+
+
+def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
+    """Write the validated batch in one transaction: annotations, responses, pairs, quarantine."""
+    if summary.status != "validated":
+        return summary
+    with wh.transaction() as con:
+        wh.set_variables(batch_id=summary.batch_id, source=summary.source, format=summary.format,
+                         rows_in=summary.rows_in, skipped=summary.skipped)
+        run_script(con, "ingest/04_load.sql")
+    summary.replaced = wh.con.execute("SELECT count(*) FROM replaced_keys").fetchone()[0]
+    summary.status = "loaded"
+    summary.seconds = time.perf_counter() - summary.started
+    return summary
+
+
+def ingest_file(wh: Warehouse, path: Path, settings: Settings, fmt: str = "auto") -> BatchSummary:
+    """read -> validate -> load one file, without Prefect."""
+    return load_batch(wh, validate_batch(wh, read_batch(wh, path, fmt), settings))
+
+
+def _docs_dir(settings: Settings) -> Path | None:
+    return settings.docs_dir.resolve() if settings.data_docs else None

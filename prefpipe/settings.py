@@ -1,0 +1,65 @@
+"""Every default of prefpipe in one place, overridable by environment variables and flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from prefpipe.errors import InputError
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = Path("data")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    results: Path = Path("data/results")
+    max_responses: int = 9
+    max_chars: int = 50_000
+    max_quarantined_share: float = 0.5  # a batch above this share fails as a whole
+    splits: tuple[float, float, float] = (0.90, 0.05, 0.05)  # train / validation / test
+    lock_timeout_s: float = 30.0  # how long a second writer waits for the warehouse
+    data_docs: bool = True
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.home / "gx"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults < PREFPIPE_* environment variables < explicit overrides (None = not given)."""
+        env = os.environ
+        home = Path(env.get("PREFPIPE_HOME", "data"))
+        values: dict = {
+            "home": home,
+            "warehouse": Path(env.get("PREFPIPE_WAREHOUSE", home / "warehouse.duckdb")),
+            "results": Path(env.get("PREFPIPE_RESULTS", home / "results")),
+        }
+        if "PREFPIPE_LOCK_TIMEOUT" in env:
+            values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("home", "warehouse", "results"):
+            values[key] = Path(values[key])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def check(self) -> None:
+        if not 2 <= self.max_responses:
+            raise InputError(f"must be at least 2, got {self.max_responses}", field="max_responses")
+        if not 0 <= self.max_quarantined_share <= 1:
+            raise InputError(f"must be between 0 and 1, got {self.max_quarantined_share}",
+                             field="max_quarantined_share")
+        if len(self.splits) != 3 or min(self.splits) < 0 or abs(sum(self.splits) - 1) > 1e-9:
+            raise InputError(f"must be three non-negative fractions summing to 1, got {self.splits}",
+                             field="splits")
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"must be a number of seconds, got {text!r}", field=name) from None

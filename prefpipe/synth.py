@@ -1,0 +1,72 @@
+"""Synthetic annotation batches in the canonical format, with learnable quality.
+
+Each response has a hidden quality q in [0, 1]; its words are drawn from a good vocabulary with
+probability q and from a bad one otherwise, so quality is visible in the words. Annotators rank by
+quality plus noise; some tie, drop a response as too hard to rank, or write an edit that is best.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+GOOD = ("accurate clear concise correct helpful precise relevant thorough honest specific "
+        "structured cited careful complete polite").split()
+BAD = ("wrong vague rambling rude irrelevant incorrect evasive sloppy confusing unsafe "
+       "repetitive off-topic careless incomplete dismissive").split()
+NEUTRAL = "the answer explains this and then it with some of a about".split()
+TOPICS = "python taxes gardening sleep travel chess cooking physics history music".split()
+
+
+def synthetic_batch(path: Path | str, annotations: int = 300, *, seed: int = 0, annotators: int = 4,
+                    k: tuple[int, int] = (2, 9), words: int = 10, second_opinions: float = 0.2,
+                    bad_lines: int = 3) -> Path:
+    """Write a canonical JSONL batch to PATH; `bad_lines` malformed lines are mixed in."""
+    rng = random.Random(seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        written = 0
+        while written < annotations:
+            prompt_id = f"p-{seed}-{written}"
+            prompt = f"Question {written} about {rng.choice(TOPICS)}?"
+            qualities = [rng.random() for _ in range(rng.randint(*k))]
+            texts = [_text(rng, q, words) + f" ({written}.{j})" for j, q in enumerate(qualities)]
+            judges = rng.sample(range(annotators), 2 if rng.random() < second_opinions else 1)
+            for judge in judges[: annotations - written]:
+                line = _annotation(rng, prompt_id, prompt, f"ann-{judge}", qualities, texts)
+                f.write(json.dumps(line) + "\n")
+                written += 1
+        for i in range(bad_lines):
+            f.write(['{"prompt_id": "broken", "responses": [', '{"prompt_id": "p-bad", "prompt": "x", '
+                     '"responses": [{"response_id": "a", "text": "t", "rank": "1"}, '
+                     '{"response_id": "b", "text": "u", "rank": 2}]}', '[1, 2, 3]'][i % 3] + "\n")
+    return path
+
+
+def _text(rng: random.Random, quality: float, words: int) -> str:
+    return " ".join(rng.choice(GOOD if rng.random() < quality else BAD) if rng.random() < 0.6
+                    else rng.choice(NEUTRAL) for _ in range(words))
+
+
+def _annotation(rng: random.Random, prompt_id: str, prompt: str, annotator: str,
+                qualities: list[float], texts: list[str]) -> dict:
+    noisy = [q + rng.gauss(0, 0.1) for q in qualities]
+    order = sorted(range(len(noisy)), key=lambda j: -noisy[j])
+    ranks, rank = {}, 0
+    for place, j in enumerate(order):
+        tie = place > 0 and rng.random() < 0.1
+        rank = rank if tie else rank + 1
+        ranks[j] = rank
+    responses = [{"response_id": chr(97 + j), "text": texts[j], "rank": ranks[j]} for j in range(len(texts))]
+    if len(responses) > 2 and rng.random() < 0.1:
+        dropped = rng.choice(responses)
+        del dropped["rank"]
+        dropped.update(dropped=True, drop_reason="too hard to rank")
+    if len(responses) < 9 and rng.random() < 0.1:  # 9: the default max_responses
+        best = responses[order[0]]
+        responses.append({"response_id": "edit", "text": best["text"] + " " + " ".join(rng.sample(GOOD, 3)),
+                          "edited_from": best["response_id"]})
+    return {"prompt_id": prompt_id, "prompt": prompt, "annotator_id": annotator,
+            "annotation_id": f"{prompt_id}/{annotator}", "responses": responses}

@@ -1,0 +1,85 @@
+"""The DuckDB warehouse: one connection per process, opened with a bounded wait for the file lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from prefpipe.errors import PrefpipeError, WarehouseBusy
+from prefpipe.sql import SQL_DIR, run_script
+
+TABLES = ("batches", "annotations", "responses", "pairs", "quarantine")
+
+
+class Warehouse:
+    """A DuckDB file holding batches, annotations, responses, pairs and quarantine.
+
+    DuckDB lets one process write a file at a time; a second one waits up to `lock_timeout_s`
+    for the lock and then fails with WarehouseBusy.
+    """
+
+    def __init__(self, path: Path | str, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = _connect(self.path, lock_timeout_s)
+        self.lock = threading.Lock()
+        for ddl in sorted((SQL_DIR / "ddl").glob("*.sql")):
+            run_script(self.con, f"ddl/{ddl.name}")
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self):
+        """BEGIN ... COMMIT, or ROLLBACK on any error: a batch is loaded whole or not at all."""
+        with self.lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self.con
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+
+    def set_variables(self, **values: object) -> None:
+        """Values that the SQL files read with getvariable(name)."""
+        for name, value in values.items():
+            self.con.execute(f"SET VARIABLE {name} = ?", [value])
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+    def has_batch(self, batch_id: str) -> bool:
+        return self.con.execute("SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchone()[0] > 0
+
+    def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        cursor = self.con.execute(sql, params or [])
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+
+def _connect(path: Path, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as e:
+            message = str(e)
+            if "lock" not in message.lower():
+                raise PrefpipeError(f"{path}: cannot open the warehouse: {message.splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                holder = message.split("(PID ")[-1].split(")")[0] if "(PID " in message else "unknown"
+                raise WarehouseBusy(f"{path}: warehouse is busy: another process (PID {holder}) holds it; "
+                                    f"waited {timeout_s:g} s (PREFPIPE_LOCK_TIMEOUT)") from None
+            time.sleep(0.2)
+        except duckdb.Error as e:
+            raise PrefpipeError(f"{path}: cannot open the warehouse: {str(e).splitlines()[0]}") from None

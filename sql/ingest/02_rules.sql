@@ -1,0 +1,106 @@
+-- Per-annotation rules. Inputs: stage_annotations, stage_responses, and response_errors(line,
+-- position, rule, reason) from the Great Expectations suite (schemas/responses.gx.json).
+-- Output: stage_quarantine (one row per quarantined line, every broken rule in its reason),
+-- valid_annotations and valid_responses (everything else, whole annotations only).
+
+CREATE OR REPLACE TEMP TABLE annotation_facts AS
+SELECT line,
+       count(response_id) - count(DISTINCT response_id) AS repeated_ids,
+       count(*) FILTER (edited_from IS NOT NULL) AS edits,
+       count(*) FILTER (NOT dropped AND (rank IS NOT NULL OR edited_from IS NOT NULL)) AS comparable
+FROM stage_responses GROUP BY line;
+
+CREATE OR REPLACE TEMP TABLE broken_edits AS
+SELECT e.line, e.position, e.edited_from
+FROM stage_responses e
+WHERE e.edited_from IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM stage_responses o
+    WHERE o.line = e.line AND o.response_id = e.edited_from AND o.position <> e.position);
+
+CREATE OR REPLACE TEMP TABLE rule_errors AS
+WITH a AS (SELECT * FROM stage_annotations LEFT JOIN annotation_facts USING (line)),
+errors(line, priority, position, rule, reason) AS (
+    SELECT line, 0, 0, read_rule, read_error FROM a WHERE json_state = 'unreadable'
+    UNION ALL
+    SELECT line, 1, 0, 'json', 'line is not valid JSON' FROM a WHERE json_state = 'invalid'
+    UNION ALL
+    SELECT line, 2, 0, 'object', 'line is a JSON value but not an object' FROM a
+    WHERE json_state = 'not_object'
+    UNION ALL
+    SELECT line, 3, 0, 'prompt_id', 'prompt_id: must be a non-empty string, got '
+        || CASE WHEN prompt_id_kind IN ('string', 'integer') THEN 'an empty string' ELSE prompt_id_kind END
+    FROM a WHERE json_state = 'object'
+      AND (prompt_id_kind NOT IN ('string', 'integer') OR trim(prompt_id) = '')
+    UNION ALL
+    SELECT line, 4, 0, 'prompt', 'prompt: must be a non-empty string or a list of {role, content} messages, got '
+        || CASE WHEN prompt_kind IN ('string', 'list') THEN 'an empty or malformed ' || prompt_kind ELSE prompt_kind END
+    FROM a WHERE json_state = 'object' AND NOT coalesce(CASE prompt_kind
+        WHEN 'string' THEN trim(json_text(prompt)) <> ''
+        WHEN 'list' THEN len(from_json(prompt, '["JSON"]')) > 0 AND list_bool_and(list_transform(
+            from_json(prompt, '["JSON"]'), lambda m: left(m::VARCHAR, 1) = '{'
+                AND json_type(m, 'role') = 'VARCHAR' AND json_type(m, 'content') = 'VARCHAR'
+                AND trim(m ->> 'role') <> ''))
+        ELSE false END, false)
+    UNION ALL
+    SELECT line, 5, 0, 'annotator_id', 'annotator_id: must be a non-empty string, got ' || annotator_id_kind
+    FROM a WHERE json_state = 'object' AND (annotator_id_kind NOT IN ('string', 'integer', 'missing')
+        OR trim(annotator_id) = '')
+    UNION ALL
+    SELECT line, 6, 0, 'annotation_id', 'annotation_id: must be a non-empty string, got ' || annotation_id_kind
+    FROM a WHERE json_state = 'object' AND (annotation_id_kind NOT IN ('string', 'integer', 'missing')
+        OR trim(annotation_id) = '')
+    UNION ALL
+    SELECT line, 7, 0, 'metadata', 'metadata: must be an object, got ' || metadata_kind
+    FROM a WHERE json_state = 'object' AND metadata_kind NOT IN ('object', 'missing')
+    UNION ALL
+    SELECT line, 8, 0, 'responses',
+           format('responses: must be a list of 2 to {} responses, got {}', getvariable('max_responses'),
+                  CASE WHEN n_responses IS NULL THEN coalesce(lower(json_type(s.raw, '$.responses')), 'missing')
+                       ELSE n_responses || ' responses' END)
+    FROM a JOIN stage_parsed s USING (line)
+    WHERE json_state = 'object' AND NOT coalesce(n_responses BETWEEN 2 AND getvariable('max_responses'), false)
+    UNION ALL
+    SELECT line, 9, position, rule, reason FROM response_errors
+    UNION ALL
+    SELECT line, 10, 0, 'response_id', 'response_id: repeated within the annotation'
+    FROM a WHERE repeated_ids > 0
+    UNION ALL
+    SELECT line, 11, 0, 'edits', format('more than one edit ({} responses have edited_from)', edits)
+    FROM a WHERE edits > 1
+    UNION ALL
+    SELECT line, 12, position, 'edited_from',
+           format('responses[{}].edited_from: names no other response of the annotation ({})', position, edited_from)
+    FROM broken_edits
+    UNION ALL
+    SELECT line, 13, 0, 'comparable', format('fewer than two comparable responses ({} ranked, not dropped)', comparable)
+    FROM a WHERE n_responses BETWEEN 2 AND getvariable('max_responses') AND comparable < 2
+)
+SELECT * FROM errors;
+
+-- Of the annotations that break no other rule, a key seen on an earlier line is quarantined.
+CREATE OR REPLACE TEMP TABLE repeated_keys AS
+WITH ok AS (
+    SELECT line, annotation_id,
+           first_value(line) OVER (PARTITION BY annotation_id ORDER BY line) AS first_line
+    FROM stage_annotations ANTI JOIN rule_errors USING (line)
+)
+SELECT line, 14 AS priority, 0 AS position, 'duplicate_key' AS rule,
+       format('annotation key {} repeats line {}', annotation_id, first_line) AS reason
+FROM ok WHERE line <> first_line;
+
+CREATE OR REPLACE TEMP TABLE stage_quarantine AS
+SELECT e.line, CASE WHEN a.json_state = 'object' THEN a.annotation_id END AS annotation_id,
+       arg_min(e.rule, e.priority * 1000 + e.position) AS rule,
+       string_agg(e.reason, '; ' ORDER BY e.priority, e.position) AS reason,
+       s.raw
+FROM (SELECT * FROM rule_errors UNION ALL SELECT * FROM repeated_keys) e
+JOIN stage_annotations a USING (line) JOIN stage_parsed s USING (line)
+GROUP BY e.line, a.json_state, a.annotation_id, s.raw;
+
+CREATE OR REPLACE TEMP TABLE valid_annotations AS
+SELECT line, annotation_id, prompt_id, prompt, annotator_id, metadata
+FROM stage_annotations ANTI JOIN stage_quarantine USING (line);
+
+CREATE OR REPLACE TEMP TABLE valid_responses AS
+SELECT v.annotation_id, r.response_id, r.position, r.text, r.rank, r.dropped, r.drop_reason, r.edited_from
+FROM stage_responses r JOIN valid_annotations v USING (line);
