@@ -122,7 +122,7 @@ def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> N
     quoted = "'" + str(path).replace("'", "''") + "'"
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(quoted)}")
-        columns = [c.lower() for c in con.execute("SELECT * FROM long_source LIMIT 0").columns]
+        columns = [d[0].lower() for d in con.execute("SELECT * FROM long_source LIMIT 0").description]
     except duckdb.Error as e:
         raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None
     missing = [c for c in REQUIRED_LONG_COLUMNS if c not in columns]

@@ -26,10 +26,17 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="session")
+def settings_factory():
+    def make(tmp: Path, **overrides) -> Settings:
+        return Settings.from_env(**{"home": tmp / "home", "warehouse": tmp / "warehouse.duckdb",
+                                    "data_docs": False, "max_quarantined_share": 1.0} | overrides)
+    return make
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env(home=tmp_path / "home", warehouse=tmp_path / "warehouse.duckdb",
-                             data_docs=False, max_quarantined_share=1.0)
+def settings(tmp_path: Path, settings_factory) -> Settings:
+    return settings_factory(tmp_path)
 
 
 @pytest.fixture

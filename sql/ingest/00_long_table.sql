@@ -12,9 +12,9 @@ SELECT min(row) AS line,
        json_object('prompt_id', first(prompt_id ORDER BY row), 'prompt', first(prompt ORDER BY row),
                    'annotator_id', first(annotator_id ORDER BY row),
                    'annotation_id', first(annotation_id ORDER BY row),
-                   'responses', json_group_array(json_object(
+                   'responses', to_json(list(json_object(
                        'response_id', response_id, 'text', text, 'rank', rank, 'dropped', dropped,
-                       'drop_reason', drop_reason, 'edited_from', edited_from) ORDER BY row))::VARCHAR AS raw,
+                       'drop_reason', drop_reason, 'edited_from', edited_from) ORDER BY row)))::VARCHAR AS raw,
        CASE WHEN count(DISTINCT prompt) > 1 OR count(DISTINCT prompt_id) > 1 OR count(DISTINCT annotator_id) > 1
             THEN 'rows' END AS read_rule,
        CASE WHEN count(DISTINCT prompt) > 1 OR count(DISTINCT prompt_id) > 1 OR count(DISTINCT annotator_id) > 1

@@ -26,7 +26,7 @@ SELECT line, raw, read_rule, read_error,
            "text": "JSON", "rank": "JSON", "dropped": "JSON", "drop_reason": "JSON",
            "edited_from": "JSON"}]}')) AS j
 FROM stage_lines
-WHERE read_error IS NOT NULL OR trim(raw) <> '';
+WHERE read_error IS NOT NULL OR trim(raw, ' ' || chr(9) || chr(13)) <> '';  -- blank lines are skipped
 
 CREATE OR REPLACE TEMP TABLE stage_annotations AS
 SELECT line, read_rule, read_error,
