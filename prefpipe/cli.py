@@ -39,9 +39,11 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or fold
            ) -> None:
     """Ingest annotation batches into the warehouse and build their pairs."""
     from flows.ingest import ingest_flow
+    from prefpipe.ingest import batch_files
 
     settings = Settings.from_env(warehouse=warehouse, max_quarantined_share=max_quarantined)
-    summaries = ingest_flow([str(p) for p in paths], settings=settings, fmt=fmt)
+    files = batch_files(paths)  # fail on a missing file before starting Prefect
+    summaries = ingest_flow([str(p) for p in files], settings=settings, fmt=fmt)
     _print_summaries(summaries)
     if any(s.status == "failed" for s in summaries):
         raise PrefpipeError("; ".join(s.message for s in summaries if s.status == "failed"))
@@ -100,14 +102,10 @@ def main() -> None:
             traceback.print_exc()
         print(f"prefpipe: error: {e}", file=sys.stderr)
         sys.exit(1)
-    except Exception as e:  # click's usage errors and aborts
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error of the command line (exit 2)
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
         if STATE["debug"]:
             traceback.print_exc()
         print(f"prefpipe: error: {type(e).__name__}: {e}", file=sys.stderr)

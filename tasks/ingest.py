@@ -14,22 +14,13 @@ from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
 
 
-def _retry_unless_bad_input(task, task_run, state) -> bool:
-    """Retry I/O trouble (a file on a flaky mount), never a file that is simply wrong."""
-    try:
-        state.result()
-    except InputError:
-        return False
-    except Exception:
-        return True
-    return False
-
-
 # The warehouse connection cannot be hashed: these tasks are never cached.
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_retry_unless_bad_input,
-      cache_policy=NO_CACHE, task_run_name="read {path.name}")
+@task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE, task_run_name="read {path.name}")
 def read_batch(wh: Warehouse, path: Path, fmt: str) -> BatchSummary:
-    return ingest.read_batch(wh, path, fmt)
+    try:
+        return ingest.read_batch(wh, path, fmt)
+    except InputError as e:  # a wrong file fails its batch, not the flow, and is not retried
+        return BatchSummary(source=str(path), format=fmt, batch_id="", status="failed", message=str(e))
 
 
 @task(cache_policy=NO_CACHE, task_run_name="validate {summary.format} batch")

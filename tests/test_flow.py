@@ -1,0 +1,104 @@
+"""Integration: the real ingest flow on a real DuckDB file with the real GX suite and Prefect."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.ingest import ingest_flow
+from prefpipe.synth import synthetic_batch
+from prefpipe.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+CONSISTENT = """
+SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM annotations), (SELECT count(*) FROM responses),
+       (SELECT count(*) FROM pairs), (SELECT count(*) FROM quarantine),
+       (SELECT count(*) FROM pairs ANTI JOIN annotations USING (annotation_id)),
+       (SELECT coalesce(sum(loaded), 0) FROM batches)"""
+
+
+def cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prefpipe.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=os.environ | (env or {}), timeout=300, **kwargs)
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_flow_ingests_a_folder_and_writes_data_docs(prefect_harness, tmp_path, settings_factory):
+    folder = tmp_path / "batches"
+    synthetic_batch(folder / "a.jsonl", 120, seed=1)
+    synthetic_batch(folder / "b.jsonl", 80, seed=2, bad_lines=0)
+    settings = settings_factory(tmp_path, data_docs=True)
+    first = ingest_flow([str(folder)], settings=settings)
+    assert [(s.status, s.loaded, s.quarantined) for s in first] == [("loaded", 120, 3), ("loaded", 80, 0)]
+    assert all(s.balanced for s in first)
+    assert (settings.docs_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    again = ingest_flow([str(folder / "a.jsonl")], settings=settings)
+    assert [(s.status, s.skipped) for s in again] == [("skipped", 123)]
+    with Warehouse(settings.warehouse) as wh:
+        batches, annotations, *_ = wh.con.execute(CONSISTENT).fetchone()
+    assert (batches, annotations) == (2, 200)
+
+
+def test_a_load_killed_midway_leaves_all_or_nothing_and_a_rerun_matches_a_clean_run(
+        prefect_harness, tmp_path, settings_factory):
+    from prefect.settings import PREFECT_API_URL
+
+    batch = synthetic_batch(tmp_path / "big.jsonl", 40_000, seed=3)
+    clean = ingest_flow([str(batch)], settings=settings_factory(tmp_path / "clean"))[0]
+    env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFPIPE_WAREHOUSE": str(tmp_path / "w.duckdb"),
+           "PREFPIPE_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "prefpipe.cli", "ingest", str(batch)], cwd=ROOT,
+                            env=os.environ | env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # the load starts as soon as validation is done
+        if "Task run 'validate" in line and "Completed" in line:
+            time.sleep(0.05)
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        batches, annotations, responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
+    assert orphans == 0 and loaded == annotations
+    assert (batches, annotations, pairs, quarantined) in {(0, 0, 0, 0), (1, clean.loaded, clean.pairs, clean.quarantined)}
+    rerun = cli("ingest", str(batch), env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        batches, annotations, responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
+    assert (batches, annotations, pairs, quarantined) == (1, clean.loaded, clean.pairs, clean.quarantined)
+
+
+def test_a_second_writer_waits_then_says_the_warehouse_is_busy(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with Warehouse(path):
+        started = time.monotonic()
+        result = cli("stats", "--warehouse", str(path), env={"PREFPIPE_LOCK_TIMEOUT": "1.5"})
+        waited = time.monotonic() - started
+    assert result.returncode == 1
+    assert "warehouse is busy" in result.stderr and "waited 1.5 s" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and waited >= 1.5
+    assert cli("stats", "--warehouse", str(path)).returncode == 0  # the file is fine afterwards
+
+
+def test_cli_exit_codes_and_one_line_errors(tmp_path):
+    for command in ([], ["ingest"], ["stats"], ["demo"]):
+        assert cli(*command, "--help").returncode == 0
+    usage = cli("ingest", "--no-such-flag", "x")
+    assert usage.returncode == 2
+    missing = cli("ingest", str(tmp_path / "nope.jsonl"), "--warehouse", str(tmp_path / "w.duckdb"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [f"prefpipe: error: {tmp_path / 'nope.jsonl'}: no such file or folder"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt_id,text\np,x\n")
+    wrong = cli("ingest", str(bad), "--warehouse", str(tmp_path / "w.duckdb"))
+    assert wrong.returncode == 1
+    assert f"prefpipe: error: {bad}: missing column(s) prompt, response_id" in wrong.stderr
+    assert "Traceback" not in missing.stderr
+    empty = cli("stats", "--warehouse", str(tmp_path / "none.duckdb"))
+    assert empty.returncode == 1 and "no warehouse yet" in empty.stderr
