@@ -55,7 +55,7 @@ def run_floor(path: str, work: str) -> dict:
 
     start = time.perf_counter()
     frame = pl.read_ndjson(path)
-    responses = frame.explode("responses").unnest("responses").to_arrow()
+    responses = frame.explode("responses").unnest("responses").to_arrow()  # noqa: F841 (read by DuckDB)
     con = duckdb.connect(str(Path(work) / "floor.duckdb"))
     con.execute("CREATE TABLE pairs AS SELECT a.prompt_id, a.response_id AS chosen, b.response_id AS rejected, "
                 "b.rank - a.rank AS margin FROM responses a JOIN responses b "

@@ -56,7 +56,7 @@ def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE stage_lines (line BIGINT, raw VARCHAR, "
                 "read_rule VARCHAR, read_error VARCHAR)")
     if fmt == "canonical":
-        for block in canonical_blocks(path):
+        for block in canonical_blocks(path):  # noqa: B007 (DuckDB reads `block` by name)
             con.execute("INSERT INTO stage_lines SELECT * FROM block")
     elif fmt in ("csv", "parquet"):
         _stage_long_table(con, path, fmt)

@@ -100,7 +100,8 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
     con = wh.con
     run_script(con, "ingest/01_parse.sql")
     frame = con.execute(f"SELECT line, position, {', '.join(COLUMNS)} FROM stage_responses").df()
-    errors = response_errors(frame, max_chars=settings.max_chars, docs_dir=_docs_dir(settings),
+    errors = response_errors(frame,  # noqa: F841 (DuckDB reads `errors` by name)
+                             max_chars=settings.max_chars, docs_dir=_docs_dir(settings),
                              run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
     del frame
     con.execute("CREATE OR REPLACE TEMP TABLE response_errors AS SELECT * FROM errors")

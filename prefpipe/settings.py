@@ -48,7 +48,7 @@ class Settings:
         return replace(self, **changes)
 
     def check(self) -> None:
-        if not 2 <= self.max_responses:
+        if not self.max_responses >= 2:
             raise InputError(f"must be at least 2, got {self.max_responses}", field="max_responses")
         if not 0 <= self.max_quarantined_share <= 1:
             raise InputError(f"must be between 0 and 1, got {self.max_quarantined_share}",

@@ -11,12 +11,12 @@ import json
 import random
 from pathlib import Path
 
-GOOD = ("accurate clear concise correct helpful precise relevant thorough honest specific "
-        "structured cited careful complete polite").split()
-BAD = ("wrong vague rambling rude irrelevant incorrect evasive sloppy confusing unsafe "
-       "repetitive off-topic careless incomplete dismissive").split()
-NEUTRAL = "the answer explains this and then it with some of a about".split()
-TOPICS = "python taxes gardening sleep travel chess cooking physics history music".split()
+GOOD = ("accurate clear concise correct helpful precise relevant "
+        "thorough honest specific structured cited careful complete polite").split()
+BAD = ("wrong vague rambling rude irrelevant incorrect evasive "
+        "sloppy confusing unsafe repetitive off-topic careless incomplete dismissive").split()
+NEUTRAL = ["the", "answer", "explains", "this", "and", "then", "it", "with", "some", "of", "a", "about"]
+TOPICS = ["python", "taxes", "gardening", "sleep", "travel", "chess", "cooking", "physics", "history", "music"]
 
 
 def synthetic_batch(path: Path | str, annotations: int = 300, *, seed: int = 0, annotators: int = 4,

@@ -64,13 +64,13 @@ def test_a_load_killed_midway_leaves_all_or_nothing_and_a_rerun_matches_a_clean_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Warehouse(tmp_path / "w.duckdb") as wh:
-        batches, annotations, responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
+        batches, annotations, _responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
     assert orphans == 0 and loaded == annotations
     assert (batches, annotations, pairs, quarantined) in {(0, 0, 0, 0), (1, clean.loaded, clean.pairs, clean.quarantined)}
     rerun = cli("ingest", str(batch), env=env)
     assert rerun.returncode == 0, rerun.stderr
     with Warehouse(tmp_path / "w.duckdb") as wh:
-        batches, annotations, responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
+        batches, annotations, _responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
     assert (batches, annotations, pairs, quarantined) == (1, clean.loaded, clean.pairs, clean.quarantined)
 
 
