@@ -44,7 +44,7 @@ def run_prefpipe(path: str, work: str) -> dict:
 
     settings = Settings.from_env(home=Path(work) / "home", warehouse=Path(work) / "w.duckdb", data_docs=False)
     start = time.perf_counter()
-    with Warehouse(settings.warehouse) as wh:
+    with Warehouse.open(settings) as wh:
         summary = ingest_file(wh, Path(path), settings)
     return {"seconds": time.perf_counter() - start, "annotations": summary.loaded, "pairs": summary.pairs}
 

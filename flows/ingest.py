@@ -21,9 +21,9 @@ def ingest_flow(paths: list[str], settings: Settings | None = None, fmt: str = "
     settings = settings or Settings.from_env()
     files = batch_files(paths)
     summaries = []
-    with Warehouse(settings.warehouse, settings.lock_timeout_s) as wh:
+    with Warehouse.open(settings) as wh:
         for path in files:
-            summary = read_batch(wh, Path(path), fmt)
+            summary = read_batch(wh, Path(path), fmt, settings)
             summary = load_batch(wh, validate_batch(wh, summary, settings))
             print(summary_line(summary))
             summaries.append(summary)

@@ -57,7 +57,7 @@ def stats(warehouse: WarehouseOpt = None) -> None:
     settings = Settings.from_env(warehouse=warehouse)
     if not settings.warehouse.exists():
         raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
-    with Warehouse(settings.warehouse, settings.lock_timeout_s) as wh:
+    with Warehouse.open(settings) as wh:
         counts = wh.counts()
         typer.echo(format_table(list(counts), [tuple(counts.values())]))
         for title, view in (("Batches", "batch_counts"), ("Quarantine by rule", "quarantine_by_rule"),

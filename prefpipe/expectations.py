@@ -2,6 +2,12 @@
 
 The suite is data: each expectation's `meta` carries the rule name and the message a quarantine row
 shows. Data Docs are written for every validated batch when a docs folder is given.
+
+GX checks the distinct value profiles of a batch's responses (one row per distinct combination of
+the checked columns, with a `responses` count), not the responses one by one: every expectation is a
+per-row rule, so a response fails exactly when its profile does, and a million-annotation batch has
+a few thousand profiles instead of five million rows. sql/ingest/03_rules.sql maps failing profiles
+back to the responses that have them.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -18,12 +25,17 @@ from prefpipe.errors import PrefpipeError
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 SUITE_PATH = Path(__file__).resolve().parent.parent / "schemas" / "responses.gx.json"
-COLUMNS = ["response_id_kind", "text_kind", "text_chars", "rank_kind", "rank", "dropped_kind",
-           "drop_reason_kind", "edited_from_kind"]
+PROFILE_COLUMNS = ["text_chars", "rank", "response_id_kind", "text_kind", "rank_kind", "dropped_kind",
+                   "drop_reason_kind", "edited_from_kind"]
+PROFILES_SQL = f"SELECT {', '.join(PROFILE_COLUMNS)}, count(*) AS responses FROM stage_responses GROUP BY ALL"
 # Only failing rows are turned into Python objects: positional indices, no per-row dicts.
 RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
-ERRORS_SCHEMA = pa.schema([("line", pa.int64()), ("position", pa.int64()),
-                           ("rule", pa.string()), ("reason", pa.string())])
+FAILED_SCHEMA = pa.schema([("text_chars", pa.int64()), ("rank", pa.int64())]
+                          + [(c, pa.string()) for c in PROFILE_COLUMNS[2:]]
+                          + [("rule", pa.string()), ("message", pa.string())])
+
+
+_context_lock = threading.Lock()
 
 
 def suite_spec() -> dict:
@@ -58,21 +70,31 @@ def _validation(docs_dir: Path | None):
     return context, definition
 
 
-def response_errors(frame, *, max_chars: int, run_name: str, docs_dir: Path | None = None) -> pa.Table:
-    """Validate a pandas frame of responses (columns `line`, `position` and COLUMNS).
+def warm_up(docs_dir: Path | None) -> None:
+    """Import GX and build its context in a background thread (about 5 s) while a batch is read."""
+    threading.Thread(target=_context, args=(docs_dir,), daemon=True, name="gx-warm-up").start()
 
-    Returns one row (line, position, rule, reason) per failing response and expectation.
+
+def _context(docs_dir: Path | None):
+    with _context_lock:  # one build; a caller arriving during the warm-up waits for it
+        return _validation(docs_dir)
+
+
+def failing_profiles(profiles, *, max_chars: int, run_name: str, docs_dir: Path | None = None) -> pa.Table:
+    """Validate a pandas frame of value profiles (PROFILE_COLUMNS + `responses`).
+
+    Returns one row per failing profile and expectation: the profile's values, the rule and the
+    quarantine message (to be prefixed with the response's place, `responses[i].`).
     """
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context, definition = _validation(docs_dir)
-    result = definition.run(batch_parameters={"dataframe": frame},
+    context, definition = _context(docs_dir)
+    result = definition.run(batch_parameters={"dataframe": profiles},
                             expectation_parameters={"max_chars": max_chars},
                             result_format=RESULT_FORMAT, run_id=RunIdentifier(run_name=run_name))
     if docs_dir is not None:
         context.build_data_docs()
-    lines, positions = frame["line"].to_numpy(), frame["position"].to_numpy()
-    rows: dict[str, list] = {name: [] for name in ERRORS_SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in FAILED_SCHEMA.names}
     for check in result.results:
         if check.success:
             continue
@@ -80,18 +102,21 @@ def response_errors(frame, *, max_chars: int, run_name: str, docs_dir: Path | No
             raise PrefpipeError(f"Great Expectations failed on {check.expectation_config.type}: "
                                 f"{check.exception_info.get('exception_message')}")
         meta = check.expectation_config.meta
-        values = check.result["unexpected_list"]
-        for index, value in zip(check.result["unexpected_index_list"], values, strict=True):
-            position = int(positions[index])
-            rows["line"].append(int(lines[index]))
-            rows["position"].append(position)
+        for index, value in zip(check.result["unexpected_index_list"], check.result["unexpected_list"],
+                                strict=True):
+            for column in PROFILE_COLUMNS:
+                rows[column].append(_plain(profiles[column].iat[index]))
             rows["rule"].append(meta["rule"])
-            message = meta["message"].format(value=_shown(value), max_chars=max_chars)
-            rows["reason"].append(f"responses[{position}].{message}")
-    return pa.table(rows, schema=ERRORS_SCHEMA)
+            rows["message"].append(meta["message"].format(value=_plain(value), max_chars=max_chars))
+    return pa.table(rows, schema=FAILED_SCHEMA)
 
 
-def _shown(value: object) -> str:
+def _plain(value: object) -> object:
+    """A pandas cell as a plain Python value: NaN/NA -> None, 3.0 -> 3."""
+    import pandas as pd
+
+    if value is None or pd.isna(value):
+        return None
     if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
+        return int(value)
+    return value.item() if hasattr(value, "item") else value

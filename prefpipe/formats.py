@@ -1,8 +1,8 @@
-"""Readers: each batch format becomes canonical JSON lines in the temp table stage_lines.
+"""Readers: each batch format becomes canonical JSON lines, parsed into the temp table stage_parsed.
 
-stage_lines(line, raw, read_rule, read_error): `raw` is one canonical annotation as JSON text;
-`read_error` is set when the reader itself could not read that line (the line is quarantined).
-Files are read in blocks, never whole.
+A reader yields lines (line, raw, read_rule, read_error): `raw` is one canonical annotation as JSON
+text; `read_error` is set when the reader itself could not read that line (it is quarantined).
+Files are streamed in blocks, never loaded whole.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefpipe.errors import InputError
 from prefpipe.sql import run_script
@@ -30,7 +31,7 @@ _CSV_SCALAR = ("CASE WHEN trim({0}) = '' THEN NULL WHEN regexp_full_match(trim({
 CSV_CELLS = {"rank": _CSV_SCALAR, "dropped": _CSV_SCALAR,
              "prompt": "CASE WHEN left(ltrim({0}), 1) = '[' AND json_valid({0}) THEN {0}::JSON "
                        "ELSE to_json({0}) END"}
-LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.string()),
+LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.large_string()),
                           ("read_rule", pa.string()), ("read_error", pa.string())])
 
 
@@ -52,16 +53,21 @@ def content_hash(path: Path) -> str:
 
 
 def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
-    """Fill the temp table stage_lines from PATH read as FMT."""
-    con.execute("CREATE OR REPLACE TEMP TABLE stage_lines (line BIGINT, raw VARCHAR, "
-                "read_rule VARCHAR, read_error VARCHAR)")
+    """Read PATH as FMT and parse its lines into the temp table stage_parsed (sql/ingest/01_parse.sql)."""
     if fmt == "canonical":
-        for block in canonical_blocks(path):  # noqa: B007 (DuckDB reads `block` by name)
-            con.execute("INSERT INTO stage_lines SELECT * FROM block")
+        stream = pa.RecordBatchReader.from_batches(
+            LINES_SCHEMA, (b for table in canonical_blocks(path) for b in table.to_batches()))
+        con.register("lines_source", stream)
     elif fmt in ("csv", "parquet"):
         _stage_long_table(con, path, fmt)
+        con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT * FROM long_lines")
     else:
         raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", file=path)
+    try:
+        run_script(con, "ingest/01_parse.sql")
+    finally:
+        if fmt == "canonical":
+            con.unregister("lines_source")
 
 
 def _open(path: Path):
@@ -94,23 +100,24 @@ def canonical_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.
 
 
 def _lines_table(chunk: bytes, first_line: int) -> pa.Table:
-    try:
-        lines = chunk.decode("utf-8").split("\n")
-        errors = None
-    except UnicodeDecodeError:  # rare: find the bad lines one by one
-        lines, errors = [], []
-        for raw in chunk.split(b"\n"):
-            try:
-                lines.append(raw.decode("utf-8"))
-                errors.append(None)
-            except UnicodeDecodeError as e:
-                lines.append(raw.decode("utf-8", errors="replace"))
-                errors.append(f"line is not valid UTF-8 (byte {e.start + 1}: {raw[e.start:e.start + 1]!r})")
+    """Split and UTF-8-check a block in Arrow; only a block with a bad line is looked at line by line."""
+    lines = pc.split_pattern(pa.array([chunk], pa.large_binary()), b"\n").flatten()
     n = len(lines)
-    rules = None if errors is None else ["utf8" if e else None for e in errors]
-    return pa.table([pa.array(range(first_line, first_line + n), pa.int64()), pa.array(lines, pa.string()),
-                     pa.array(rules or [None] * n, pa.string()), pa.array(errors or [None] * n, pa.string())],
-                    schema=LINES_SCHEMA)
+    try:
+        raw, errors = lines.cast(pa.large_string()), pa.nulls(n, pa.string())
+    except pa.ArrowInvalid:
+        texts, messages = [], []
+        for line in lines.to_pylist():
+            try:
+                texts.append(line.decode("utf-8"))
+                messages.append(None)
+            except UnicodeDecodeError as e:
+                texts.append(line.decode("utf-8", errors="replace"))
+                messages.append(f"line is not valid UTF-8 (byte {e.start + 1}: {line[e.start:e.start + 1]!r})")
+        raw, errors = pa.array(texts, pa.large_string()), pa.array(messages, pa.string())
+    rules = pc.if_else(pc.is_null(errors), pa.scalar(None, pa.string()), "utf8")
+    numbers = pa.array(range(first_line, first_line + n), pa.int64())
+    return pa.table([numbers, raw, rules, errors], schema=LINES_SCHEMA)
 
 
 def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:

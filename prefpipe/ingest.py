@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prefpipe.errors import InputError
-from prefpipe.expectations import COLUMNS, response_errors
+from prefpipe.expectations import PROFILES_SQL, failing_profiles, warm_up
 from prefpipe.formats import FORMATS, content_hash, detect_format, stage_lines
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script
@@ -75,7 +75,7 @@ def batch_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def read_batch(wh: Warehouse, path: Path, fmt: str = "auto") -> BatchSummary:
+def read_batch(wh: Warehouse, path: Path, fmt: str = "auto", settings: Settings | None = None) -> BatchSummary:
     """Stage the lines of PATH; a file whose exact bytes were ingested before is skipped."""
     path = Path(path)
     fmt = detect_format(path) if fmt == "auto" else fmt
@@ -87,6 +87,8 @@ def read_batch(wh: Warehouse, path: Path, fmt: str = "auto") -> BatchSummary:
         summary.status, summary.rows_in = "skipped", previous[0]
         summary._skip_all("batch already ingested")
         return summary
+    if settings is not None:
+        warm_up(_docs_dir(settings))
     stage_lines(wh.con, path, fmt)
     return summary
 
@@ -98,18 +100,16 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
     train, validation, _ = settings.splits
     wh.set_variables(max_responses=settings.max_responses, train_share=train, validation_share=validation)
     con = wh.con
-    run_script(con, "ingest/01_parse.sql")
-    frame = con.execute(f"SELECT line, position, {', '.join(COLUMNS)} FROM stage_responses").df()
-    errors = response_errors(frame,  # noqa: F841 (DuckDB reads `errors` by name)
-                             max_chars=settings.max_chars, docs_dir=_docs_dir(settings),
-                             run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
-    del frame
-    con.execute("CREATE OR REPLACE TEMP TABLE response_errors AS SELECT * FROM errors")
-    run_script(con, "ingest/02_rules.sql")
-    run_script(con, "ingest/03_pairs.sql")
+    run_script(con, "ingest/02_shape.sql")
+    failed = failing_profiles(con.execute(PROFILES_SQL).df(), max_chars=settings.max_chars,  # noqa: F841
+                              docs_dir=_docs_dir(settings),
+                              run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
+    con.execute("CREATE OR REPLACE TEMP TABLE failing_profiles AS SELECT * FROM failed")  # `failed`, by name
+    run_script(con, "ingest/03_rules.sql")
+    run_script(con, "ingest/04_pairs.sql")
 
-    summary.rows_in = con.execute("SELECT count(*) FROM stage_lines").fetchone()[0]
-    blank = summary.rows_in - con.execute("SELECT count(*) FROM stage_parsed").fetchone()[0]
+    summary.rows_in, blank = con.execute(
+        "SELECT count(*), count(*) FILTER (json_state = 'blank') FROM stage_parsed").fetchone()
     if blank:
         summary.skipped_by_reason["blank line"] = blank
     summary.skipped = blank
@@ -141,7 +141,7 @@ def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
     with wh.transaction() as con:
         wh.set_variables(batch_id=summary.batch_id, source=summary.source, format=summary.format,
                          rows_in=summary.rows_in, skipped=summary.skipped)
-        run_script(con, "ingest/04_load.sql")
+        run_script(con, "ingest/05_load.sql")
     summary.replaced = wh.con.execute("SELECT count(*) FROM replaced_keys").fetchone()[0]
     summary.status = "loaded"
     summary.seconds = time.perf_counter() - summary.started
@@ -150,7 +150,7 @@ def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
 
 def ingest_file(wh: Warehouse, path: Path, settings: Settings, fmt: str = "auto") -> BatchSummary:
     """read -> validate -> load one file, without Prefect."""
-    return load_batch(wh, validate_batch(wh, read_batch(wh, path, fmt), settings))
+    return load_batch(wh, validate_batch(wh, read_batch(wh, path, fmt, settings), settings))
 
 
 def _docs_dir(settings: Settings) -> Path | None:

@@ -19,6 +19,7 @@ class Settings:
     max_quarantined_share: float = 0.5  # a batch above this share fails as a whole
     splits: tuple[float, float, float] = (0.90, 0.05, 0.05)  # train / validation / test
     lock_timeout_s: float = 30.0  # how long a second writer waits for the warehouse
+    memory_limit: str = "2.5GB"  # DuckDB's buffer pool; larger batches spill to disk beside the warehouse
     data_docs: bool = True
 
     @property
@@ -37,6 +38,8 @@ class Settings:
         }
         if "PREFPIPE_LOCK_TIMEOUT" in env:
             values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"])
+        if "PREFPIPE_MEMORY_LIMIT" in env:
+            values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         for key in ("home", "warehouse", "results"):
             values[key] = Path(values[key])

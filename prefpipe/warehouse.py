@@ -9,10 +9,12 @@ from pathlib import Path
 
 import duckdb
 
-from prefpipe.errors import PrefpipeError, WarehouseBusy
+from prefpipe.errors import InputError, PrefpipeError, WarehouseBusy
+from prefpipe.settings import Settings
 from prefpipe.sql import SQL_DIR, run_script
 
-TABLES = ("batches", "annotations", "responses", "pairs", "quarantine")
+TABLES = {"batches": "batches", "annotations": "annotations", "responses": "responses",
+          "pairs": "comparisons", "quarantine": "quarantine"}
 
 
 class Warehouse:
@@ -22,13 +24,23 @@ class Warehouse:
     for the lock and then fails with WarehouseBusy.
     """
 
-    def __init__(self, path: Path | str, lock_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path | str, lock_timeout_s: float = 30.0, memory_limit: str = "2.5GB") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = _connect(self.path, lock_timeout_s)
+        try:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        except duckdb.Error:
+            self.con.close()
+            raise InputError(f"must be a size such as 2.5GB, got {memory_limit!r}",
+                             field="memory_limit (PREFPIPE_MEMORY_LIMIT)") from None
         self.lock = threading.Lock()
         for ddl in sorted((SQL_DIR / "ddl").glob("*.sql")):
             run_script(self.con, f"ddl/{ddl.name}")
+
+    @classmethod
+    def open(cls, settings: Settings) -> Warehouse:
+        return cls(settings.warehouse, settings.lock_timeout_s, settings.memory_limit)
 
     def __enter__(self) -> Warehouse:
         return self
@@ -57,7 +69,8 @@ class Warehouse:
             self.con.execute(f"SET VARIABLE {name} = ?", [value])
 
     def counts(self) -> dict[str, int]:
-        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        return {name: self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for name, table in TABLES.items()}
 
     def has_batch(self, batch_id: str) -> bool:
         return self.con.execute("SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchone()[0] > 0

@@ -16,9 +16,9 @@ from prefpipe.warehouse import Warehouse
 
 # The warehouse connection cannot be hashed: these tasks are never cached.
 @task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE, task_run_name="read {path.name}")
-def read_batch(wh: Warehouse, path: Path, fmt: str) -> BatchSummary:
+def read_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> BatchSummary:
     try:
-        return ingest.read_batch(wh, path, fmt)
+        return ingest.read_batch(wh, path, fmt, settings)
     except InputError as e:  # a wrong file fails its batch, not the flow, and is not retried
         return BatchSummary(source=str(path), format=fmt, batch_id="", status="failed", message=str(e))
 

@@ -102,3 +102,7 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
     assert "Traceback" not in missing.stderr
     empty = cli("stats", "--warehouse", str(tmp_path / "none.duckdb"))
     assert empty.returncode == 1 and "no warehouse yet" in empty.stderr
+    bad_memory = cli("stats", "--warehouse", str(tmp_path / "w.duckdb"), env={"PREFPIPE_MEMORY_LIMIT": "lots"})
+    assert bad_memory.returncode == 1
+    assert bad_memory.stderr.strip().splitlines() == [
+        "prefpipe: error: memory_limit (PREFPIPE_MEMORY_LIMIT): must be a size such as 2.5GB, got 'lots'"]

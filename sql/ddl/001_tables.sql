@@ -16,19 +16,21 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 
 CREATE TABLE IF NOT EXISTS annotations (
-    annotation_id VARCHAR NOT NULL,
+    annotation_seq BIGINT NOT NULL,  -- a number for joins inside the warehouse; never reused
+    annotation_id VARCHAR NOT NULL,  -- the annotation key
     batch_id      VARCHAR NOT NULL,
     line          BIGINT  NOT NULL,
     prompt_id     VARCHAR NOT NULL,
     prompt        JSON    NOT NULL,  -- a JSON string, or a list of {role, content} messages
     annotator_id  VARCHAR NOT NULL,
-    metadata      JSON
+    metadata      JSON,
+    split         VARCHAR NOT NULL   -- train / validation / test, by a stable hash (md5) of prompt_id
 );
 
 CREATE TABLE IF NOT EXISTS responses (
-    annotation_id VARCHAR NOT NULL,
-    response_id   VARCHAR NOT NULL,
+    annotation_seq BIGINT NOT NULL,
     position      INTEGER NOT NULL,  -- 1-based place in the annotation's list
+    response_id   VARCHAR NOT NULL,
     text          VARCHAR NOT NULL,
     rank          BIGINT,            -- NULL: not ranked, so not compared
     dropped       BOOLEAN NOT NULL,
@@ -47,14 +49,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     quarantined_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
-CREATE TABLE IF NOT EXISTS pairs (
-    annotation_id VARCHAR NOT NULL,
-    prompt_id     VARCHAR NOT NULL,
-    annotator_id  VARCHAR NOT NULL,
-    chosen_id     VARCHAR NOT NULL,
-    rejected_id   VARCHAR NOT NULL,
-    margin        BIGINT  NOT NULL,  -- rank gap; the edit counts as rank 0
-    weight        DOUBLE  NOT NULL,  -- 1 / pairs of the annotation: each annotation weighs 1
-    split         VARCHAR NOT NULL,  -- train / validation / test, by a stable hash of prompt_id
-    batch_id      VARCHAR NOT NULL
+-- The pairs, stored narrow (numbers only: a million annotations make ~15 million pairs); the view
+-- `pairs` (002_pairs_view.sql) gives them with ids, texts and split.
+CREATE TABLE IF NOT EXISTS comparisons (
+    annotation_seq    BIGINT  NOT NULL,
+    chosen_position   INTEGER NOT NULL,
+    rejected_position INTEGER NOT NULL,
+    margin            INTEGER NOT NULL,  -- rank gap; the edit counts as rank 0
+    weight            DOUBLE  NOT NULL   -- 1 / pairs of the annotation: each annotation weighs 1
 );

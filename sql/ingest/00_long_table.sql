@@ -2,7 +2,7 @@
 -- long_cells(row, prompt_id, prompt, annotator_id, annotation_id, response_id, text, rank, dropped,
 -- drop_reason, edited_from) with every cell already a JSON value. Rows group into annotations by
 -- annotation_id (default prompt_id/annotator_id); an annotation's line is its first row.
-INSERT INTO stage_lines
+CREATE OR REPLACE TEMP TABLE long_lines AS
 WITH keyed AS (
     SELECT *, coalesce(annotation_id ->> '$',
                        (prompt_id ->> '$') || '/' || coalesce(annotator_id ->> '$', 'anonymous')) AS key

@@ -1,14 +1,27 @@
--- Per-annotation rules. Inputs: stage_annotations, stage_responses, and response_errors(line,
--- position, rule, reason) from the Great Expectations suite (schemas/responses.gx.json).
+-- Per-annotation rules. Inputs: stage_annotations, stage_responses, and failing_profiles: the value
+-- profiles that the Great Expectations suite (schemas/responses.gx.json) failed, with rule and message.
 -- Output: stage_quarantine (one row per quarantined line, every broken rule in its reason),
 -- valid_annotations and valid_responses (everything else, whole annotations only).
 
+CREATE OR REPLACE TEMP TABLE response_errors AS
+SELECT r.line, r.position, f.rule, format('responses[{}].{}', r.position, f.message) AS reason
+FROM stage_responses r JOIN failing_profiles f
+  ON  r.text_chars IS NOT DISTINCT FROM f.text_chars AND r.rank IS NOT DISTINCT FROM f.rank
+  AND r.response_id_kind = f.response_id_kind AND r.text_kind = f.text_kind AND r.rank_kind = f.rank_kind
+  AND r.dropped_kind = f.dropped_kind AND r.drop_reason_kind = f.drop_reason_kind
+  AND r.edited_from_kind = f.edited_from_kind;
+
 CREATE OR REPLACE TEMP TABLE annotation_facts AS
 SELECT line,
-       count(response_id) - count(DISTINCT response_id) AS repeated_ids,
        count(*) FILTER (edited_from IS NOT NULL) AS edits,
        count(*) FILTER (NOT dropped AND (rank IS NOT NULL OR edited_from IS NOT NULL)) AS comparable
 FROM stage_responses GROUP BY line;
+
+CREATE OR REPLACE TEMP TABLE repeated_ids AS
+SELECT line, string_agg(DISTINCT response_id, ', ') AS response_ids
+FROM (SELECT line, response_id FROM stage_responses WHERE response_id IS NOT NULL
+      GROUP BY line, response_id HAVING count(*) > 1)
+GROUP BY line;
 
 CREATE OR REPLACE TEMP TABLE broken_edits AS
 SELECT e.line, e.position, e.edited_from
@@ -57,13 +70,13 @@ errors(line, priority, position, rule, reason) AS (
            format('responses: must be a list of 2 to {} responses, got {}', getvariable('max_responses'),
                   CASE WHEN n_responses IS NULL THEN coalesce(lower(json_type(s.raw, '$.responses')), 'missing')
                        ELSE n_responses || ' responses' END)
-    FROM a JOIN stage_parsed s USING (line)
+    FROM a JOIN (SELECT line, raw FROM stage_parsed) s USING (line)
     WHERE json_state = 'object' AND NOT coalesce(n_responses BETWEEN 2 AND getvariable('max_responses'), false)
     UNION ALL
     SELECT line, 9, position, rule, reason FROM response_errors
     UNION ALL
-    SELECT line, 10, 0, 'response_id', 'response_id: repeated within the annotation'
-    FROM a WHERE repeated_ids > 0
+    SELECT line, 10, 0, 'response_id', format('response_id: {} repeated within the annotation', response_ids)
+    FROM repeated_ids
     UNION ALL
     SELECT line, 11, 0, 'edits', format('more than one edit ({} responses have edited_from)', edits)
     FROM a WHERE edits > 1
@@ -94,13 +107,17 @@ SELECT e.line, CASE WHEN a.json_state = 'object' THEN a.annotation_id END AS ann
        string_agg(e.reason, '; ' ORDER BY e.priority, e.position) AS reason,
        s.raw
 FROM (SELECT * FROM rule_errors UNION ALL SELECT * FROM repeated_keys) e
-JOIN stage_annotations a USING (line) JOIN stage_parsed s USING (line)
+JOIN stage_annotations a USING (line) JOIN (SELECT line, raw FROM stage_parsed) s USING (line)
 GROUP BY e.line, a.json_state, a.annotation_id, s.raw;
 
 CREATE OR REPLACE TEMP TABLE valid_annotations AS
-SELECT line, annotation_id, prompt_id, prompt, annotator_id, metadata
+SELECT line, annotation_id, prompt_id, prompt, annotator_id, metadata,
+       CASE WHEN md5_number_lower(prompt_id) % 1000000 < getvariable('train_share') * 1000000 THEN 'train'
+            WHEN md5_number_lower(prompt_id) % 1000000
+                 < (getvariable('train_share') + getvariable('validation_share')) * 1000000 THEN 'validation'
+            ELSE 'test' END AS split  -- stable across runs and machines: md5 of prompt_id
 FROM stage_annotations ANTI JOIN stage_quarantine USING (line);
 
 CREATE OR REPLACE TEMP TABLE valid_responses AS
-SELECT v.annotation_id, r.response_id, r.position, r.text, r.rank, r.dropped, r.drop_reason, r.edited_from
-FROM stage_responses r JOIN valid_annotations v USING (line);
+SELECT line, response_id, position, text, rank, dropped, drop_reason, edited_from
+FROM stage_responses SEMI JOIN valid_annotations USING (line);
