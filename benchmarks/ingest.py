@@ -1,8 +1,10 @@
 """Whole ingest (read, validate, load, pairs) vs a bare floor on the same file; prints JSON.
 
 Floor: Polars reads the JSON Lines file, one DuckDB self-join makes the pairs. Both run on the
-same generated file (K uniform 2-9, short texts) in one process, alternating, `--repeats` times.
-Usage: python benchmarks/ingest.py [--annotations 1000000] [--repeats 3]
+same generated file (K uniform 2-9, short texts), each in a fresh process, alternating, `--repeats` times.
+`--formats` instead times the public-format adapters (hh-rlhf, oasst) against the canonical format on
+the same number of annotations (default 200,000), synthesised in those layouts.
+Usage: python benchmarks/ingest.py [--annotations 1000000] [--repeats 3] [--formats]
 """
 
 from __future__ import annotations
@@ -35,6 +37,43 @@ def generate(path: Path, n: int) -> None:
                                  f'"rank":{ranks[j]}}}' for j in range(k))
             f.write(f'{{"prompt_id":"p-{i}","prompt":"question {i}","annotator_id":"ann-{i % 13}",'
                     f'"responses":[{responses}]}}\n')
+
+
+def generate_hh(path: Path, n: int) -> None:
+    """HH-RLHF rows: a 1-3 turn dialogue, then two different last Assistant turns."""
+    import random
+
+    rng = random.Random(0)
+    with open(path, "w") as f:
+        for i in range(n):
+            history = "".join(f"\n\nHuman: question {i} turn {t} w{rng.randint(0, 999)}\n\nAssistant: reply {t}"
+                              for t in range(rng.randint(0, 2)))
+            prompt = f"{history}\n\nHuman: question {i} last"
+            f.write(json.dumps({"chosen": f"{prompt}\n\nAssistant: good answer {i}",
+                                "rejected": f"{prompt}\n\nAssistant: bad answer {i} w{rng.randint(0, 999)}"}) + "\n")
+
+
+def generate_oasst(path: Path, n: int) -> None:
+    """OASST trees with two ranked levels: a prompt with K replies, the best reply followed up by a
+    prompter message with K replies; so two annotations per tree (K uniform 2-5)."""
+    import random
+
+    rng = random.Random(0)
+
+    def replies(tree: int, level: int, follow_up: dict | None) -> list[dict]:
+        k = rng.randint(2, 5)
+        return [{"message_id": f"m{tree}-{level}-{j}", "role": "assistant", "text": f"answer {tree} {level} {j}",
+                 "rank": j, "deleted": False, "review_result": True,
+                 "replies": [follow_up] if (follow_up and j == 0) else []} for j in range(k)]
+
+    with open(path, "w") as f:
+        for tree in range(n // 2):
+            follow = {"message_id": f"m{tree}-f", "role": "prompter", "text": f"follow-up {tree}", "deleted": False,
+                      "review_result": True, "replies": replies(tree, 2, None)}
+            root = {"message_id": f"m{tree}", "role": "prompter", "text": f"question {tree}", "deleted": False,
+                    "review_result": True, "replies": replies(tree, 1, follow)}
+            tree_line = {"message_tree_id": f"t{tree}", "tree_state": "ready_for_export", "prompt": root}
+            f.write(json.dumps(tree_line) + "\n")
 
 
 def run_prefpipe(path: str, work: str) -> dict:
@@ -78,12 +117,16 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=3)
+    parser.add_argument("--formats", action="store_true", help="time hh-rlhf and oasst against canonical")
     args = parser.parse_args()
     if args.child:
         which, path, work = args.child
         result = (run_prefpipe if which == "prefpipe" else run_floor)(path, work)
         result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
         print(json.dumps(result))
+        return
+    if args.formats:
+        compare_formats(200_000 if args.annotations == 1_000_000 else args.annotations, args.repeats)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batch.jsonl"
@@ -101,6 +144,31 @@ def main() -> None:
                              "peak_rss_gb": round(max(r["peak_rss_gb"] for r in results), 2),
                              "runs_s": [round(r["seconds"], 2) for r in results]}
         report["ratio_prefpipe_to_floor"] = round(report["prefpipe"]["median_s"] / report["floor"]["median_s"], 2)
+        print(json.dumps(report, indent=2))
+
+
+def compare_formats(n: int, repeats: int) -> None:
+    """annotations/s of each adapter, side by side with the canonical format, same annotation count."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"canonical": Path(tmp) / "c.jsonl", "hh-rlhf": Path(tmp) / "hh.jsonl", "oasst": Path(tmp) / "o.jsonl"}
+        generate(files["canonical"], n)
+        generate_hh(files["hh-rlhf"], n)
+        generate_oasst(files["oasst"], n)
+        runs = {name: [] for name in files}
+        for _ in range(repeats):
+            for name, path in files.items():
+                runs[name].append(child("prefpipe", str(path)))
+        report = {"annotations": n, "repeats": repeats}
+        for name, results in runs.items():
+            seconds = statistics.median(r["seconds"] for r in results)
+            report[name] = {"median_s": round(seconds, 2), "annotations": results[0]["annotations"],
+                            "annotations_per_s": round(results[0]["annotations"] / seconds),
+                            "file_mb": round(files[name].stat().st_size / 1e6), "pairs": results[0]["pairs"],
+                            "peak_rss_gb": round(max(r["peak_rss_gb"] for r in results), 2),
+                            "runs_s": [round(r["seconds"], 2) for r in results]}
+        canonical = report["canonical"]["annotations_per_s"]
+        report["rate_vs_canonical"] = {name: round(report[name]["annotations_per_s"] / canonical, 2)
+                                       for name in ("hh-rlhf", "oasst")}
         print(json.dumps(report, indent=2))
 
 

@@ -33,7 +33,8 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
 @app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or folders (each file one batch).")],
            warehouse: WarehouseOpt = None,
-           fmt: Annotated[str, typer.Option("--format", help="auto|canonical|csv|parquet")] = "auto",
+           fmt: Annotated[str, typer.Option("--format", help="auto|canonical|csv|parquet|hh-rlhf|oasst|pandalm|"
+                                            "pairwise|ratings (auto: detected from the content)")] = "auto",
            max_quarantined: Annotated[float | None, typer.Option(
                "--max-quarantined", help="Fail a batch whose quarantined share is above this [default: 0.5]")] = None,
            ) -> None:
@@ -61,9 +62,31 @@ def stats(warehouse: WarehouseOpt = None) -> None:
         counts = wh.counts()
         typer.echo(format_table(list(counts), [tuple(counts.values())]))
         for title, view in (("Batches", "batch_counts"), ("Quarantine by rule", "quarantine_by_rule"),
-                            ("Annotator agreement", "annotator_agreement")):
+                            ("Per source", "source_stats"), ("Per annotator", "annotator_stats"),
+                            ("Agreement where a prompt was judged more than once", "agreement"),
+                            ("Agreement between two annotators", "annotator_agreement")):
             columns, rows = wh.query(f"SELECT * FROM {view} LIMIT 20")
             typer.echo(f"\n{title}\n" + (format_table(columns, rows) if rows else "(none)"))
+
+
+@app.command()
+def export(out: Annotated[Path, typer.Argument(help="Output file: .jsonl or .parquet.")],
+           split: Annotated[str, typer.Option(help="train|validation|test|all")] = "train",
+           fmt: Annotated[str, typer.Option("--format", help="Layout of the rows: pairwise "
+                                            "(prompt, chosen, rejected, margin; TRL and RewardBench)")] = "pairwise",
+           warehouse: WarehouseOpt = None) -> None:
+    """Write curated pairs for training elsewhere (TRL RewardTrainer, RewardBench)."""
+    from prefpipe.export import export_pairs
+    from prefpipe.warehouse import Warehouse
+
+    if fmt != "pairwise":
+        raise PrefpipeError(f"--format: only pairwise is written, got {fmt!r}")
+    settings = Settings.from_env(warehouse=warehouse)
+    if not settings.warehouse.exists():
+        raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
+    with Warehouse.open(settings) as wh:
+        rows = export_pairs(wh, out, None if split == "all" else split)
+    typer.echo(f"{out}: {rows} pairs ({split})")
 
 
 @app.command()

@@ -80,7 +80,8 @@ def _context(docs_dir: Path | None):
         return _validation(docs_dir)
 
 
-def failing_profiles(profiles, *, max_chars: int, run_name: str, docs_dir: Path | None = None) -> pa.Table:
+def failing_profiles(profiles, *, max_chars: int, min_chars: int = 1, run_name: str,
+                     docs_dir: Path | None = None) -> pa.Table:
     """Validate a pandas frame of value profiles (PROFILE_COLUMNS + `responses`).
 
     Returns one row per failing profile and expectation: the profile's values, the rule and the
@@ -90,7 +91,7 @@ def failing_profiles(profiles, *, max_chars: int, run_name: str, docs_dir: Path 
 
     context, definition = _context(docs_dir)
     result = definition.run(batch_parameters={"dataframe": profiles},
-                            expectation_parameters={"max_chars": max_chars},
+                            expectation_parameters={"max_chars": max_chars, "min_chars": min_chars},
                             result_format=RESULT_FORMAT, run_id=RunIdentifier(run_name=run_name))
     if docs_dir is not None:
         context.build_data_docs()
@@ -107,7 +108,8 @@ def failing_profiles(profiles, *, max_chars: int, run_name: str, docs_dir: Path 
             for column in PROFILE_COLUMNS:
                 rows[column].append(_plain(profiles[column].iat[index]))
             rows["rule"].append(meta["rule"])
-            rows["message"].append(meta["message"].format(value=_plain(value), max_chars=max_chars))
+            rows["message"].append(meta["message"].format(value=_plain(value), max_chars=max_chars,
+                                                          min_chars=min_chars))
     return pa.table(rows, schema=FAILED_SCHEMA)
 
 

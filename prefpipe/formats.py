@@ -1,15 +1,18 @@
-"""Readers: each batch format becomes canonical JSON lines, parsed into the temp table stage_parsed.
+"""Readers: every batch format becomes canonical annotations, parsed into the temp table stage_parsed.
 
-A reader yields lines (line, raw, read_rule, read_error): `raw` is one canonical annotation as JSON
-text; `read_error` is set when the reader itself could not read that line (it is quarantined).
-Files are streamed in blocks, never loaded whole.
+Canonical JSON Lines are streamed straight into sql/ingest/01_parse.sql. Every other format is read
+as source records (lines of a JSON Lines file, items of a JSON array, rows of a table) and turned into
+canonical annotations by its adapter in sql/adapters/, so the same rules, quarantine and pairs apply.
+Files are streamed in blocks, never loaded whole; what does not fit in memory spills to disk.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -19,11 +22,11 @@ import pyarrow.compute as pc
 from prefpipe.errors import InputError
 from prefpipe.sql import run_script
 
-FORMATS = ("canonical", "csv", "parquet")
 LONG_COLUMNS = ("prompt_id", "prompt", "annotator_id", "annotation_id", "response_id", "text", "rank",
                 "dropped", "drop_reason", "edited_from")
 REQUIRED_LONG_COLUMNS = ("prompt_id", "prompt", "response_id", "text")
 BLOCK_BYTES = 32 << 20
+SNIFF_BYTES = 1 << 20
 # CSV cells are text: a whole number or true/false becomes a JSON number or boolean (anything else
 # stays a string, and so fails the rank and dropped rules); a prompt may be a JSON list of messages.
 _CSV_SCALAR = ("CASE WHEN trim({0}) = '' THEN NULL WHEN regexp_full_match(trim({0}), '-?[0-9]{{1,18}}') "
@@ -31,19 +34,127 @@ _CSV_SCALAR = ("CASE WHEN trim({0}) = '' THEN NULL WHEN regexp_full_match(trim({
 CSV_CELLS = {"rank": _CSV_SCALAR, "dropped": _CSV_SCALAR,
              "prompt": "CASE WHEN left(ltrim({0}), 1) = '[' AND json_valid({0}) THEN {0}::JSON "
                        "ELSE to_json({0}) END"}
-LINES_SCHEMA = pa.schema([("line", pa.int64()), ("raw", pa.large_string()),
-                          ("read_rule", pa.string()), ("read_error", pa.string())])
+LINES_SCHEMA = pa.schema([("entry", pa.int64()), ("line", pa.int64()), ("raw", pa.large_string()),
+                          ("read_rule", pa.string()), ("read_error", pa.string()), ("skip_reason", pa.string())])
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    expects: str  # what a file of this format holds, for the wrong-format message
+    min_chars: int = 1  # shortest response text allowed (hh-rlhf: an empty last turn is an answer)
+
+    def matches(self, sample: Sample) -> bool:
+        keys, first = sample.keys, sample.first
+        match self.name:
+            case "canonical":
+                return sample.kind in ("jsonl", "array") and ("responses" in keys or (
+                    "prompt_id" in keys and not keys & {"completions", "chosen", "message_id"}))
+            case "csv" | "parquet":
+                return sample.kind == self.name and {"response_id", "text"} <= keys and "score" not in keys
+            case "hh-rlhf":
+                return ({"chosen", "rejected"} <= keys and "prompt" not in keys
+                        and isinstance(first.get("chosen"), str) and "\n\nAssistant:" in first["chosen"])
+            case "pairwise":
+                return {"chosen", "rejected"} <= keys and ("prompt" in keys or isinstance(first.get("chosen"), list))
+            case "oasst":
+                return {"message_tree_id", "prompt"} <= keys or {"message_id", "role", "text"} <= keys
+            case "pandalm":
+                return {"response1", "response2"} <= keys and any(k.startswith("annotator") for k in keys)
+            case "ratings":
+                return "completions" in keys or (sample.kind in ("csv", "parquet") and "score" in keys)
+        return False
+
+
+FORMATS = {f.name: f for f in (
+    Format("canonical", "JSON Lines annotations {prompt_id, prompt, responses: [...]}"),
+    Format("csv", "a long CSV table, one row per response: " + ", ".join(LONG_COLUMNS)),
+    Format("parquet", "a long Parquet table, one row per response: " + ", ".join(LONG_COLUMNS)),
+    Format("hh-rlhf", 'rows {chosen, rejected} holding whole "\\n\\nHuman: ... \\n\\nAssistant: ..." dialogues',
+           min_chars=0),
+    Format("oasst", "OpenAssistant message trees {message_tree_id, prompt: {..., replies}} "
+                    "or messages {message_id, parent_id, role, text, rank}"),
+    Format("pandalm", "PandaLM items {idx, instruction, input, response1, response2, annotator1..3}",
+           min_chars=0),
+    Format("pairwise", "rows {prompt, chosen, rejected} (strings or message lists), "
+                       "or chosen/rejected conversations sharing a prefix"),
+    Format("ratings", "rows {prompt, completions: [{response, score}]} or a long table with a score column"),
+)}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How a file is laid out (jsonl, array, csv, parquet) and its first record (or its columns)."""
+
+    kind: str
+    records: tuple[dict, ...]  # the first records that could be read (a table: one, of its columns)
+
+    @property
+    def keys(self) -> set[str]:
+        return {k for r in self.records for k in r}
+
+    @property
+    def first(self) -> dict:
+        """The first value seen of every key."""
+        values: dict = {}
+        for record in self.records:
+            values = record | values
+        return values
+
+    def describe(self) -> str:
+        keys = ", ".join(sorted(self.keys)[:12]) or "nothing"
+        return {"jsonl": f"JSON Lines with keys {keys}", "array": f"a JSON array of objects with keys {keys}",
+                "csv": f"a CSV table with columns {keys}", "parquet": f"a Parquet table with columns {keys}"}[self.kind]
+
+
+def sample(path: Path) -> Sample:
+    """The layout and first record of PATH, read from its first megabyte (or the table's header)."""
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic == b"PAR1":
+        columns = _table_columns(path, "read_parquet({})")
+        return Sample("parquet", (dict.fromkeys(columns),))
+    with _open(path) as f:
+        head = f.read(SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").lstrip()
+    if head.startswith("["):
+        first = _first_array_item(path)
+        return Sample("array", (first,) if isinstance(first, dict) else ())
+    if head.startswith("{"):
+        return Sample("jsonl", tuple(_objects(head.splitlines()[:50])))
+    if not head:
+        raise InputError("the file is empty", file=path)
+    return Sample("csv", (dict.fromkeys(_table_columns(path, "read_csv({}, all_varchar = true, header = true)")),))
+
+
+def _objects(lines: list[str]) -> Iterator[dict]:
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            yield record
 
 
 def detect_format(path: Path) -> str:
-    """The format of a batch file from its name (.jsonl[.gz], .json, .csv[.gz], .parquet)."""
-    name = path.name.lower().removesuffix(".gz")
-    for suffix, fmt in ((".jsonl", "canonical"), (".json", "canonical"), (".ndjson", "canonical"),
-                        (".csv", "csv"), (".parquet", "parquet")):
-        if name.endswith(suffix):
-            return fmt
-    raise InputError(f"cannot tell the format from the name; pass --format ({'|'.join(FORMATS)})",
-                     file=path)
+    """The one format whose layout the file's first record has; unsure -> ask for --format."""
+    found = sample(path)
+    names = [f.name for f in FORMATS.values() if f.matches(found)]
+    if found.kind in ("csv", "parquet") and not names:  # a long table; its reader names the missing columns
+        names = [found.kind]
+    if len(names) != 1:
+        raise InputError(f"cannot tell the format of {found.describe()}; pass --format "
+                         f"({'|'.join(FORMATS)})", file=path)
+    return names[0]
+
+
+def check_format(path: Path, fmt: str) -> None:
+    """Fail at once, loading nothing, when PATH does not look like FMT."""
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}", file=path)
+    found = sample(path)
+    if not FORMATS[fmt].matches(found) and not (fmt in ("csv", "parquet") and found.kind in ("csv", "parquet")):
+        raise InputError(f"not a {fmt} file: expected {FORMATS[fmt].expects}; found {found.describe()}", file=path)
 
 
 def content_hash(path: Path) -> str:
@@ -53,21 +164,82 @@ def content_hash(path: Path) -> str:
 
 
 def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
-    """Read PATH as FMT and parse its lines into the temp table stage_parsed (sql/ingest/01_parse.sql)."""
-    if fmt == "canonical":
-        stream = pa.RecordBatchReader.from_batches(
-            LINES_SCHEMA, (b for table in canonical_blocks(path) for b in table.to_batches()))
-        con.register("lines_source", stream)
-    elif fmt in ("csv", "parquet"):
+    """Read PATH as FMT into the temp table stage_parsed: one canonical annotation per entry."""
+    kind = sample(path).kind
+    if fmt == "canonical" and kind == "jsonl":
+        con.register("lines_source", _lines_stream(path))
+    elif fmt in ("csv", "parquet") or (fmt == "ratings" and kind in ("csv", "parquet")):
         _stage_long_table(con, path, fmt)
-        con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT * FROM long_lines")
+        con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT line AS entry, line, raw, read_rule, "
+                    "read_error, NULL::VARCHAR AS skip_reason FROM long_lines")
     else:
-        raise InputError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}", file=path)
+        _stage_records(con, path, kind)
+        run_script(con, "adapters/records.sql")
+        adapter = fmt.replace("-", "_")
+        try:
+            run_script(con, f"adapters/{adapter}.sql")
+        except duckdb.Error as e:
+            raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None
+        run_script(con, "adapters/entries.sql")
+        con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT * FROM adapted_entries")
     try:
         run_script(con, "ingest/01_parse.sql")
     finally:
-        if fmt == "canonical":
+        if fmt == "canonical" and kind == "jsonl":
             con.unregister("lines_source")
+
+
+def _lines_stream(path: Path) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(
+        LINES_SCHEMA, (b for table in canonical_blocks(path) for b in table.to_batches()))
+
+
+def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> None:
+    """source_records(line, raw, read_rule, read_error): the lines of a JSON Lines file, the items of a
+    JSON array (`line` = the item's number) or the rows of a table, for an adapter to turn into annotations."""
+    if kind == "jsonl":
+        con.register("source_stream", _lines_stream(path))
+        try:
+            con.execute("CREATE OR REPLACE TEMP TABLE source_records AS "
+                        "SELECT line, raw, read_rule, read_error FROM source_stream")
+        finally:
+            con.unregister("source_stream")
+        return
+    source, first_row = {"array": ("read_json_objects({}, format = 'array')", 1), "parquet": ("read_parquet({})", 1),
+                         "csv": ("read_csv({}, all_varchar = true, header = true)", 2)}[kind]
+    value = "json::VARCHAR" if kind == "array" else "to_json(t)::VARCHAR"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE source_records AS SELECT row_number() OVER () + {first_row - 1} "
+                    f"AS line, {value} AS raw, NULL::VARCHAR AS read_rule, NULL::VARCHAR AS read_error "
+                    f"FROM {source.format(_quoted(path))} t")
+    except duckdb.Error as e:
+        raise InputError(f"not a readable {kind} file: {str(e).splitlines()[0]}", file=path) from None
+
+
+def _first_array_item(path: Path) -> object:
+    try:
+        row = duckdb.execute("SELECT json::VARCHAR FROM read_json_objects(?, format = 'array') LIMIT 1",
+                             [str(path)]).fetchone()
+    except duckdb.Error as e:
+        raise InputError(f"not a readable JSON array: {str(e).splitlines()[0]}", file=path) from None
+    return json.loads(row[0]) if row else {}
+
+
+def _table_columns(path: Path, source: str) -> list[str]:
+    try:
+        cursor = duckdb.execute(f"SELECT * FROM {source.format(_quoted(path))} LIMIT 0")
+    except duckdb.Error as e:
+        raise InputError(f"not a readable table: {str(e).splitlines()[0]}", file=path) from None
+    return [d[0].lower() for d in cursor.description]
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _open(path: Path):
@@ -76,8 +248,9 @@ def _open(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
-def canonical_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[pa.Table]:
+def canonical_blocks(path: Path, block_bytes: int | None = None) -> Iterator[pa.Table]:
     """The lines of a JSON Lines file (optionally gzip), numbered from 1, in Arrow tables."""
+    block_bytes = block_bytes or BLOCK_BYTES
     next_line, tail = 1, b""
     try:
         with _open(path) as f:
@@ -117,30 +290,46 @@ def _lines_table(chunk: bytes, first_line: int) -> pa.Table:
         raw, errors = pa.array(texts, pa.large_string()), pa.array(messages, pa.string())
     rules = pc.if_else(pc.is_null(errors), pa.scalar(None, pa.string()), "utf8")
     numbers = pa.array(range(first_line, first_line + n), pa.int64())
-    return pa.table([numbers, raw, rules, errors], schema=LINES_SCHEMA)
+    return pa.table([numbers, numbers, raw, rules, errors, pa.nulls(n, pa.string())], schema=LINES_SCHEMA)
 
 
 def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
-    """One row per response -> one canonical line per annotation (sql/ingest/00_long_table.sql)."""
-    if fmt == "csv":  # every cell is read as text; ranks, booleans and message lists are recognised
-        source, first_row, cells = "read_csv({}, all_varchar = true, header = true)", 2, CSV_CELLS
-    else:
+    """One row per response -> one canonical line per annotation (sql/adapters/long_table.sql).
+
+    `ratings` tables have a numeric `score` instead of `rank` (higher is better; equal scores tie)
+    and may name the text `response`; their prompt_id defaults to a hash of the prompt.
+    """
+    if _is_parquet(path):
         source, first_row, cells = "read_parquet({})", 1, {}
-    quoted = "'" + str(path).replace("'", "''") + "'"
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(quoted)}")
-        columns = [d[0].lower() for d in con.execute("SELECT * FROM long_source LIMIT 0").description]
-    except duckdb.Error as e:
-        raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None
-    missing = [c for c in REQUIRED_LONG_COLUMNS if c not in columns]
+    else:  # every CSV cell is read as text; ranks, booleans and message lists are recognised
+        source, first_row, cells = "read_csv({}, all_varchar = true, header = true)", 2, dict(CSV_CELLS)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(_quoted(path))}")
+    columns = _table_columns(path, source)
+    required = REQUIRED_LONG_COLUMNS
+    if fmt == "ratings":
+        required = ("prompt", "score", "text" if "text" in columns else "response")
+        score = 'TRY_CAST("score"::VARCHAR AS DOUBLE)'
+        group = "coalesce({})".format(", ".join(f'"{c}"::VARCHAR' for c in ("annotation_id", "prompt_id", "prompt")
+                                                if c in columns))
+        given = [c for c in ("prompt_id", "response_id") if c in columns]
+        cells |= {c: "to_json({})" for c in given} | {
+            "text": "to_json({})".format('"text"' if "text" in columns else '"response"'),
+            "rank": f"""CASE WHEN "score" IS NULL THEN NULL WHEN {score} IS NULL THEN to_json('score ' || "score")
+                        ELSE to_json(dense_rank() OVER (PARTITION BY {group} ORDER BY {score} DESC)) END"""}
+        if "prompt_id" not in given:
+            cells["prompt_id"] = """to_json(stable_id('prompt', "prompt"::VARCHAR))"""
+        if "response_id" not in given:
+            cells["response_id"] = f"to_json(row_number() OVER (PARTITION BY {group} ORDER BY source_row)::VARCHAR)"
+        columns = [*columns, "prompt_id", "text", "response_id", "rank"]
+    missing = [c for c in required if c not in columns]
     if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}; a long table has one row per response "
-                         f"with columns {', '.join(LONG_COLUMNS)}", file=path)
+        raise InputError(f"missing column(s) {', '.join(missing)}; expected {FORMATS[fmt].expects}", file=path)
     select = ", ".join((cells.get(c, "to_json({})") if c in columns else "NULL::JSON").format(f'"{c}"')
                        + f" AS {c}" for c in LONG_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP VIEW long_cells AS "
-                f"SELECT row_number() OVER () + {first_row - 1} AS row, {select} FROM long_source")
+                f"SELECT source_row + {first_row - 1} AS row, {select} "
+                f"FROM (SELECT *, row_number() OVER () AS source_row FROM long_source)")
     try:
-        run_script(con, "ingest/00_long_table.sql")
+        run_script(con, "adapters/long_table.sql")
     except duckdb.Error as e:
         raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None

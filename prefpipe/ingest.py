@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prefpipe.errors import InputError
 from prefpipe.expectations import PROFILES_SQL, failing_profiles, warm_up
-from prefpipe.formats import FORMATS, content_hash, detect_format, stage_lines
+from prefpipe.formats import FORMATS, check_format, content_hash, detect_format, stage_lines
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script
 from prefpipe.warehouse import Warehouse
@@ -78,9 +78,10 @@ def batch_files(paths: list[str | Path]) -> list[Path]:
 def read_batch(wh: Warehouse, path: Path, fmt: str = "auto", settings: Settings | None = None) -> BatchSummary:
     """Stage the lines of PATH; a file whose exact bytes were ingested before is skipped."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", file=path)
     fmt = detect_format(path) if fmt == "auto" else fmt
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}", file=path)
+    check_format(path, fmt)
     summary = BatchSummary(source=str(path), format=fmt, batch_id=content_hash(path))
     previous = wh.con.execute("SELECT rows_in FROM batches WHERE batch_id = ?", [summary.batch_id]).fetchone()
     if previous:
@@ -102,17 +103,18 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
     con = wh.con
     run_script(con, "ingest/02_shape.sql")
     failed = failing_profiles(con.execute(PROFILES_SQL).df(), max_chars=settings.max_chars,  # noqa: F841
+                              min_chars=FORMATS[summary.format].min_chars,
                               docs_dir=_docs_dir(settings),
                               run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
     con.execute("CREATE OR REPLACE TEMP TABLE failing_profiles AS SELECT * FROM failed")  # `failed`, by name
     run_script(con, "ingest/03_rules.sql")
     run_script(con, "ingest/04_pairs.sql")
 
-    summary.rows_in, blank = con.execute(
-        "SELECT count(*), count(*) FILTER (json_state = 'blank') FROM stage_parsed").fetchone()
-    if blank:
-        summary.skipped_by_reason["blank line"] = blank
-    summary.skipped = blank
+    summary.rows_in = con.execute("SELECT count(*) FROM stage_parsed").fetchone()[0]
+    summary.skipped_by_reason = dict(con.execute(
+        "SELECT skip_reason, count(*) AS n FROM stage_parsed WHERE skip_reason IS NOT NULL "
+        "GROUP BY ALL ORDER BY n DESC, skip_reason").fetchall())
+    summary.skipped = sum(summary.skipped_by_reason.values())
     summary.quarantined_by_rule = dict(con.execute(
         "SELECT rule, count(*) AS n FROM stage_quarantine GROUP BY rule ORDER BY n DESC, rule").fetchall())
     summary.quarantined = sum(summary.quarantined_by_rule.values())
@@ -121,7 +123,7 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
         "SELECT pairs, ties, identical_texts FROM stage_pair_counts").fetchone()
     annotations = summary.loaded + summary.quarantined
     if annotations and summary.quarantined / annotations > settings.max_quarantined_share:
-        first = con.execute("SELECT line, reason FROM stage_quarantine ORDER BY line LIMIT 1").fetchone()
+        first = con.execute("SELECT line, reason FROM stage_quarantine ORDER BY entry LIMIT 1").fetchone()
         summary.status = "failed"
         summary.message = (f"{summary.source}: {summary.quarantined} of {annotations} annotations "
                            f"quarantined ({summary.quarantined / annotations:.0%}), above the "

@@ -37,6 +37,7 @@ class Warehouse:
         self.lock = threading.Lock()
         for ddl in sorted((SQL_DIR / "ddl").glob("*.sql")):
             run_script(self.con, f"ddl/{ddl.name}")
+        run_script(self.con, "ingest/00_macros.sql")  # temp macros of the ingest and export SQL
 
     @classmethod
     def open(cls, settings: Settings) -> Warehouse:

@@ -106,3 +106,22 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
     assert bad_memory.returncode == 1
     assert bad_memory.stderr.strip().splitlines() == [
         "prefpipe: error: memory_limit (PREFPIPE_MEMORY_LIMIT): must be a size such as 2.5GB, got 'lots'"]
+
+
+def test_cli_ingests_a_public_format_then_shows_agreement_and_exports(prefect_harness, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    pandalm = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm" / "testset-v1.json"
+    env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFPIPE_HOME": str(tmp_path)}
+    ingested = cli("ingest", str(pandalm), env=env)
+    assert ingested.returncode == 0, ingested.stderr
+    assert "2997" in ingested.stdout and "text 18" in ingested.stdout
+    stats = cli("stats", env=env)
+    assert stats.returncode == 0, stats.stderr
+    assert "Agreement where a prompt was judged more than once" in stats.stdout and "fleiss_kappa" in stats.stdout
+    assert "annotator1" in stats.stdout
+    exported = cli("export", str(tmp_path / "train.parquet"), "--split", "all", env=env)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.strip() == f"{tmp_path / 'train.parquet'}: 2657 pairs (all)"
+    wrong = cli("export", str(tmp_path / "x.csv"), env=env)
+    assert wrong.returncode == 1 and wrong.stderr.strip() == f"prefpipe: error: {tmp_path / 'x.csv'}: the output must end in .jsonl or .parquet"

@@ -2,7 +2,7 @@
 -- JSON kind of every checked value.
 
 CREATE OR REPLACE TEMP TABLE stage_annotations AS
-SELECT line, read_rule, read_error, json_state,
+SELECT entry, line, read_rule, read_error, json_state,
        json_kind(j.prompt_id) AS prompt_id_kind, json_text(j.prompt_id) AS prompt_id,
        json_kind(j.prompt) AS prompt_kind, j.prompt AS prompt,
        json_kind(j.annotator_id) AS annotator_id_kind,
@@ -13,14 +13,14 @@ SELECT line, read_rule, read_error, json_state,
            AS annotation_id,
        json_kind(j.metadata) AS metadata_kind, j.metadata AS metadata,
        len(j.responses) AS n_responses
-FROM stage_parsed WHERE json_state <> 'blank';
+FROM stage_parsed WHERE json_state <> 'skipped';
 
 CREATE OR REPLACE TEMP TABLE stage_responses AS
 WITH unnested AS (
-    SELECT line, unnest(range(1, len(j.responses) + 1)) AS position, unnest(j.responses) AS r
+    SELECT entry, unnest(range(1, len(j.responses) + 1)) AS position, unnest(j.responses) AS r
     FROM stage_parsed WHERE json_state = 'object' AND len(j.responses) > 0
 )
-SELECT line, position::INTEGER AS position,
+SELECT entry, position::INTEGER AS position,
        CASE WHEN trim(json_text(r.response_id)) = '' THEN 'an empty string'
             ELSE json_kind(r.response_id) END AS response_id_kind,
        json_text(r.response_id) AS response_id,

@@ -1,10 +1,11 @@
--- Per-annotation rules. Inputs: stage_annotations, stage_responses, and failing_profiles: the value
--- profiles that the Great Expectations suite (schemas/responses.gx.json) failed, with rule and message.
--- Output: stage_quarantine (one row per quarantined line, every broken rule in its reason),
+-- Per-annotation rules. An entry is one annotation of the batch; `line` is where it is in the file.
+-- Inputs: stage_annotations, stage_responses, and failing_profiles: the value profiles that the
+-- Great Expectations suite (schemas/responses.gx.json) failed, with rule and message.
+-- Output: stage_quarantine (one row per quarantined entry, every broken rule in its reason),
 -- valid_annotations and valid_responses (everything else, whole annotations only).
 
 CREATE OR REPLACE TEMP TABLE response_errors AS
-SELECT r.line, r.position, f.rule, format('responses[{}].{}', r.position, f.message) AS reason
+SELECT r.entry, r.position, f.rule, format('responses[{}].{}', r.position, f.message) AS reason
 FROM stage_responses r JOIN failing_profiles f
   ON  r.text_chars IS NOT DISTINCT FROM f.text_chars AND r.rank IS NOT DISTINCT FROM f.rank
   AND r.response_id_kind = f.response_id_kind AND r.text_kind = f.text_kind AND r.rank_kind = f.rank_kind
@@ -12,40 +13,40 @@ FROM stage_responses r JOIN failing_profiles f
   AND r.edited_from_kind = f.edited_from_kind;
 
 CREATE OR REPLACE TEMP TABLE annotation_facts AS
-SELECT line,
+SELECT entry,
        count(*) FILTER (edited_from IS NOT NULL) AS edits,
        count(*) FILTER (NOT dropped AND (rank IS NOT NULL OR edited_from IS NOT NULL)) AS comparable
-FROM stage_responses GROUP BY line;
+FROM stage_responses GROUP BY entry;
 
 CREATE OR REPLACE TEMP TABLE repeated_ids AS
-SELECT line, string_agg(DISTINCT response_id, ', ') AS response_ids
-FROM (SELECT line, response_id FROM stage_responses WHERE response_id IS NOT NULL
-      GROUP BY line, response_id HAVING count(*) > 1)
-GROUP BY line;
+SELECT entry, string_agg(DISTINCT response_id, ', ') AS response_ids
+FROM (SELECT entry, response_id FROM stage_responses WHERE response_id IS NOT NULL
+      GROUP BY entry, response_id HAVING count(*) > 1)
+GROUP BY entry;
 
 CREATE OR REPLACE TEMP TABLE broken_edits AS
-SELECT e.line, e.position, e.edited_from
+SELECT e.entry, e.position, e.edited_from
 FROM stage_responses e
 WHERE e.edited_from IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM stage_responses o
-    WHERE o.line = e.line AND o.response_id = e.edited_from AND o.position <> e.position);
+    WHERE o.entry = e.entry AND o.response_id = e.edited_from AND o.position <> e.position);
 
 CREATE OR REPLACE TEMP TABLE rule_errors AS
-WITH a AS (SELECT * FROM stage_annotations LEFT JOIN annotation_facts USING (line)),
-errors(line, priority, position, rule, reason) AS (
-    SELECT line, 0, 0, read_rule, read_error FROM a WHERE json_state = 'unreadable'
+WITH a AS (SELECT * FROM stage_annotations LEFT JOIN annotation_facts USING (entry)),
+errors(entry, priority, position, rule, reason) AS (
+    SELECT entry, 0, 0, read_rule, read_error FROM a WHERE json_state = 'unreadable'
     UNION ALL
-    SELECT line, 1, 0, 'json', 'line is not valid JSON' FROM a WHERE json_state = 'invalid'
+    SELECT entry, 1, 0, 'json', 'line is not valid JSON' FROM a WHERE json_state = 'invalid'
     UNION ALL
-    SELECT line, 2, 0, 'object', 'line is a JSON value but not an object' FROM a
+    SELECT entry, 2, 0, 'object', 'line is a JSON value but not an object' FROM a
     WHERE json_state = 'not_object'
     UNION ALL
-    SELECT line, 3, 0, 'prompt_id', 'prompt_id: must be a non-empty string, got '
+    SELECT entry, 3, 0, 'prompt_id', 'prompt_id: must be a non-empty string, got '
         || CASE WHEN prompt_id_kind IN ('string', 'integer') THEN 'an empty string' ELSE prompt_id_kind END
     FROM a WHERE json_state = 'object'
       AND (prompt_id_kind NOT IN ('string', 'integer') OR trim(prompt_id) = '')
     UNION ALL
-    SELECT line, 4, 0, 'prompt', 'prompt: must be a non-empty string or a list of {role, content} messages, got '
+    SELECT entry, 4, 0, 'prompt', 'prompt: must be a non-empty string or a list of {role, content} messages, got '
         || CASE WHEN prompt_kind IN ('string', 'list') THEN 'an empty or malformed ' || prompt_kind ELSE prompt_kind END
     FROM a WHERE json_state = 'object' AND NOT coalesce(CASE prompt_kind
         WHEN 'string' THEN trim(json_text(prompt)) <> ''
@@ -55,69 +56,69 @@ errors(line, priority, position, rule, reason) AS (
                 AND trim(m ->> 'role') <> ''))
         ELSE false END, false)
     UNION ALL
-    SELECT line, 5, 0, 'annotator_id', 'annotator_id: must be a non-empty string, got ' || annotator_id_kind
+    SELECT entry, 5, 0, 'annotator_id', 'annotator_id: must be a non-empty string, got ' || annotator_id_kind
     FROM a WHERE json_state = 'object' AND (annotator_id_kind NOT IN ('string', 'integer', 'missing')
         OR trim(annotator_id) = '')
     UNION ALL
-    SELECT line, 6, 0, 'annotation_id', 'annotation_id: must be a non-empty string, got ' || annotation_id_kind
+    SELECT entry, 6, 0, 'annotation_id', 'annotation_id: must be a non-empty string, got ' || annotation_id_kind
     FROM a WHERE json_state = 'object' AND (annotation_id_kind NOT IN ('string', 'integer', 'missing')
         OR trim(annotation_id) = '')
     UNION ALL
-    SELECT line, 7, 0, 'metadata', 'metadata: must be an object, got ' || metadata_kind
+    SELECT entry, 7, 0, 'metadata', 'metadata: must be an object, got ' || metadata_kind
     FROM a WHERE json_state = 'object' AND metadata_kind NOT IN ('object', 'missing')
     UNION ALL
-    SELECT line, 8, 0, 'responses',
+    SELECT entry, 8, 0, 'responses',
            format('responses: must be a list of 2 to {} responses, got {}', getvariable('max_responses'),
                   CASE WHEN n_responses IS NULL THEN coalesce(lower(json_type(s.raw, '$.responses')), 'missing')
                        ELSE n_responses || ' responses' END)
-    FROM a JOIN (SELECT line, raw FROM stage_parsed) s USING (line)
+    FROM a JOIN (SELECT entry, raw FROM stage_parsed) s USING (entry)
     WHERE json_state = 'object' AND NOT coalesce(n_responses BETWEEN 2 AND getvariable('max_responses'), false)
     UNION ALL
-    SELECT line, 9, position, rule, reason FROM response_errors
+    SELECT entry, 9, position, rule, reason FROM response_errors
     UNION ALL
-    SELECT line, 10, 0, 'response_id', format('response_id: {} repeated within the annotation', response_ids)
+    SELECT entry, 10, 0, 'response_id', format('response_id: {} repeated within the annotation', response_ids)
     FROM repeated_ids
     UNION ALL
-    SELECT line, 11, 0, 'edits', format('more than one edit ({} responses have edited_from)', edits)
+    SELECT entry, 11, 0, 'edits', format('more than one edit ({} responses have edited_from)', edits)
     FROM a WHERE edits > 1
     UNION ALL
-    SELECT line, 12, position, 'edited_from',
+    SELECT entry, 12, position, 'edited_from',
            format('responses[{}].edited_from: names no other response of the annotation ({})', position, edited_from)
     FROM broken_edits
     UNION ALL
-    SELECT line, 13, 0, 'comparable', format('fewer than two comparable responses ({} ranked, not dropped)', comparable)
+    SELECT entry, 13, 0, 'comparable', format('fewer than two comparable responses ({} ranked, not dropped)', comparable)
     FROM a WHERE n_responses BETWEEN 2 AND getvariable('max_responses') AND comparable < 2
 )
 SELECT * FROM errors;
 
--- Of the annotations that break no other rule, a key seen on an earlier line is quarantined.
+-- Of the annotations that break no other rule, a key seen in an earlier entry is quarantined.
 CREATE OR REPLACE TEMP TABLE repeated_keys AS
 WITH ok AS (
-    SELECT line, annotation_id,
-           first_value(line) OVER (PARTITION BY annotation_id ORDER BY line) AS first_line
-    FROM stage_annotations ANTI JOIN rule_errors USING (line)
+    SELECT entry, annotation_id, first_value(entry) OVER (PARTITION BY annotation_id ORDER BY entry) AS first_entry,
+           first_value(line) OVER (PARTITION BY annotation_id ORDER BY entry) AS first_line
+    FROM stage_annotations ANTI JOIN rule_errors USING (entry)
 )
-SELECT line, 14 AS priority, 0 AS position, 'duplicate_key' AS rule,
+SELECT entry, 14 AS priority, 0 AS position, 'duplicate_key' AS rule,
        format('annotation key {} repeats line {}', annotation_id, first_line) AS reason
-FROM ok WHERE line <> first_line;
+FROM ok WHERE entry <> first_entry;
 
 CREATE OR REPLACE TEMP TABLE stage_quarantine AS
-SELECT e.line, CASE WHEN a.json_state = 'object' THEN a.annotation_id END AS annotation_id,
+SELECT e.entry, a.line, CASE WHEN a.json_state = 'object' THEN a.annotation_id END AS annotation_id,
        arg_min(e.rule, e.priority * 1000 + e.position) AS rule,
        string_agg(e.reason, '; ' ORDER BY e.priority, e.position) AS reason,
        s.raw
 FROM (SELECT * FROM rule_errors UNION ALL SELECT * FROM repeated_keys) e
-JOIN stage_annotations a USING (line) JOIN (SELECT line, raw FROM stage_parsed) s USING (line)
-GROUP BY e.line, a.json_state, a.annotation_id, s.raw;
+JOIN stage_annotations a USING (entry) JOIN (SELECT entry, raw FROM stage_parsed) s USING (entry)
+GROUP BY e.entry, a.line, a.json_state, a.annotation_id, s.raw;
 
 CREATE OR REPLACE TEMP TABLE valid_annotations AS
-SELECT line, annotation_id, prompt_id, prompt, annotator_id, metadata,
+SELECT entry, line, annotation_id, prompt_id, prompt, annotator_id, metadata,
        CASE WHEN md5_number_lower(prompt_id) % 1000000 < getvariable('train_share') * 1000000 THEN 'train'
             WHEN md5_number_lower(prompt_id) % 1000000
                  < (getvariable('train_share') + getvariable('validation_share')) * 1000000 THEN 'validation'
             ELSE 'test' END AS split  -- stable across runs and machines: md5 of prompt_id
-FROM stage_annotations ANTI JOIN stage_quarantine USING (line);
+FROM stage_annotations ANTI JOIN stage_quarantine USING (entry);
 
 CREATE OR REPLACE TEMP TABLE valid_responses AS
-SELECT line, response_id, position, text, rank, dropped, drop_reason, edited_from
-FROM stage_responses SEMI JOIN valid_annotations USING (line);
+SELECT entry, response_id, position, text, rank, dropped, drop_reason, edited_from
+FROM stage_responses SEMI JOIN valid_annotations USING (entry);

@@ -6,18 +6,18 @@
 
 -- Identical texts within an annotation share a text_group, so the self-join compares integers.
 CREATE OR REPLACE TEMP TABLE comparable AS
-SELECT line, position,
+SELECT entry, position,
        CASE WHEN edited_from IS NOT NULL THEN 0 ELSE rank END AS rank,
-       dense_rank() OVER (PARTITION BY line ORDER BY text) AS text_group
+       dense_rank() OVER (PARTITION BY entry ORDER BY text) AS text_group
 FROM valid_responses
 WHERE NOT dropped AND (rank IS NOT NULL OR edited_from IS NOT NULL);
 
 -- Every two comparable responses, the better first (ties in list order).
 CREATE OR REPLACE TEMP TABLE candidate_pairs AS
-SELECT a.line, a.position AS chosen_position, b.position AS rejected_position,
+SELECT a.entry, a.position AS chosen_position, b.position AS rejected_position,
        b.rank - a.rank AS margin, a.text_group = b.text_group AS identical
 FROM comparable a JOIN comparable b
-  ON a.line = b.line AND (a.rank < b.rank OR (a.rank = b.rank AND a.position < b.position));
+  ON a.entry = b.entry AND (a.rank < b.rank OR (a.rank = b.rank AND a.position < b.position));
 
 CREATE OR REPLACE TEMP TABLE stage_pair_counts AS
 SELECT count(*) FILTER (margin > 0 AND NOT identical) AS pairs,
@@ -26,5 +26,5 @@ SELECT count(*) FILTER (margin > 0 AND NOT identical) AS pairs,
 FROM candidate_pairs;
 
 CREATE OR REPLACE TEMP TABLE stage_pairs AS
-SELECT line, chosen_position, rejected_position, margin, 1.0 / count(*) OVER (PARTITION BY line) AS weight
+SELECT entry, chosen_position, rejected_position, margin, 1.0 / count(*) OVER (PARTITION BY entry) AS weight
 FROM candidate_pairs WHERE margin > 0 AND NOT identical;

@@ -10,22 +10,22 @@ DELETE FROM responses WHERE annotation_seq IN (SELECT annotation_seq FROM replac
 DELETE FROM annotations WHERE annotation_seq IN (SELECT annotation_seq FROM replaced_keys);
 
 CREATE OR REPLACE TEMP TABLE load_keys AS
-SELECT line, (SELECT coalesce(max(annotation_seq), 0) FROM annotations) + row_number() OVER (ORDER BY line)
+SELECT entry, (SELECT coalesce(max(annotation_seq), 0) FROM annotations) + row_number() OVER (ORDER BY entry)
        AS annotation_seq
 FROM valid_annotations;
 
 INSERT INTO annotations
 SELECT k.annotation_seq, v.annotation_id, getvariable('batch_id'), v.line, v.prompt_id, v.prompt,
        v.annotator_id, v.metadata, v.split
-FROM valid_annotations v JOIN load_keys k USING (line);
+FROM valid_annotations v JOIN load_keys k USING (entry);
 
 INSERT INTO responses
 SELECT k.annotation_seq, r.position, r.response_id, r.text, r.rank, r.dropped, r.drop_reason, r.edited_from
-FROM valid_responses r JOIN load_keys k USING (line);
+FROM valid_responses r JOIN load_keys k USING (entry);
 
 INSERT INTO comparisons
 SELECT k.annotation_seq, p.chosen_position, p.rejected_position, p.margin, p.weight
-FROM stage_pairs p JOIN load_keys k USING (line);
+FROM stage_pairs p JOIN load_keys k USING (entry);
 
 INSERT INTO quarantine (batch_id, source, line, annotation_id, rule, reason, raw)
 SELECT getvariable('batch_id'), getvariable('source'), line, annotation_id, rule, reason, raw

@@ -1,0 +1,30 @@
+-- Macros of the ingest steps, format adapters and exports: temp, created on every connect.
+
+-- The JSON type of a raw JSON value, in words used in quarantine reasons. (Cast to VARCHAR first:
+-- on the JSON type, v[1] would be a JSON path, not the first character.)
+CREATE OR REPLACE TEMP MACRO json_kind(v) AS CASE
+    WHEN v IS NULL THEN 'missing'
+    WHEN left(v::VARCHAR, 1) = '"' THEN 'string'
+    WHEN TRY_CAST(v::VARCHAR AS BIGINT) IS NOT NULL AND regexp_full_match(v::VARCHAR, '-?[0-9]+') THEN 'integer'
+    WHEN v::VARCHAR IN ('true', 'false') THEN 'boolean'
+    WHEN left(v::VARCHAR, 1) = '{' THEN 'object'
+    WHEN left(v::VARCHAR, 1) = '[' THEN 'list'
+    ELSE 'decimal' END;
+
+-- The text of a JSON string (or of an integer used as an id). Unescape only when needed.
+CREATE OR REPLACE TEMP MACRO json_text(v) AS CASE
+    WHEN v IS NULL OR left(v::VARCHAR, 1) <> '"' THEN v::VARCHAR
+    WHEN contains(v::VARCHAR, '\') THEN from_json(v, '"VARCHAR"')
+    ELSE (v::VARCHAR)[2:-2] END;
+
+-- A stable short id from any text (prompt ids and keys made by the format adapters).
+CREATE OR REPLACE TEMP MACRO stable_id(prefix, v) AS prefix || '-' || md5(v::VARCHAR)[:16];
+
+-- A Human/Assistant transcript (HH-RLHF style) as a list of {role, content} messages.
+CREATE OR REPLACE TEMP MACRO transcript_messages(t) AS list_transform(
+    list_filter(string_split(replace(replace(t, chr(10) || chr(10) || 'Human:', chr(1) || 'user' || chr(2)),
+                                     chr(10) || chr(10) || 'Assistant:', chr(1) || 'assistant' || chr(2)),
+                             chr(1)),
+                lambda s: trim(s) <> ''),
+    lambda s: CASE WHEN contains(s, chr(2)) THEN {'role': split_part(s, chr(2), 1), 'content': trim(split_part(s, chr(2), 2))}
+                   ELSE {'role': 'user', 'content': trim(s)} END);
