@@ -24,16 +24,17 @@ def export_pairs(wh: Warehouse, out: Path, split: str | None = "train") -> int:
         raise InputError("no such folder", file=out.parent)
     wh.set_variables(split=split)
     run_script(wh.con, "export/pairwise.sql")
-    conversational = wh.con.execute("SELECT bool_or(conversational) FROM export_rows").fetchone()[0]
+    conversational = wh.con.execute("SELECT bool_or(prompt_is_messages) FROM export_rows").fetchone()[0]
     chosen = ("[{'role': 'assistant', 'content': chosen_text}] AS chosen, "
               "[{'role': 'assistant', 'content': rejected_text}] AS rejected" if conversational
               else "chosen_text AS chosen, rejected_text AS rejected")
     prompt = "prompt_messages" if conversational else "prompt_text"
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, margin, weight, split, prompt_id, annotator_id "
-                   f"FROM export_rows ORDER BY id) TO '{_quoted(temporary)}' (FORMAT {SUFFIXES[out.suffix]})")
+    rows = wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, margin, weight, split, prompt_id, "
+                          f"annotator_id FROM export_rows ORDER BY id) TO '{_quoted(temporary)}' "
+                          f"(FORMAT {SUFFIXES[out.suffix]})").fetchone()[0]  # COPY returns its row count
     temporary.replace(out)
-    return wh.con.execute("SELECT count(*) FROM export_rows").fetchone()[0]
+    return rows
 
 
 def _quoted(path: Path) -> str:

@@ -34,6 +34,9 @@ _CSV_SCALAR = ("CASE WHEN trim({0}) = '' THEN NULL WHEN regexp_full_match(trim({
 CSV_CELLS = {"rank": _CSV_SCALAR, "dropped": _CSV_SCALAR,
              "prompt": "CASE WHEN left(ltrim({0}), 1) = '[' AND json_valid({0}) THEN {0}::JSON "
                        "ELSE to_json({0}) END"}
+# How DuckDB reads each non-JSONL layout, and the file line of its first record (a CSV header is line 1).
+SOURCES = {"parquet": ("read_parquet({})", 1), "csv": ("read_csv({}, all_varchar = true, header = true)", 2),
+           "array": ("read_json_objects({}, format = 'array')", 1)}
 LINES_SCHEMA = pa.schema([("entry", pa.int64()), ("line", pa.int64()), ("raw", pa.large_string()),
                           ("read_rule", pa.string()), ("read_error", pa.string()), ("skip_reason", pa.string())])
 
@@ -112,8 +115,7 @@ def sample(path: Path) -> Sample:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == b"PAR1":
-        columns = _table_columns(path, "read_parquet({})")
-        return Sample("parquet", (dict.fromkeys(columns),))
+        return Sample("parquet", (dict.fromkeys(_table_columns(path, "parquet")),))
     with _open(path) as f:
         head = f.read(SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").lstrip()
     if head.startswith("["):
@@ -123,7 +125,7 @@ def sample(path: Path) -> Sample:
         return Sample("jsonl", tuple(_objects(head.splitlines()[:50])))
     if not head:
         raise InputError("the file is empty", file=path)
-    return Sample("csv", (dict.fromkeys(_table_columns(path, "read_csv({}, all_varchar = true, header = true)")),))
+    return Sample("csv", (dict.fromkeys(_table_columns(path, "csv")),))
 
 
 def _objects(lines: list[str]) -> Iterator[dict]:
@@ -136,9 +138,9 @@ def _objects(lines: list[str]) -> Iterator[dict]:
             yield record
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path, found: Sample | None = None) -> str:
     """The one format whose layout the file's first record has; unsure -> ask for --format."""
-    found = sample(path)
+    found = found or sample(path)
     names = [f.name for f in FORMATS.values() if f.matches(found)]
     if found.kind in ("csv", "parquet") and not names:  # a long table; its reader names the missing columns
         names = [found.kind]
@@ -148,11 +150,10 @@ def detect_format(path: Path) -> str:
     return names[0]
 
 
-def check_format(path: Path, fmt: str) -> None:
-    """Fail at once, loading nothing, when PATH does not look like FMT."""
+def check_format(path: Path, fmt: str, found: Sample) -> None:
+    """Fail at once, loading nothing, when PATH (sampled as FOUND) does not look like FMT."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; expected auto or one of {', '.join(FORMATS)}", file=path)
-    found = sample(path)
     if not FORMATS[fmt].matches(found) and not (fmt in ("csv", "parquet") and found.kind in ("csv", "parquet")):
         raise InputError(f"not a {fmt} file: expected {FORMATS[fmt].expects}; found {found.describe()}", file=path)
 
@@ -163,13 +164,13 @@ def content_hash(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
-    """Read PATH as FMT into the temp table stage_parsed: one canonical annotation per entry."""
-    kind = sample(path).kind
+def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sample) -> None:
+    """Read PATH (sampled as FOUND) as FMT into the temp table stage_parsed: one annotation per entry."""
+    kind = found.kind
     if fmt == "canonical" and kind == "jsonl":
         con.register("lines_source", _lines_stream(path))
     elif fmt in ("csv", "parquet") or (fmt == "ratings" and kind in ("csv", "parquet")):
-        _stage_long_table(con, path, fmt)
+        _stage_long_table(con, path, fmt, found)
         con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT line AS entry, line, raw, read_rule, "
                     "read_error, NULL::VARCHAR AS skip_reason FROM long_lines")
     else:
@@ -205,8 +206,7 @@ def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> Non
         finally:
             con.unregister("source_stream")
         return
-    source, first_row = {"array": ("read_json_objects({}, format = 'array')", 1), "parquet": ("read_parquet({})", 1),
-                         "csv": ("read_csv({}, all_varchar = true, header = true)", 2)}[kind]
+    source, first_row = SOURCES[kind]
     value = "json::VARCHAR" if kind == "array" else "to_json(t)::VARCHAR"
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE source_records AS SELECT row_number() OVER () + {first_row - 1} "
@@ -225,17 +225,12 @@ def _first_array_item(path: Path) -> object:
     return json.loads(row[0]) if row else {}
 
 
-def _table_columns(path: Path, source: str) -> list[str]:
+def _table_columns(path: Path, kind: str) -> list[str]:
     try:
-        cursor = duckdb.execute(f"SELECT * FROM {source.format(_quoted(path))} LIMIT 0")
+        cursor = duckdb.execute(f"SELECT * FROM {SOURCES[kind][0].format(_quoted(path))} LIMIT 0")
     except duckdb.Error as e:
         raise InputError(f"not a readable table: {str(e).splitlines()[0]}", file=path) from None
     return [d[0].lower() for d in cursor.description]
-
-
-def _is_parquet(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PAR1"
 
 
 def _quoted(path: Path) -> str:
@@ -293,18 +288,17 @@ def _lines_table(chunk: bytes, first_line: int) -> pa.Table:
     return pa.table([numbers, numbers, raw, rules, errors, pa.nulls(n, pa.string())], schema=LINES_SCHEMA)
 
 
-def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
+def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sample) -> None:
     """One row per response -> one canonical line per annotation (sql/adapters/long_table.sql).
 
     `ratings` tables have a numeric `score` instead of `rank` (higher is better; equal scores tie)
     and may name the text `response`; their prompt_id defaults to a hash of the prompt.
     """
-    if _is_parquet(path):
-        source, first_row, cells = "read_parquet({})", 1, {}
-    else:  # every CSV cell is read as text; ranks, booleans and message lists are recognised
-        source, first_row, cells = "read_csv({}, all_varchar = true, header = true)", 2, dict(CSV_CELLS)
+    source, first_row = SOURCES[found.kind]
+    # every CSV cell is read as text; ranks, booleans and message lists are recognised
+    cells = dict(CSV_CELLS) if found.kind == "csv" else {}
     con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(_quoted(path))}")
-    columns = _table_columns(path, source)
+    columns = sorted(found.keys)
     required = REQUIRED_LONG_COLUMNS
     if fmt == "ratings":
         required = ("prompt", "score", "text" if "text" in columns else "response")

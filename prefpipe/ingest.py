@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prefpipe.errors import InputError
 from prefpipe.expectations import PROFILES_SQL, failing_profiles, warm_up
-from prefpipe.formats import FORMATS, check_format, content_hash, detect_format, stage_lines
+from prefpipe.formats import FORMATS, check_format, content_hash, detect_format, sample, stage_lines
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script
 from prefpipe.warehouse import Warehouse
@@ -75,22 +75,22 @@ def batch_files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def read_batch(wh: Warehouse, path: Path, fmt: str = "auto", settings: Settings | None = None) -> BatchSummary:
+def read_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> BatchSummary:
     """Stage the lines of PATH; a file whose exact bytes were ingested before is skipped."""
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", file=path)
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    check_format(path, fmt)
+    found = sample(path)  # the layout and first records, read once
+    fmt = detect_format(path, found) if fmt == "auto" else fmt
+    check_format(path, fmt, found)
     summary = BatchSummary(source=str(path), format=fmt, batch_id=content_hash(path))
     previous = wh.con.execute("SELECT rows_in FROM batches WHERE batch_id = ?", [summary.batch_id]).fetchone()
     if previous:
         summary.status, summary.rows_in = "skipped", previous[0]
         summary._skip_all("batch already ingested")
         return summary
-    if settings is not None:
-        warm_up(_docs_dir(settings))
-    stage_lines(wh.con, path, fmt)
+    warm_up(_docs_dir(settings))
+    stage_lines(wh.con, path, fmt, found)
     return summary
 
 

@@ -24,7 +24,8 @@ class Warehouse:
     for the lock and then fails with WarehouseBusy.
     """
 
-    def __init__(self, path: Path | str, lock_timeout_s: float = 30.0, memory_limit: str = "2.5GB") -> None:
+    def __init__(self, path: Path | str, lock_timeout_s: float = Settings.lock_timeout_s,
+                 memory_limit: str = Settings.memory_limit) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = _connect(self.path, lock_timeout_s)
