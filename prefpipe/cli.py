@@ -56,8 +56,7 @@ def stats(warehouse: WarehouseOpt = None) -> None:
     from prefpipe.warehouse import Warehouse
 
     settings = Settings.from_env(warehouse=warehouse)
-    if not settings.warehouse.exists():
-        raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
+    _require_warehouse(settings)
     with Warehouse.open(settings) as wh:
         counts = wh.counts()
         typer.echo(format_table(list(counts), [tuple(counts.values())]))
@@ -82,24 +81,89 @@ def export(out: Annotated[Path, typer.Argument(help="Output file: .jsonl or .par
     if fmt != "pairwise":
         raise PrefpipeError(f"--format: only pairwise is written, got {fmt!r}")
     settings = Settings.from_env(warehouse=warehouse)
-    if not settings.warehouse.exists():
-        raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
+    _require_warehouse(settings)
     with Warehouse.open(settings) as wh:
         rows = export_pairs(wh, out, None if split == "all" else split)
     typer.echo(f"{out}: {rows} pairs ({split})")
 
 
 @app.command()
+def train(base: Annotated[str, typer.Option(help="A local model folder [default: the packaged all-MiniLM-L6-v2]")] = "",
+          loss: Annotated[str, typer.Option(help="bt | bt-margin | plackett-luce")] = "bt",
+          epochs: Annotated[int, typer.Option()] = 1,
+          lr: Annotated[float, typer.Option(help="Peak learning rate (linear warm-up and decay).")] = 3e-5,
+          max_tokens: Annotated[int, typer.Option(help="Padded tokens per batch (whole annotations).")] = 8192,
+          max_length: Annotated[int, typer.Option(help="Tokens per input; the prompt is cut from the left.")] = 512,
+          accumulate: Annotated[int, typer.Option(help="Batches per optimizer step.")] = 1,
+          margin_scale: Annotated[float, typer.Option(help="bt-margin: -log σ(Δ - scale × rank gap).")] = 1.0,
+          center_coefficient: Annotated[float, typer.Option(help="Reward centring: coef × mean (r_c + r_r)².")] = 0.0,
+          seed: Annotated[int, typer.Option()] = 0,
+          checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints (0: none).")] = 200,
+          bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast where supported.")] = False,
+          dropout: Annotated[bool, typer.Option("--dropout/--no-dropout", help="Keep the backbone's dropout.")] = False,
+          device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
+          processes: Annotated[int, typer.Option("--nproc", help="Data-parallel processes (torchrun).")] = 1,
+          name: Annotated[str | None, typer.Option(help="Model id [default: rm-LOSS-TIME]")] = None,
+          resume: Annotated[str | None, typer.Option(help="Continue the run of this model id (or folder) from its "
+                                                     "last checkpoint; the other options are ignored.")] = None,
+          warehouse: WarehouseOpt = None) -> None:
+    """Train a Bradley-Terry reward model on the training split, evaluate it and register it."""
+    from flows.train import resume_folder, train_flow
+    from prefpipe.train import TrainConfig
+
+    settings = Settings.from_env(warehouse=warehouse)
+    config = None
+    if resume:
+        resume_folder(settings, resume)  # a wrong name fails before Prefect starts
+    else:
+        _require_warehouse(settings)
+        config = TrainConfig(base=base, loss=loss, epochs=epochs, lr=lr, max_tokens=max_tokens, max_length=max_length,
+                             accumulate=accumulate, margin_scale=margin_scale, center_coefficient=center_coefficient,
+                             seed=seed, checkpoint_every=checkpoint_every, bf16=bf16, dropout=dropout,
+                             device=device)
+    result = train_flow(config, settings=settings, name=name, resume=resume, processes=processes)
+    typer.echo(f"\n{result['model_id']}: {result['path']}")
+
+
+@app.command()
+def models(warehouse: WarehouseOpt = None) -> None:
+    """List the model registry."""
+    from prefpipe.registry import list_models
+    from prefpipe.warehouse import Warehouse
+
+    settings = Settings.from_env(warehouse=warehouse)
+    _require_warehouse(settings)
+    with Warehouse.open(settings) as wh:
+        columns, rows = list_models(wh)
+    typer.echo(format_table(columns, rows) if rows else "(no models yet: run `prefpipe train`)")
+
+
+@app.command()
 def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to generate.")] = 400,
+         epochs: Annotated[int, typer.Option(help="Epochs of the demo model (0: do not train).")] = 2,
          warehouse: WarehouseOpt = None) -> None:
-    """Generate a synthetic batch (ties, drops, edits, several annotators) and ingest it."""
+    """Generate a synthetic batch (ties, drops, edits, several annotators), ingest it, and train a reward
+    model on it (the packaged MiniLM)."""
     from flows.ingest import ingest_flow
+    from flows.train import train_flow
     from prefpipe.synth import synthetic_batch
+    from prefpipe.train import TrainConfig
 
     settings = Settings.from_env(warehouse=warehouse)
     batch = synthetic_batch(settings.home / "samples" / f"synthetic-{annotations}.jsonl", annotations)
     typer.echo(f"Generated {batch} ({annotations} annotations and 3 malformed lines)")
     _print_summaries(ingest_flow([str(batch)], settings=settings))
+    if epochs:
+        typer.echo(f"\nTraining a reward model (all-MiniLM-L6-v2, {epochs} epochs) on the training split")
+        result = train_flow(TrainConfig(epochs=epochs, lr=1e-4, max_tokens=2048), settings=settings)
+        test = result["metrics"]["test"]
+        typer.echo(f"\n{result['model_id']}: held-out (test) accuracy {test['accuracy']:.3f} on {test['pairs']} "
+                   f"pairs (chance 0.5); log loss {test['log_loss']:.3f}, ECE {test['ece']:.3f}\n{result['path']}")
+
+
+def _require_warehouse(settings: Settings) -> None:
+    if not settings.warehouse.exists():
+        raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
 
 
 def _print_summaries(summaries) -> None:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from prefpipe.errors import InputError
-from prefpipe.sql import run_script
+from prefpipe.sql import literal, run_script
 from prefpipe.warehouse import Warehouse
 
 SPLITS = ("train", "validation", "test")
@@ -31,11 +31,7 @@ def export_pairs(wh: Warehouse, out: Path, split: str | None = "train") -> int:
     prompt = "prompt_messages" if conversational else "prompt_text"
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     rows = wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, margin, weight, split, prompt_id, "
-                          f"annotator_id FROM export_rows ORDER BY id) TO '{_quoted(temporary)}' "
+                          f"annotator_id FROM export_rows ORDER BY id) TO {literal(temporary)} "
                           f"(FORMAT {SUFFIXES[out.suffix]})").fetchone()[0]  # COPY returns its row count
     temporary.replace(out)
     return rows
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")

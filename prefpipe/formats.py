@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefpipe.errors import InputError
-from prefpipe.sql import run_script
+from prefpipe.sql import literal, run_script
 
 LONG_COLUMNS = ("prompt_id", "prompt", "annotator_id", "annotation_id", "response_id", "text", "rank",
                 "dropped", "drop_reason", "edited_from")
@@ -211,7 +211,7 @@ def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> Non
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE source_records AS SELECT row_number() OVER () + {first_row - 1} "
                     f"AS line, {value} AS raw, NULL::VARCHAR AS read_rule, NULL::VARCHAR AS read_error "
-                    f"FROM {source.format(_quoted(path))} t")
+                    f"FROM {source.format(literal(path))} t")
     except duckdb.Error as e:
         raise InputError(f"not a readable {kind} file: {str(e).splitlines()[0]}", file=path) from None
 
@@ -227,14 +227,10 @@ def _first_array_item(path: Path) -> object:
 
 def _table_columns(path: Path, kind: str) -> list[str]:
     try:
-        cursor = duckdb.execute(f"SELECT * FROM {SOURCES[kind][0].format(_quoted(path))} LIMIT 0")
+        cursor = duckdb.execute(f"SELECT * FROM {SOURCES[kind][0].format(literal(path))} LIMIT 0")
     except duckdb.Error as e:
         raise InputError(f"not a readable table: {str(e).splitlines()[0]}", file=path) from None
     return [d[0].lower() for d in cursor.description]
-
-
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _open(path: Path):
@@ -297,7 +293,7 @@ def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, foun
     source, first_row = SOURCES[found.kind]
     # every CSV cell is read as text; ranks, booleans and message lists are recognised
     cells = dict(CSV_CELLS) if found.kind == "csv" else {}
-    con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(_quoted(path))}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(literal(path))}")
     columns = sorted(found.keys)
     required = REQUIRED_LONG_COLUMNS
     if fmt == "ratings":

@@ -7,18 +7,34 @@ decoders (GPT/Llama-like) read the last token that the attention mask keeps, wha
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 
 def load_reward_model(path: str | Path) -> PreTrainedModel:
-    """A reward model (num_labels = 1) from a local folder; never from a hub."""
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
+    """A reward model (num_labels = 1) from a local folder; never from a hub. A backbone without a head
+    gets a new scalar one (transformers' load report about it is silenced)."""
+    hf_logging.disable_progress_bar()
+    with quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         model.config.pad_token_id = model.config.eos_token_id
     return model
+
+
+@contextmanager
+def quiet_transformers():
+    """Silence transformers' warnings that prefpipe answers itself (a new head; long texts it truncates)."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def is_decoder(model: PreTrainedModel) -> bool:
@@ -35,3 +51,48 @@ def rewards(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: tor
     last = (torch.arange(input_ids.shape[1], device=input_ids.device) * attention_mask).argmax(-1)
     pooled = hidden.last_hidden_state[torch.arange(input_ids.shape[0], device=input_ids.device), last]
     return model.score(pooled)[:, 0]
+
+
+class RewardModel(torch.nn.Module):
+    """`rewards` as a module, so that DistributedDataParallel sees every forward (decoders call submodules)."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return rewards(self.model, input_ids, attention_mask)
+
+
+def score(model: PreTrainedModel, inputs: list[list[int]], pad_id: int, *, max_tokens: int = 16_384,
+          device: torch.device | str = "cpu") -> list[float]:
+    """The reward of every input (token ids), in input order.
+
+    Inputs are scored in batches sorted by length, each padded only to its longest, under inference
+    mode; padding is masked and positions come from the mask, so a score does not depend on its batch.
+    """
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    scores = [0.0] * len(inputs)
+    model.eval()
+    with torch.inference_mode():
+        start = 0
+        while start < len(order):
+            end = start + 1  # sorted by length: the last input of a batch is its widest
+            while end < len(order) and (end - start + 1) * len(inputs[order[end]]) <= max_tokens:
+                end += 1
+            ids, mask = pad([inputs[i] for i in order[start:end]], pad_id)
+            values = rewards(model, ids.to(device), mask.to(device)).float().tolist()
+            for i, value in zip(order[start:end], values, strict=True):
+                scores[i] = value
+            start = end
+    return scores
+
+
+def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return ids, mask

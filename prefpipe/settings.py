@@ -14,6 +14,7 @@ class Settings:
     home: Path = Path("data")
     warehouse: Path = Path("data/warehouse.duckdb")
     results: Path = Path("data/results")
+    models: Path = Path("data/models")  # trained models, one folder each
     max_responses: int = 9
     max_chars: int = 50_000
     max_quarantined_share: float = 0.5  # a batch above this share fails as a whole
@@ -30,18 +31,19 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Defaults < PREFPIPE_* environment variables < explicit overrides (None = not given)."""
         env = os.environ
-        home = Path(env.get("PREFPIPE_HOME", "data"))
+        home = Path(overrides.get("home") or env.get("PREFPIPE_HOME", "data"))  # the other paths follow it
         values: dict = {
             "home": home,
             "warehouse": Path(env.get("PREFPIPE_WAREHOUSE", home / "warehouse.duckdb")),
             "results": Path(env.get("PREFPIPE_RESULTS", home / "results")),
+            "models": Path(env.get("PREFPIPE_MODELS", home / "models")),
         }
         if "PREFPIPE_LOCK_TIMEOUT" in env:
             values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"])
         if "PREFPIPE_MEMORY_LIMIT" in env:
             values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("home", "warehouse", "results"):
+        for key in ("home", "warehouse", "results", "models"):
             values[key] = Path(values[key])
         settings = cls(**values)
         settings.check()

@@ -70,3 +70,37 @@ def _annotation(rng: random.Random, prompt_id: str, prompt: str, annotator: str,
                           "edited_from": best["response_id"]})
     return {"prompt_id": prompt_id, "prompt": prompt, "annotator_id": annotator,
             "annotation_id": f"{prompt_id}/{annotator}", "responses": responses}
+
+
+def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 32, layers: int = 2,
+                      seed: int = 0) -> Path:
+    """A small randomly initialised reward model with a word-level tokenizer of the synthetic vocabulary,
+    saved as a Hugging Face folder: `encoder` (BERT) or `decoder` (GPT-2). For tests and benchmarks."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import AutoModelForSequenceClassification, BertConfig, GPT2Config, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    words = sorted({*GOOD, *BAD, *NEUTRAL, *TOPICS, "question", "about", "user", "assistant", "system",
+                    *"0123456789", *":?.()"})
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(True)])
+    if kind == "encoder":
+        backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[
+            ("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
+                                        cls_token="[CLS]", sep_token="[SEP]", eos_token="[SEP]")
+    torch.manual_seed(seed)
+    size = {"vocab_size": len(vocab), "pad_token_id": 0}
+    config = (BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                         intermediate_size=2 * hidden, max_position_embeddings=512, hidden_dropout_prob=0.0,
+                         attention_probs_dropout_prob=0.0, **size)
+              if kind == "encoder" else
+              GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=512, resid_pdrop=0.0, embd_pdrop=0.0,
+                         attn_pdrop=0.0, eos_token_id=vocab["[SEP]"], bos_token_id=vocab["[CLS]"], **size))
+    config.num_labels = 1
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)

@@ -125,3 +125,54 @@ def test_cli_ingests_a_public_format_then_shows_agreement_and_exports(prefect_ha
     assert exported.stdout.strip() == f"{tmp_path / 'train.parquet'}: 2657 pairs (all)"
     wrong = cli("export", str(tmp_path / "x.csv"), env=env)
     assert wrong.returncode == 1 and wrong.stderr.strip() == f"prefpipe: error: {tmp_path / 'x.csv'}: the output must end in .jsonl or .parquet"
+
+
+def test_train_flow_registers_the_model_and_publishes_its_metrics(prefect_harness, tmp_path, settings_factory):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.train import train_flow
+    from prefpipe.errors import InputError
+    from prefpipe.registry import list_models
+    from prefpipe.synth import tiny_reward_model
+    from prefpipe.train import TrainConfig
+
+    settings = settings_factory(tmp_path, splits=(0.7, 0.15, 0.15))
+    config = TrainConfig(base=str(tiny_reward_model(tmp_path / "tiny")), lr=3e-3, epochs=2, max_tokens=2048)
+    with pytest.raises(InputError, match="no training pairs: ingest annotations first"):
+        train_flow(config, settings=settings, name="empty")
+    assert not (settings.models / "empty").exists()
+
+    ingest_flow([str(synthetic_batch(tmp_path / "batch.jsonl", 200, bad_lines=0))], settings=settings)
+    result = train_flow(config, settings=settings, name="tiny-bt", progress=False)
+    assert result["metrics"]["test"]["accuracy"] > 0.7
+    with Warehouse.open(settings) as wh:
+        columns, rows = list_models(wh)
+        record = wh.con.execute("SELECT pairs, data_hash, len(batch_ids), active, hyperparameters ->> 'loss' "
+                                "FROM models").fetchall()
+    assert [r[columns.index("model_id")] for r in rows] == ["tiny-bt"]
+    assert rows[0][columns.index("test_accuracy")] == round(result["metrics"]["test"]["accuracy"], 3)
+    snapshot = result["figures"]
+    assert record == [(snapshot["comparisons"] // 2, record[0][1], 1, True, "bt")]  # 2 epochs over the pairs
+    with pytest.raises(InputError, match="already exists"):
+        train_flow(config, settings=settings, name="tiny-bt")
+
+    with get_client(sync_client=True) as client:
+        artifacts = {a.key: a for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["reward-model-metrics",
+                                                                        "reward-model-calibration"])))}
+    assert artifacts["reward-model-calibration"].data.startswith("data:image/png;base64,")
+    table = artifacts["reward-model-metrics"].data
+    assert "validation" in table and "ann-0" in table
+
+
+def test_cli_train_errors_are_one_line(tmp_path):
+    env = {"PREFPIPE_HOME": str(tmp_path)}
+    done = cli("train", env=env)
+    assert done.returncode == 1 and done.stderr.strip().endswith("no warehouse yet; run `prefpipe ingest` first")
+    (tmp_path / "warehouse.duckdb").touch()
+    done = cli("train", "--loss", "hinge", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "prefpipe: error: --loss: must be one of bt, bt-margin, plackett-luce, got 'hinge'"
+    done = cli("train", "--resume", "nothing-here", env=env)
+    assert done.returncode == 1 and "no training run of that name" in done.stderr

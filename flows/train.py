@@ -1,0 +1,85 @@
+"""Training flow: snapshot the curated pairs -> fit a reward model -> evaluate it -> register it."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_image_artifact, create_table_artifact
+
+from prefpipe.data import SNAPSHOT, describe, read_units
+from prefpipe.errors import InputError
+from prefpipe.metrics import PLOT
+from prefpipe.settings import Settings
+from prefpipe.train import TrainConfig
+from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
+
+METRIC_COLUMNS = ["split", "group", "name", "pairs", "accuracy", "log_loss", "ece"]
+
+
+@flow(name="train", log_prints=True)
+def train_flow(config: TrainConfig | None = None, settings: Settings | None = None, name: str | None = None,
+               resume: str | None = None, processes: int = 1, progress: bool = True) -> dict:
+    """Train a model on the warehouse's training split, or resume the run RESUME (an id or a folder)."""
+    settings = settings or Settings.from_env()
+    if resume:
+        run_dir = resume_folder(settings, resume)
+        snapshot = describe(read_units(run_dir / SNAPSHOT))
+    else:
+        config = config or TrainConfig()
+        run_dir = new_run_folder(settings, name or f"rm-{config.loss}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
+        config.save(run_dir)
+        snapshot = snapshot_data(settings, run_dir)
+        if not snapshot["pairs"]["train"]:
+            shutil.rmtree(run_dir)
+            raise InputError("no training pairs: ingest annotations first", file=settings.warehouse)
+    print(f"{run_dir.name}: {snapshot['annotations']} annotations from {len(snapshot['batch_ids'])} batches; "
+          f"pairs {snapshot['pairs']}; data {snapshot['hash'][:12]}")
+    figures = fit_model(run_dir, resume=bool(resume), processes=processes, progress=progress)
+    print(f"trained {figures['steps']} steps: {figures['comparisons']} comparisons, {figures['tokens']} tokens "
+          f"in {figures['seconds']:.0f} s ({figures['tokens'] / max(figures['seconds'], 1e-9):.0f} tokens/s); "
+          f"{figures['identical_after_truncation']} pairs left out, identical after truncation")
+    results = evaluate_model(run_dir)
+    register_model(settings, run_dir.name, run_dir, snapshot, results)
+    rows = metric_rows(results)
+    create_table_artifact(key="reward-model-metrics", table=rows,
+                          description=f"{run_dir.name}: held-out accuracy (strict), log loss, ECE (10 bins)")
+    image = base64.b64encode((run_dir / PLOT).read_bytes()).decode()
+    create_image_artifact(image_url=f"data:image/png;base64,{image}", key="reward-model-calibration",
+                          description=f"{run_dir.name}: calibration of σ(Δ) ({run_dir / PLOT})")
+    for row in rows[:2]:
+        print(f"{row['split']}: accuracy {row['accuracy']}, log loss {row['log_loss']}, ECE {row['ece']} "
+              f"on {row['pairs']} pairs")
+    return {"model_id": run_dir.name, "path": str(run_dir), "figures": figures, "metrics": results}
+
+
+def new_run_folder(settings: Settings, model_id: str) -> Path:
+    run_dir = settings.models / model_id
+    if run_dir.exists():
+        raise InputError("already exists: choose another --name, or --resume it", file=run_dir)
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def resume_folder(settings: Settings, resume: str) -> Path:
+    for run_dir in (Path(resume), settings.models / resume):
+        if (run_dir / "train_config.json").is_file():
+            return run_dir
+    raise InputError(f"no training run of that name in {settings.models} (nor a run folder)", file=resume)
+
+
+def metric_rows(results: dict) -> list[dict]:
+    """The headline per split first, then per source and per annotator."""
+    def row(split, group, name, m):
+        return {"split": split, "group": group, "name": name, "pairs": m["pairs"],
+                **{k: None if m[k] is None else round(m[k], 4) for k in ("accuracy", "log_loss", "ece")}}
+
+    splits = [s for s in ("validation", "test") if s in results]
+    rows = [row(s, "all", "", results[s]) for s in splits]
+    for s in splits:
+        for group in ("by_source", "by_annotator"):
+            rows += [row(s, group.removeprefix("by_"), k, m) for k, m in results[s][group].items()]
+    return rows

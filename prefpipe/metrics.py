@@ -1,0 +1,123 @@
+"""How good a reward model is on held-out pairs: accuracy, log loss and calibration of σ(Δ).
+
+Δ = r(x, chosen) − r(x, rejected). Accuracy is strict (Δ > 0; a tie counts as wrong), as RewardBench
+counts it. Log loss is the mean of −log σ(Δ). Calibration: each pair is read both ways, σ(Δ) for
+"chosen wins" (true) and σ(−Δ) for "rejected wins" (false), so the probabilities fill [0, 1]; the
+expected calibration error is Σ_bins (n_bin / n) · |share true − mean probability| over 10 equal bins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from prefpipe.data import SNAPSHOT, encode_units, read_units
+from prefpipe.model import load_reward_model, score
+
+METRICS = "metrics.json"
+PLOT = "calibration.png"
+BINS = 10
+
+
+def pair_metrics(deltas: list[float]) -> dict:
+    if not deltas:
+        return {"pairs": 0, "accuracy": None, "log_loss": None, "ece": None}
+    d = torch.tensor(deltas, dtype=torch.float64)
+    return {"pairs": len(deltas), "accuracy": (d > 0).double().mean().item(),
+            "log_loss": F.softplus(-d).mean().item(), "ece": expected_calibration_error(deltas)}
+
+
+def calibration_bins(deltas: list[float], bins: int = BINS) -> list[dict]:
+    """Per bin of predicted probability: pairs (counted both ways), mean probability, share true."""
+    sums = [[0, 0.0, 0] for _ in range(bins)]  # count, probability sum, true
+    for delta in deltas:
+        p = 1 / (1 + math.exp(-max(min(delta, 700), -700)))
+        for prob, true in ((p, 1), (1 - p, 0)):
+            b = sums[min(int(prob * bins), bins - 1)]
+            b[0], b[1], b[2] = b[0] + 1, b[1] + prob, b[2] + true
+    return [{"low": i / bins, "high": (i + 1) / bins, "count": n, "probability": s / n if n else None,
+             "true": t / n if n else None} for i, (n, s, t) in enumerate(sums)]
+
+
+def expected_calibration_error(deltas: list[float], bins: int = BINS) -> float:
+    table = calibration_bins(deltas, bins)
+    total = sum(b["count"] for b in table)
+    return sum(b["count"] / total * abs(b["true"] - b["probability"]) for b in table if b["count"])
+
+
+def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation", "test"),
+                   device: str = "auto") -> dict:
+    """Score the held-out splits of RUN_DIR's snapshot with its trained model; write metrics.json and
+    calibration.png; record the reward mean and std on the validation split in the model's config."""
+    from prefpipe.train import TrainConfig, input_builder, load_tokenizer
+
+    run_dir = Path(run_dir)
+    config = TrainConfig.load(run_dir)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    tokenizer, model = load_tokenizer(run_dir), load_reward_model(run_dir).to(device)
+    builder = input_builder(config, tokenizer, model)
+    units = read_units(run_dir / SNAPSHOT)
+    result, deltas_by_split, rewards = {}, {}, {}
+    for split in splits:
+        encoded, identical = encode_units(builder, [u for u in units if u.split == split])
+        rewards[split] = scores = score_units(model, encoded, tokenizer.pad_token_id, device)
+        deltas, groups, offset = [], defaultdict(list), 0
+        for e in encoded:
+            for c, r, _, _ in e.pairs:
+                delta = scores[offset + c] - scores[offset + r]
+                deltas.append(delta)
+                groups["by_source", e.unit.source].append(delta)
+                groups["by_annotator", e.unit.annotator_id].append(delta)
+            offset += len(e.inputs)
+        deltas_by_split[split] = deltas
+        result[split] = pair_metrics(deltas) | {"identical_after_truncation": identical} | {
+            kind: {key: pair_metrics(v) for (k, key), v in sorted(groups.items()) if k == kind}
+            for kind in ("by_source", "by_annotator")} | {"calibration": calibration_bins(deltas)}
+    stats_split = "validation" if rewards.get("validation") else "train"
+    if stats_split == "train":  # no validation pairs: the statistics come from the training inputs
+        encoded, _ = encode_units(builder, [u for u in units if u.split == "train"])
+        rewards["train"] = score_units(model, encoded, tokenizer.pad_token_id, device)
+    values = rewards[stats_split] or [0.0]
+    result["reward_mean"], result["reward_std"] = statistics.fmean(values), statistics.pstdev(values)
+    result["reward_stats_split"] = stats_split
+    model.config.prefpipe = dict(getattr(model.config, "prefpipe", {}) or {}) | {
+        "reward_mean": result["reward_mean"], "reward_std": result["reward_std"], "reward_stats_split": stats_split}
+    model.config.save_pretrained(run_dir)
+    (run_dir / METRICS).write_text(json.dumps(result, indent=2) + "\n")
+    plot_calibration(deltas_by_split, run_dir / PLOT)
+    return result
+
+
+def score_units(model, encoded: list, pad_id: int, device: str) -> list[float]:
+    """The reward of every input of the units, in order (pairs index into them with each unit's offset)."""
+    return score(model, [s for e in encoded for s in e.inputs], pad_id, device=device)
+
+
+def plot_calibration(deltas_by_split: dict[str, list[float]], path: Path) -> None:
+    """A reliability diagram (PNG): share of true outcomes against predicted probability, per split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for split, deltas in deltas_by_split.items():
+        table = [b for b in calibration_bins(deltas) if b["count"]]
+        if table:
+            axes.plot([b["probability"] for b in table], [b["true"] for b in table], marker="o",
+                      label=f"{split} (ECE {expected_calibration_error(deltas):.3f}, {len(deltas)} pairs)")
+    axes.set(xlabel="predicted P(first wins) = σ(Δ)", ylabel="observed share", xlim=(0, 1), ylim=(0, 1),
+             title="Reward model calibration")
+    axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.name}.tmp")
+    figure.savefig(temporary, format="png")
+    plt.close(figure)
+    temporary.replace(path)
