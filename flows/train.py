@@ -25,6 +25,8 @@ def train_flow(config: TrainConfig | None = None, settings: Settings | None = No
                resume: str | None = None, processes: int = 1, progress: bool = True) -> dict:
     """Train a model on the warehouse's training split, or resume the run RESUME (an id or a folder)."""
     settings = settings or Settings.from_env()
+    if processes < 1:
+        raise InputError(f"must be at least 1, got {processes}", field="--nproc")
     if resume:
         run_dir = resume_folder(settings, resume)
         snapshot = describe(read_units(run_dir / SNAPSHOT))

@@ -156,6 +156,8 @@ def test_train_flow_registers_the_model_and_publishes_its_metrics(prefect_harnes
     assert record == [(snapshot["comparisons"] // 2, record[0][1], 1, True, "bt")]  # 2 epochs over the pairs
     with pytest.raises(InputError, match="already exists"):
         train_flow(config, settings=settings, name="tiny-bt")
+    two = train_flow(config, settings=settings, name="tiny-2", processes=2, progress=False)  # torchrun, gloo
+    assert two["figures"]["processes"] == 2 and two["metrics"]["test"]["accuracy"] > 0.7
 
     with get_client(sync_client=True) as client:
         artifacts = {a.key: a for a in client.read_artifacts(
