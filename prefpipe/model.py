@@ -37,6 +37,11 @@ def quiet_transformers():
         hf_logging.set_verbosity(verbosity)
 
 
+def max_positions(model: PreTrainedModel) -> int | None:
+    """The longest input the model's position embeddings allow (None: no limit known)."""
+    return getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+
+
 def is_decoder(model: PreTrainedModel) -> bool:
     return hasattr(model, "score")  # decoder heads (GPT-2, Llama, ...) are `score`; encoders' `classifier`
 

@@ -73,7 +73,7 @@ def _annotation(rng: random.Random, prompt_id: str, prompt: str, annotator: str,
 
 
 def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 32, layers: int = 2,
-                      seed: int = 0) -> Path:
+                      positions: int = 512, seed: int = 0) -> Path:
     """A small randomly initialised reward model with a word-level tokenizer of the synthetic vocabulary,
     saved as a Hugging Face folder: `encoder` (BERT) or `decoder` (GPT-2). For tests and benchmarks."""
     import torch
@@ -95,11 +95,12 @@ def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 
     torch.manual_seed(seed)
     size = {"vocab_size": len(vocab), "pad_token_id": 0}
     config = (BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                         intermediate_size=2 * hidden, max_position_embeddings=512, hidden_dropout_prob=0.0,
+                         intermediate_size=2 * hidden, max_position_embeddings=positions, hidden_dropout_prob=0.0,
                          attention_probs_dropout_prob=0.0, **size)
               if kind == "encoder" else
-              GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=512, resid_pdrop=0.0, embd_pdrop=0.0,
-                         attn_pdrop=0.0, eos_token_id=vocab["[SEP]"], bos_token_id=vocab["[CLS]"], **size))
+              GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=positions, resid_pdrop=0.0,
+                         embd_pdrop=0.0, attn_pdrop=0.0, eos_token_id=vocab["[SEP]"], bos_token_id=vocab["[CLS]"],
+                         **size))
     config.num_labels = 1
     AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

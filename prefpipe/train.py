@@ -32,7 +32,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from prefpipe.data import SNAPSHOT, Batch, InputBuilder, collate, describe, encode_units, read_units, token_batches
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.losses import LOSSES, pairwise_loss, plackett_luce_loss
-from prefpipe.model import RewardModel, load_reward_model
+from prefpipe.model import RewardModel, load_reward_model, max_positions
 
 CONFIG = "train_config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -127,8 +127,7 @@ def load_tokenizer(path: str | Path):
 
 
 def input_builder(config: TrainConfig, tokenizer, model) -> InputBuilder:
-    positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-    return InputBuilder(tokenizer, min(config.max_length, positions or config.max_length))
+    return InputBuilder(tokenizer, min(config.max_length, max_positions(model) or config.max_length))
 
 
 def bf16_supported(device: torch.device) -> bool:

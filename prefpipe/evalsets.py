@@ -1,0 +1,117 @@
+"""Evaluation sets: RewardBench rows read into one shape, and scored with every distinct text once.
+
+Formats (JSON Lines, a JSON array, or Parquet):
+- rewardbench: {id, prompt, chosen, rejected, subset}, chosen and rejected strings, prompt a string or
+  a list of {role, content} messages;
+- rewardbench2: the same with chosen and rejected lists (best-of-N; the `Ties` subset has several chosen).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from prefpipe.data import InputBuilder
+from prefpipe.errors import InputError
+from prefpipe.model import max_positions, score
+
+FORMATS = ("rewardbench", "rewardbench2")
+
+
+@dataclass(frozen=True)
+class Example:
+    example_id: str
+    subset: str
+    prompt: str | list[dict]
+    chosen: tuple[str, ...]
+    rejected: tuple[str, ...]
+
+
+def read_evalset(path: Path | str, fmt: str = "auto") -> list[Example]:
+    """The examples of PATH; any bad row fails with its file, line, field and reason."""
+    path = Path(path)
+    if fmt not in ("auto", *FORMATS):
+        raise InputError(f"must be auto or one of {', '.join(FORMATS)}, got {fmt!r}", field="--format")
+    examples, seen = [], {}
+    for line, row in _rows(path):
+        if not isinstance(row, dict):
+            raise InputError(f"must be an object with id, prompt, chosen, rejected, subset, got {type(row).__name__}",
+                             file=path, line=line)
+        missing = [k for k in ("id", "prompt", "chosen", "rejected", "subset") if row.get(k) is None]
+        if missing:
+            raise InputError("missing or null", file=path, line=line, field=", ".join(missing))
+        if fmt == "auto":
+            fmt = "rewardbench2" if isinstance(row["chosen"], list) else "rewardbench"
+        example = Example(str(row["id"]), str(row["subset"]), _prompt(row["prompt"], path, line),
+                          _texts(row, "chosen", fmt, path, line), _texts(row, "rejected", fmt, path, line))
+        if example.example_id in seen:
+            raise InputError(f"duplicate id {example.example_id!r} (first on line {seen[example.example_id]})",
+                             file=path, line=line, field="id")
+        seen[example.example_id] = line
+        examples.append(example)
+    if not examples:
+        raise InputError("no examples", file=path)
+    return examples
+
+
+def _rows(path: Path):
+    if not path.is_file():
+        raise InputError("no such file", file=path)
+    if path.suffix == ".parquet":
+        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
+        return
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        try:
+            yield from enumerate(json.loads(text), start=1)
+        except json.JSONDecodeError as e:
+            raise InputError(f"not valid JSON: {e.msg}", file=path, line=e.lineno) from None
+        return
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if raw.strip():
+            try:
+                yield line, json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise InputError(f"not valid JSON: {e.msg}", file=path, line=line) from None
+
+
+def _prompt(value: object, path: Path, line: int) -> str | list[dict]:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                                                 and isinstance(m.get("content"), str) for m in value):
+        return [{"role": m["role"], "content": m["content"]} for m in value]
+    raise InputError("must be a non-empty string or a list of {role, content} messages", file=path, line=line,
+                     field="prompt")
+
+
+def _texts(row: dict, key: str, fmt: str, path: Path, line: int) -> tuple[str, ...]:
+    value = row[key]
+    if fmt == "rewardbench" and isinstance(value, str):
+        return (value,)
+    if fmt == "rewardbench2" and isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    wanted = "a string" if fmt == "rewardbench" else "a non-empty list of strings"
+    raise InputError(f"must be {wanted} in the {fmt} format, got {type(value).__name__}", file=path, line=line,
+                     field=key)
+
+
+def score_examples(model, tokenizer, examples: list[Example], *, max_length: int = 2048, max_tokens: int = 16_384,
+                   device: str = "cpu") -> list[tuple[list[float], list[float]]]:
+    """(chosen scores, rejected scores) per example. Every distinct (prompt, text) is scored once, in
+    batches sorted by length; a score does not depend on the batch it was in."""
+    keys: dict[tuple[str, str], int] = {}
+    for e in examples:
+        for text in e.chosen + e.rejected:
+            keys.setdefault((json.dumps(e.prompt), text), len(keys))
+    builder = InputBuilder(tokenizer, min(max_length, max_positions(model) or max_length))
+    inputs = builder.build([(json.loads(p), t) for p, t in keys])
+    values = score(model, inputs, tokenizer.pad_token_id, max_tokens=max_tokens, device=device)
+    out = []
+    for e in examples:
+        prompt = json.dumps(e.prompt)
+        out.append(([values[keys[prompt, t]] for t in e.chosen], [values[keys[prompt, t]] for t in e.rejected]))
+    return out
