@@ -60,7 +60,8 @@ def run_folder(work: Path, name: str, snapshot: Path, config: dict) -> Path:
 def held_out_accuracy(model, run_dir: Path) -> dict:
     from prefpipe.data import SNAPSHOT, encode_units, read_units
     from prefpipe.metrics import pair_metrics, score_units
-    from prefpipe.train import TrainConfig, input_builder, load_tokenizer
+    from prefpipe.model import load_tokenizer
+    from prefpipe.train import TrainConfig, input_builder
 
     config = TrainConfig.load(run_dir)
     tokenizer = load_tokenizer(config.base)  # the same tokenizer, for TRL's model too
@@ -92,8 +93,8 @@ def run_trl(run_dir: Path, work: Path, max_tokens: int) -> dict:
     from trl import RewardConfig, RewardTrainer
 
     from prefpipe.data import SNAPSHOT, encode_units, read_units
-    from prefpipe.model import load_reward_model
-    from prefpipe.train import TrainConfig, input_builder, load_tokenizer
+    from prefpipe.model import load_reward_model, load_tokenizer
+    from prefpipe.train import TrainConfig, input_builder
 
     config = TrainConfig.load(run_dir)
     tokenizer, model = load_tokenizer(config.base), load_reward_model(config.base)

@@ -48,8 +48,8 @@ def baseline(run_dir: Path, steps: int | None) -> dict:
 
     from prefpipe.data import SNAPSHOT, read_units, render_text
     from prefpipe.metrics import pair_metrics
-    from prefpipe.model import load_reward_model
-    from prefpipe.train import default_base, load_tokenizer
+    from prefpipe.model import load_reward_model, load_tokenizer
+    from prefpipe.train import default_base
 
     torch.manual_seed(0)
     tokenizer, model = load_tokenizer(default_base()), load_reward_model(default_base())

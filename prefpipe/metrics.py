@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from prefpipe.data import SNAPSHOT, encode_units, read_units
-from prefpipe.model import load_reward_model, score
+from prefpipe.model import load_reward_model, load_tokenizer, score
 
 METRICS = "metrics.json"
 PLOT = "calibration.png"
@@ -55,7 +55,7 @@ def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation",
                    device: str = "auto") -> dict:
     """Score the held-out splits of RUN_DIR's snapshot with its trained model; write metrics.json and
     calibration.png; record the reward mean and std on the validation split in the model's config."""
-    from prefpipe.train import TrainConfig, input_builder, load_tokenizer
+    from prefpipe.train import TrainConfig, input_builder
 
     run_dir = Path(run_dir)
     config = TrainConfig.load(run_dir)

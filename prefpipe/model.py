@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 
@@ -35,6 +35,14 @@ def quiet_transformers():
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def load_tokenizer(path: str | Path):
+    """The model folder's tokenizer (local only); a missing pad token becomes EOS, as for the model."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def max_positions(model: PreTrainedModel) -> int | None:

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
 from prefpipe.data import SNAPSHOT, Batch, InputBuilder, collate, describe, encode_units, read_units, token_batches
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.losses import LOSSES, pairwise_loss, plackett_luce_loss
-from prefpipe.model import RewardModel, load_reward_model, max_positions
+from prefpipe.model import RewardModel, load_reward_model, load_tokenizer, max_positions
 
 CONFIG = "train_config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -117,13 +117,6 @@ class World:
         if size > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if world.device.type == "cuda" else "gloo")
         return world
-
-
-def load_tokenizer(path: str | Path):
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def input_builder(config: TrainConfig, tokenizer, model) -> InputBuilder:

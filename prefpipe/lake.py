@@ -1,0 +1,135 @@
+"""The results lake: evaluation results as hive-partitioned Parquet under data/results/.
+
+    results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/scores.parquet   one row per example
+    results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/summary.parquet  subsets, sections, scores
+
+Columns are documented in schemas/results.md. A run's folder is written under a hidden staging name
+and renamed into place in one step, so a killed run leaves no partial partition, and a rerun adds a
+new run folder instead of overwriting an old one (history is kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prefpipe.evalsets import Example
+from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_scores, section_of
+
+PACKAGE = Path(__file__).resolve().parent
+SCORING_CODE = ("data.py", "evalsets.py", "lake.py", "model.py", "rewardbench.py")
+
+
+def code_version() -> str:
+    """The package version and a hash of the scoring code: a change to how scores are made is a new version."""
+    digest = hashlib.sha256(b"".join((PACKAGE / name).read_bytes() for name in SCORING_CODE)).hexdigest()[:12]
+    return f"{metadata.version('prefpipe')}+{digest}"
+
+
+def folder_hash(path: Path, pattern: str = "*") -> str:
+    """sha256 over the files of a folder (names and bytes), e.g. a model's weights and config."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).glob(pattern) if p.is_file()):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Run:
+    """Who and what a set of results belongs to."""
+
+    run_id: str
+    run_date: date
+    model_id: str
+    model_hash: str
+    evalset: str
+    evalset_hash: str
+    code_version: str
+
+    def partition(self) -> str:
+        return f"evalset={self.evalset}/model={self.model_id}/run_date={self.run_date.isoformat()}/run_id={self.run_id}"
+
+
+def result_tables(run: Run, examples: list[Example], scores: list[tuple[list[float], list[float]]],
+                  fmt: str) -> tuple[pa.Table, pa.Table]:
+    """Per-example rows and summary rows (subset, section, score) of one model on one evaluation set."""
+    rows = []
+    for e, (chosen, rejected) in zip(examples, scores, strict=True):
+        credit = best_of_n_credit(chosen, rejected) if fmt == "rewardbench2" else float(chosen[0] > rejected[0])
+        rows.append({"example_id": e.example_id, "subset": e.subset, "section": section_of(e.subset),
+                     "chosen_scores": chosen, "rejected_scores": rejected,
+                     "margin": max(chosen) - max(rejected), "credit": credit,
+                     "chosen_chars": max(map(len, e.chosen)), "rejected_chars": max(map(len, e.rejected))})
+    if fmt == "rewardbench2":
+        got = best_of_n_scores([(e.subset, e.example_id, c, r)
+                                for e, (c, r) in zip(examples, scores, strict=True)])
+        summary = [("subset", s, v) for s, v in got["subsets"].items()] + [("score", "score", got["score"])]
+    else:
+        got = pairwise_scores([(e.subset, c[0], r[0]) for e, (c, r) in zip(examples, scores, strict=True)])
+        summary = ([("subset", s, v["accuracy"]) for s, v in got["subsets"].items()]
+                   + [("section", s, v) for s, v in got["sections"].items() if v is not None]
+                   + [("score", k, got[k]) for k in ("score", "score_with_prior_sets")])
+    counts = Counter(r["subset"] for r in rows)
+    provenance = {k: getattr(run, k) for k in ("run_id", "run_date", "model_id", "model_hash", "evalset",
+                                                "evalset_hash", "code_version")}
+    scores_table = pa.Table.from_pylist([provenance | r for r in rows])
+    summary_table = pa.Table.from_pylist([provenance | {"level": level, "name": name, "value": value,
+                                                        "examples": counts.get(name) if level == "subset" else None}
+                                          for level, name, value in summary])
+    return scores_table, summary_table
+
+
+def has_results(results: Path, evalset: str, model_id: str, model_hash: str, evalset_hash: str, code: str) -> bool:
+    """Whether a (model, evaluation set, code version) already has results, on any date."""
+    for summary in (results / f"evalset={evalset}" / f"model={model_id}").glob("run_date=*/run_id=*/summary.parquet"):
+        row = pq.read_table(summary, columns=["model_hash", "evalset_hash", "code_version"]).slice(0, 1).to_pylist()
+        if row and row[0] == {"model_hash": model_hash, "evalset_hash": evalset_hash, "code_version": code}:
+            return True
+    return False
+
+
+def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) -> Path:
+    """Write the run's folder atomically (staged, then renamed); return it."""
+    final = results / run.partition()
+    if final.exists():
+        raise FileExistsError(f"{final}: results of run {run.run_id} are already there")
+    staging = results / f".staging-{run.run_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        pq.write_table(scores, staging / "scores.parquet")
+        pq.write_table(summary, staging / "summary.parquet")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(final)  # one step: the partition appears whole or not at all
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
+             run_id: str, run_date: date | None = None, force: bool = False, device: str = "cpu") -> Path | None:
+    """Score one model on one evaluation set and write the run folder; None when these results exist
+    (same model, set and code version) and not `force`."""
+    from prefpipe.evalsets import read_evalset, score_examples
+    from prefpipe.formats import content_hash
+    from prefpipe.model import load_reward_model, load_tokenizer
+
+    examples = read_evalset(evalset_path)
+    run = Run(run_id, run_date or date.today(), model_id, folder_hash(model_dir), evalset, content_hash(evalset_path),
+              code_version())
+    if not force and has_results(results, evalset, model_id, run.model_hash, run.evalset_hash, run.code_version):
+        return None
+    model = load_reward_model(model_dir).to(device)
+    tokenizer = load_tokenizer(model_dir)
+    scores = score_examples(model, tokenizer, examples, device=device)
+    fmt = "rewardbench2" if any(len(e.chosen) > 1 or len(e.rejected) > 1 for e in examples) else "rewardbench"
+    return write_results(results, run, *result_tables(run, examples, scores, fmt))

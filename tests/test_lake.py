@@ -1,0 +1,73 @@
+"""The results lake: a model scored on the real LLMBar set lands as one whole, hive-partitioned run folder."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from conftest import SHARED_DATA
+
+from prefpipe import lake
+from prefpipe.synth import tiny_reward_model
+
+LLMBAR = SHARED_DATA / "evalsets" / "llmbar-rewardbench.jsonl"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_reward_model(tmp_path_factory.mktemp("model") / "tiny", positions=2048)
+
+
+def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_path, model_dir):
+    results = tmp_path / "results"
+    day = date(2026, 11, 28)
+    folder = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1", run_date=day)
+    assert folder == results / "evalset=llmbar" / "model=tiny" / "run_date=2026-11-28" / "run_id=r1"
+    assert sorted(p.name for p in folder.iterdir()) == ["scores.parquet", "summary.parquet"]
+    assert [p.name for p in results.iterdir()] == ["evalset=llmbar"]  # no staging left behind
+
+    con = duckdb.connect()
+    scores = con.sql(f"SELECT * FROM read_parquet('{results}/*/*/*/*/scores.parquet', hive_partitioning = true)")
+    rows = {r["example_id"]: r for r in scores.to_arrow_table().to_pylist()}
+    raw = {str(json.loads(line)["id"]): json.loads(line) for line in LLMBAR.read_text().splitlines()}
+    assert rows.keys() == raw.keys()  # every example joins back to the set by id
+    first = rows["0"]
+    assert (first["evalset"], first["model"], str(first["run_date"]), first["run_id"]) == ("llmbar", "tiny",
+                                                                                         "2026-11-28", "r1")
+    assert first["credit"] == float(first["chosen_scores"][0] > first["rejected_scores"][0])
+
+    # the summary: per-subset accuracy is the mean credit; Chat Hard weighs subsets by RewardBench's counts
+    summary = {(r["level"], r["name"]): r for r in pq.read_table(folder / "summary.parquet").to_pylist()}
+    counts = {"llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
+              "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46}
+    accuracy = {s: sum(r["credit"] for r in rows.values() if r["subset"] == s) / n for s, n in counts.items()}
+    for subset, value in accuracy.items():
+        assert summary["subset", subset]["value"] == pytest.approx(value)
+        assert summary["subset", subset]["examples"] == counts[subset]  # the real set has RewardBench's counts
+    chat_hard = sum(accuracy[s] * counts[s] for s in counts) / sum(counts.values())
+    assert summary["section", "Chat Hard"]["value"] == pytest.approx(chat_hard)
+    assert summary["score", "score"]["value"] is None  # Chat, Safety and Reasoning are not in this set
+
+    assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r2", run_date=day) is None
+    again = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r3", run_date=day, force=True)
+    assert again.name == "run_id=r3" and folder.exists()  # forced: a new run folder; history is kept
+
+
+def test_a_run_killed_while_writing_leaves_no_partition(tmp_path, model_dir, monkeypatch):
+    results = tmp_path / "results"
+    real_write = pq.write_table
+
+    def dies_on_the_summary(table, where, **kwargs):
+        if str(where).endswith("summary.parquet"):
+            raise KeyboardInterrupt  # killed between the two files
+        return real_write(table, where, **kwargs)
+
+    monkeypatch.setattr(lake.pq, "write_table", dies_on_the_summary)
+    with pytest.raises(KeyboardInterrupt):
+        lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1")
+    assert list(results.rglob("*.parquet")) == [] and not list(results.glob(".staging-*"))
+    monkeypatch.setattr(lake.pq, "write_table", real_write)
+    assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1") is not None  # a rerun works
