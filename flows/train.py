@@ -13,6 +13,7 @@ from prefect.artifacts import create_image_artifact, create_table_artifact
 from prefpipe.data import SNAPSHOT, describe, read_units
 from prefpipe.errors import InputError
 from prefpipe.metrics import PLOT
+from prefpipe.registry import check_name
 from prefpipe.settings import Settings
 from prefpipe.train import TrainConfig
 from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
@@ -59,7 +60,7 @@ def train_flow(config: TrainConfig | None = None, settings: Settings | None = No
 
 
 def new_run_folder(settings: Settings, model_id: str) -> Path:
-    run_dir = settings.models / model_id
+    run_dir = settings.models / check_name(model_id)
     if run_dir.exists():
         raise InputError("already exists: choose another --name, or --resume it", file=run_dir)
     run_dir.mkdir(parents=True)

@@ -53,11 +53,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or fold
 @app.command()
 def stats(warehouse: WarehouseOpt = None) -> None:
     """Print warehouse counts, per-batch counts and annotator agreement."""
-    from prefpipe.warehouse import Warehouse
-
-    settings = Settings.from_env(warehouse=warehouse)
-    _require_warehouse(settings)
-    with Warehouse.open(settings) as wh:
+    with _open_warehouse(warehouse) as wh:
         counts = wh.counts()
         typer.echo(format_table(list(counts), [tuple(counts.values())]))
         for title, view in (("Batches", "batch_counts"), ("Quarantine by rule", "quarantine_by_rule"),
@@ -71,19 +67,15 @@ def stats(warehouse: WarehouseOpt = None) -> None:
 @app.command()
 def export(out: Annotated[Path, typer.Argument(help="Output file: .jsonl or .parquet.")],
            split: Annotated[str, typer.Option(help="train|validation|test|all")] = "train",
-           fmt: Annotated[str, typer.Option("--format", help="Layout of the rows: pairwise "
-                                            "(prompt, chosen, rejected, margin; TRL and RewardBench)")] = "pairwise",
+           fmt: Annotated[str, typer.Option("--format", help="pairwise (prompt, chosen, rejected, margin: TRL) or "
+                                            "rewardbench (id, prompt, chosen, rejected, subset: an evaluation set)"
+                                            )] = "pairwise",
            warehouse: WarehouseOpt = None) -> None:
-    """Write curated pairs for training elsewhere (TRL RewardTrainer, RewardBench)."""
+    """Write curated pairs for training or evaluating elsewhere (TRL RewardTrainer, RewardBench)."""
     from prefpipe.export import export_pairs
-    from prefpipe.warehouse import Warehouse
 
-    if fmt != "pairwise":
-        raise PrefpipeError(f"--format: only pairwise is written, got {fmt!r}")
-    settings = Settings.from_env(warehouse=warehouse)
-    _require_warehouse(settings)
-    with Warehouse.open(settings) as wh:
-        rows = export_pairs(wh, out, None if split == "all" else split)
+    with _open_warehouse(warehouse) as wh:
+        rows = export_pairs(wh, out, None if split == "all" else split, layout=fmt)
     typer.echo(f"{out}: {rows} pairs ({split})")
 
 
@@ -125,17 +117,96 @@ def train(base: Annotated[str, typer.Option(help="A local model folder [default:
     typer.echo(f"\n{result['model_id']}: {result['path']}")
 
 
-@app.command()
-def models(warehouse: WarehouseOpt = None) -> None:
+models_app = typer.Typer(help="The model registry: list (default), add, activate, deactivate.",
+                         no_args_is_help=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, warehouse: WarehouseOpt = None) -> None:
     """List the model registry."""
     from prefpipe.registry import list_models
-    from prefpipe.warehouse import Warehouse
 
-    settings = Settings.from_env(warehouse=warehouse)
-    _require_warehouse(settings)
-    with Warehouse.open(settings) as wh:
+    if ctx.invoked_subcommand is not None:
+        return
+    with _open_warehouse(warehouse) as wh:
         columns, rows = list_models(wh)
     typer.echo(format_table(columns, rows) if rows else "(no models yet: run `prefpipe train`)")
+
+
+@models_app.command("add")
+def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequence-classification folder.")],
+               name: Annotated[str, typer.Option(help="The model id.")], warehouse: WarehouseOpt = None) -> None:
+    """Register a reward model trained elsewhere (active for the nightly evaluation)."""
+    from prefpipe.registry import add_model
+
+    with _open_warehouse(warehouse) as wh:
+        add_model(wh, path, name)
+    typer.echo(f"{name}: registered ({path}), active")
+
+
+@models_app.command("deactivate")
+def models_deactivate(name: str, warehouse: WarehouseOpt = None) -> None:
+    """Take a model out of the nightly evaluation."""
+    _set_active(name, False, warehouse)
+
+
+@models_app.command("activate")
+def models_activate(name: str, warehouse: WarehouseOpt = None) -> None:
+    """Put a model back into the nightly evaluation."""
+    _set_active(name, True, warehouse)
+
+
+def _set_active(name: str, active: bool, warehouse: Path | None) -> None:
+    from prefpipe.registry import set_active
+
+    with _open_warehouse(warehouse) as wh:
+        set_active(wh, name, active)
+    typer.echo(f"{name}: {'active' if active else 'inactive'}")
+
+
+evalset_app = typer.Typer(help="Evaluation sets: add, list.", no_args_is_help=True)
+app.add_typer(evalset_app, name="evalset")
+
+
+@evalset_app.command("add")
+def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-format file (.jsonl, .json, "
+                                                            ".parquet).")] = None,
+                name: Annotated[str, typer.Option(help="The set's name; a changed file becomes a new version.")] = "",
+                fmt: Annotated[str, typer.Option("--format", help="auto|rewardbench|rewardbench2")] = "auto",
+                from_split: Annotated[str | None, typer.Option(help="Register the warehouse's curated pairs of "
+                                                               "this split instead of a file.")] = None,
+                warehouse: WarehouseOpt = None) -> None:
+    """Register an evaluation set (or a new version of it)."""
+    import tempfile
+
+    from prefpipe.export import export_pairs
+    from prefpipe.registry import register_evalset
+
+    if (path is None) == (from_split is None):
+        raise PrefpipeError("give a file or --from-split SPLIT (one of them)")
+    settings = Settings.from_env(warehouse=warehouse)
+    with _open_warehouse(warehouse) as wh, tempfile.TemporaryDirectory() as tmp:
+        if from_split:
+            path = Path(tmp) / f"{name or 'curated'}-{from_split}.jsonl"
+            export_pairs(wh, path, from_split, layout="rewardbench")
+        row, new = register_evalset(wh, settings.home, path, name, fmt,
+                                    source=f"warehouse:{from_split}" if from_split else None)
+    state = "registered" if new else "unchanged, already registered"
+    typer.echo(f"{row['name']}: version {row['version'][:12]} {state}: {row['examples']} examples, {row['format']}, "
+               f"subsets {', '.join(row['subsets'])}")
+
+
+@evalset_app.command("list")
+def evalset_list(warehouse: WarehouseOpt = None) -> None:
+    """The latest version of every registered evaluation set."""
+    from prefpipe.registry import latest_evalsets
+
+    with _open_warehouse(warehouse) as wh:
+        rows = latest_evalsets(wh)
+    columns = ["name", "version", "format", "examples", "registered_at", "path"]
+    typer.echo(format_table(columns, [tuple(r[c] if c != "version" else r[c][:12] for c in columns) for r in rows])
+               if rows else "(no evaluation sets yet: run `prefpipe evalset add`)")
 
 
 @app.command()
@@ -159,6 +230,14 @@ def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to
         test = result["metrics"]["test"]
         typer.echo(f"\n{result['model_id']}: held-out (test) accuracy {test['accuracy']:.3f} on {test['pairs']} "
                    f"pairs (chance 0.5); log loss {test['log_loss']:.3f}, ECE {test['ece']:.3f}\n{result['path']}")
+
+
+def _open_warehouse(warehouse: Path | None):
+    from prefpipe.warehouse import Warehouse
+
+    settings = Settings.from_env(warehouse=warehouse)
+    _require_warehouse(settings)
+    return Warehouse.open(settings)
 
 
 def _require_warehouse(settings: Settings) -> None:

@@ -13,8 +13,14 @@ SPLITS = ("train", "validation", "test")
 SUFFIXES = {".jsonl": "json", ".parquet": "parquet"}
 
 
-def export_pairs(wh: Warehouse, out: Path, split: str | None = "train") -> int:
-    """Write the pairs of SPLIT (None: all) to OUT (.jsonl or .parquet) atomically; return the row count."""
+LAYOUTS = ("pairwise", "rewardbench")
+
+
+def export_pairs(wh: Warehouse, out: Path, split: str | None = "train", layout: str = "pairwise") -> int:
+    """Write the pairs of SPLIT (None: all) to OUT (.jsonl or .parquet) atomically; return the row count.
+
+    pairwise: TRL's layout (prompt, chosen, rejected, margin, ...). rewardbench: an evaluation set
+    (id, prompt, chosen, rejected, subset = curated-SPLIT), chosen and rejected plain strings."""
     out = Path(out)
     if split is not None and split not in SPLITS:
         raise InputError(f"must be one of {', '.join(SPLITS)} or all, got {split!r}", field="--split")
@@ -22,16 +28,20 @@ def export_pairs(wh: Warehouse, out: Path, split: str | None = "train") -> int:
         raise InputError(f"the output must end in {' or '.join(SUFFIXES)}", file=out)
     if not out.parent.is_dir():
         raise InputError("no such folder", file=out.parent)
+    if layout not in LAYOUTS:
+        raise InputError(f"must be one of {', '.join(LAYOUTS)}, got {layout!r}", field="--format")
     wh.set_variables(split=split)
     run_script(wh.con, "export/pairwise.sql")
     conversational = wh.con.execute("SELECT bool_or(prompt_is_messages) FROM export_rows").fetchone()[0]
     chosen = ("[{'role': 'assistant', 'content': chosen_text}] AS chosen, "
               "[{'role': 'assistant', 'content': rejected_text}] AS rejected" if conversational
-              else "chosen_text AS chosen, rejected_text AS rejected")
+              and layout == "pairwise" else "chosen_text AS chosen, rejected_text AS rejected")
     prompt = "prompt_messages" if conversational else "prompt_text"
+    columns = ("margin, weight, split, prompt_id, annotator_id" if layout == "pairwise"
+               else "'curated-' || split AS subset")
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    rows = wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, margin, weight, split, prompt_id, "
-                          f"annotator_id FROM export_rows ORDER BY id) TO {literal(temporary)} "
+    rows = wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, {columns} FROM export_rows ORDER BY id) "
+                          f"TO {literal(temporary)} "
                           f"(FORMAT {SUFFIXES[out.suffix]})").fetchone()[0]  # COPY returns its row count
     temporary.replace(out)
     return rows

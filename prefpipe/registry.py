@@ -12,6 +12,13 @@ LISTED = ("model_id", "created_at", "active", "loss", "pairs", "base", "path")
 HEADLINE = ("accuracy", "log_loss", "ece", "pairs")
 
 
+def check_name(name: str, field: str = "--name") -> str:
+    """Names become folder and partition names: no '/', '=' or leading dot."""
+    if not name or any(c in name for c in "/=\\") or name.startswith("."):
+        raise InputError(f"must be a non-empty name without '/', '=' or a leading '.', got {name!r}", field=field)
+    return name
+
+
 def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snapshot: dict, metrics: dict) -> None:
     """Add the model; registering the same id again (a resumed run) replaces its row."""
     path = Path(path).resolve()
@@ -34,3 +41,66 @@ def list_models(wh: Warehouse) -> tuple[list[str], list[tuple]]:
                     "round((metrics -> 'test' ->> 'accuracy')::DOUBLE, 3) AS test_accuracy, "
                     "round((metrics -> 'test' ->> 'ece')::DOUBLE, 3) AS test_ece, "
                     f"{', '.join(LISTED[5:])} FROM models ORDER BY created_at DESC, model_id")
+
+
+# -- evaluation sets ------------------------------------------------------------------------------------
+
+def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str = "auto",
+                     source: str | None = None) -> tuple[dict, bool]:
+    """Register PATH as (a new version of) evaluation set NAME: validated, copied, recorded.
+    Returns the version's row and whether it is new (an unchanged file is the same version)."""
+    import shutil
+
+    from prefpipe.evalsets import read_evalset
+    from prefpipe.formats import content_hash
+
+    check_name(name)
+    examples = read_evalset(path, fmt)
+    version = content_hash(path)
+    fmt = "rewardbench2" if any(len(e.chosen) > 1 or len(e.rejected) > 1 for e in examples) else "rewardbench"
+    held = wh.con.execute("SELECT * FROM evalsets WHERE name = ? AND version = ?", [name, version])
+    if row := held.fetchone():
+        return dict(zip([d[0] for d in held.description], row, strict=True)), False
+    stored = home / "evalsets" / name / f"{version[:16]}{Path(path).suffix}"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, stored)
+    with wh.transaction() as con:
+        con.execute("INSERT INTO evalsets (name, version, path, source, format, examples, subsets) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [name, version, str(stored.resolve()), source or str(Path(path).resolve()), fmt, len(examples),
+                     sorted({e.subset for e in examples})])
+    return latest_evalsets(wh, name)[0], True
+
+
+def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
+    """The latest version of every registered set (or of NAME)."""
+    columns, rows = wh.query("SELECT * FROM evalsets WHERE ? IS NULL OR name = ? "
+                             "QUALIFY row_number() OVER (PARTITION BY name ORDER BY registered_at DESC) = 1 "
+                             "ORDER BY name", [name, name])
+    return [dict(zip(columns, r, strict=True)) for r in rows]
+
+
+# -- models trained elsewhere ---------------------------------------------------------------------------
+
+def add_model(wh: Warehouse, path: Path, model_id: str) -> None:
+    """Register a Hugging Face sequence-classification folder trained elsewhere (active)."""
+    check_name(model_id)
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise InputError("not a model folder (no config.json)", file=path)
+    labels = len(json.loads(config.read_text()).get("id2label") or {"0": "score"})
+    if labels != 1:
+        raise InputError(f"a reward model has one output (num_labels 1), this one has {labels}", file=config)
+    register_model(wh, model_id, path, {"base": str(Path(path).resolve()), "loss": None},
+                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {})
+
+
+def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
+    with wh.transaction() as con:
+        if not con.execute("SELECT count(*) FROM models WHERE model_id = ?", [model_id]).fetchone()[0]:
+            raise InputError("no such model in the registry (see `prefpipe models`)", file=model_id)
+        con.execute("UPDATE models SET active = ? WHERE model_id = ?", [active, model_id])
+
+
+def active_models(wh: Warehouse) -> list[tuple[str, str]]:
+    return wh.con.execute("SELECT model_id, path FROM models WHERE active ORDER BY model_id").fetchall()

@@ -178,3 +178,27 @@ def test_cli_train_errors_are_one_line(tmp_path):
     assert done.stderr.strip() == "prefpipe: error: --loss: must be one of bt, bt-margin, plackett-luce, got 'hinge'"
     done = cli("train", "--resume", "nothing-here", env=env)
     assert done.returncode == 1 and "no training run of that name" in done.stderr
+
+
+def test_cli_registers_evaluation_sets_and_models(tmp_path):
+    from prefpipe.synth import tiny_reward_model
+
+    env = {"PREFPIPE_HOME": str(tmp_path)}
+    llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+    assert cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env).returncode == 1  # no warehouse yet
+    with Warehouse(tmp_path / "warehouse.duckdb"):
+        pass
+    done = cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env)
+    assert done.returncode == 0 and "llmbar: version" in done.stdout and "419 examples" in done.stdout
+    assert "unchanged, already registered" in cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env).stdout
+    assert "llmbar" in cli("evalset", "list", env=env).stdout
+    done = cli("evalset", "add", "--name", "x", env=env)
+    assert done.returncode == 1 and done.stderr.strip() == "prefpipe: error: give a file or --from-split SPLIT (one of them)"
+
+    folder = tiny_reward_model(tmp_path / "m")
+    assert cli("models", "add", str(folder), "--name", "outside", env=env).returncode == 0
+    assert cli("models", "deactivate", "outside", env=env).returncode == 0
+    listed = cli("models", env=env).stdout
+    assert "outside" in listed and "False" in listed
+    done = cli("models", "deactivate", "nobody", env=env)
+    assert done.returncode == 1 and "no such model in the registry" in done.stderr
