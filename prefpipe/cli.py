@@ -210,6 +210,51 @@ def evalset_list(warehouse: WarehouseOpt = None) -> None:
 
 
 @app.command()
+def nightly(force: Annotated[bool, typer.Option(help="Score again units that already have results.")] = False,
+            threshold: Annotated[float, typer.Option(help="A drop larger than this against the previous night "
+                                                     "fails the run.")] = 0.02,
+            warehouse: WarehouseOpt = None) -> None:
+    """Score every active model on every registered evaluation set now (the nightly flow, once)."""
+    from flows.nightly import nightly_flow
+
+    settings = Settings.from_env(warehouse=warehouse)
+    _require_warehouse(settings)
+    _print_leaderboard(nightly_flow(settings, force=force, threshold=threshold)["leaderboard"])
+
+
+@app.command()
+def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the views (see sql/views/).")] = None,
+        file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from a file.")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table") -> None:
+    """Query the results lake with SQL (read-only; never waits for a running ingest or nightly job)."""
+    import csv
+    import io
+    import json
+
+    from prefpipe.lake import lake_connection, read_only_query
+
+    if (query is None) == (file is None):
+        raise PrefpipeError("give a query or -f FILE (one of them)")
+    if fmt not in ("table", "csv", "json"):
+        raise PrefpipeError(f"--format: must be table, csv or json, got {fmt!r}")
+    if file is not None and not file.is_file():
+        raise PrefpipeError(f"{file}: no such file")
+    settings = Settings.from_env()
+    con = lake_connection(settings.results)
+    if con is None:
+        raise PrefpipeError(f"{settings.results}: no results yet; run `prefpipe nightly` first")
+    columns, rows = read_only_query(con, query if file is None else file.read_text())
+    if fmt == "json":
+        typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
+    elif fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out).writerows([columns, *rows])
+        typer.echo(out.getvalue().rstrip("\n"))
+    else:
+        typer.echo(format_table(columns, rows))
+
+
+@app.command()
 def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to generate.")] = 400,
          epochs: Annotated[int, typer.Option(help="Epochs of the demo model (0: do not train).")] = 2,
          warehouse: WarehouseOpt = None) -> None:
@@ -230,6 +275,29 @@ def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to
         test = result["metrics"]["test"]
         typer.echo(f"\n{result['model_id']}: held-out (test) accuracy {test['accuracy']:.3f} on {test['pairs']} "
                    f"pairs (chance 0.5); log loss {test['log_loss']:.3f}, ECE {test['ece']:.3f}\n{result['path']}")
+        _demo_nightly(settings)
+
+
+def _demo_nightly(settings: Settings) -> None:
+    """Register the curated test split as an evaluation set and run the nightly evaluation once."""
+    import tempfile
+
+    from flows.nightly import nightly_flow
+    from prefpipe.export import export_pairs
+    from prefpipe.registry import register_evalset
+    from prefpipe.warehouse import Warehouse
+
+    with Warehouse.open(settings) as wh, tempfile.TemporaryDirectory() as tmp:
+        curated = Path(tmp) / "curated-test.jsonl"
+        export_pairs(wh, curated, "test", layout="rewardbench")
+        register_evalset(wh, settings.home, curated, "curated-test", source="warehouse:test")
+    typer.echo("\nNightly evaluation (every active model on every registered set), once:")
+    _print_leaderboard(nightly_flow(settings)["leaderboard"])
+
+
+def _print_leaderboard(board: list[dict]) -> None:
+    typer.echo("\n" + (format_table(list(board[0]), [tuple(r.values()) for r in board]) if board
+                       else "(no results: register models and evaluation sets first)"))
 
 
 def _open_warehouse(warehouse: Path | None):

@@ -3,7 +3,7 @@
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/scores.parquet   one row per example
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/summary.parquet  subsets, sections, scores
 
-Columns are documented in schemas/results.md. A run's folder is written under a hidden staging name
+Columns are documented in schemas/results.md. A run's folder is written under a hidden staging folder
 and renamed into place in one step, so a killed run leaves no partial partition, and a rerun adds a
 new run folder instead of overwriting an old one (history is kept).
 """
@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefpipe.evalsets import Example
 from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_scores, section_of
+
+if TYPE_CHECKING:
+    from prefpipe.evalsets import Example
 
 PACKAGE = Path(__file__).resolve().parent
 SCORING_CODE = ("data.py", "evalsets.py", "lake.py", "model.py", "rewardbench.py")
@@ -102,10 +106,9 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
     final = results / run.partition()
     if final.exists():
         raise FileExistsError(f"{final}: results of run {run.run_id} are already there")
-    staging = results / f".staging-{run.run_id}"
-    shutil.rmtree(staging, ignore_errors=True)
+    results.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=results))  # one per unit: units run concurrently
     try:
-        staging.mkdir(parents=True)
         pq.write_table(scores, staging / "scores.parquet")
         pq.write_table(summary, staging / "summary.parquet")
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -133,3 +136,48 @@ def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, r
     scores = score_examples(model, tokenizer, examples, device=device)
     fmt = "rewardbench2" if any(len(e.chosen) > 1 or len(e.rejected) > 1 for e in examples) else "rewardbench"
     return write_results(results, run, *result_tables(run, examples, scores, fmt))
+
+
+def lake_connection(results: Path, regression_threshold: float = 0.02):
+    """An in-memory DuckDB connection with the analyst views over the lake (it never locks the warehouse);
+    None when the lake holds no results yet."""
+    import duckdb
+
+    from prefpipe.sql import run_script
+
+    if not any(Path(results).glob("*/*/*/*/summary.parquet")):
+        return None
+    con = duckdb.connect()
+    con.execute("SET VARIABLE results = ?", [str(results)])
+    con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
+    run_script(con, "views/eval.sql")
+    return con
+
+
+READ_ONLY = {"SELECT", "EXPLAIN"}
+
+
+def read_only_query(con, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run analyst SQL that only reads: any statement that could write fails before anything runs."""
+    import duckdb
+
+    from prefpipe.errors import InputError
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise InputError(f"not valid SQL: {str(e).splitlines()[0]}", field="sql") from None
+    if not statements:
+        raise InputError("no SQL statement given", field="sql")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READ_ONLY:
+            raise InputError(f"prefpipe sql only reads: a {kind} statement would change something; "
+                             "use SELECT (or EXPLAIN)", field="sql")
+    try:
+        for statement in statements[:-1]:
+            con.execute(statement)
+        cursor = con.execute(statements[-1])
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    except duckdb.Error as e:
+        raise InputError(str(e).splitlines()[0], field="sql") from None

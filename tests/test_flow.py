@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -202,3 +203,69 @@ def test_cli_registers_evaluation_sets_and_models(tmp_path):
     assert "outside" in listed and "False" in listed
     done = cli("models", "deactivate", "nobody", env=env)
     assert done.returncode == 1 and "no such model in the registry" in done.stderr
+
+
+def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names_regressions(
+        prefect_harness, tmp_path, settings_factory):
+    from datetime import date
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flows.nightly import nightly_flow
+    from prefpipe.errors import PrefpipeError
+    from prefpipe.registry import add_model, register_evalset, set_active
+    from prefpipe.synth import tiny_reward_model
+
+    settings = settings_factory(tmp_path)
+    llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(llmbar.read_text().splitlines(keepends=True)[:40]))
+    models = {name: tiny_reward_model(tmp_path / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
+    with Warehouse.open(settings) as wh:
+        for name, folder in models.items():
+            add_model(wh, folder, name)
+        register_evalset(wh, settings.home, llmbar, "llmbar")
+        register_evalset(wh, settings.home, small, "small")
+
+    def run_folders():
+        return sorted(str(p.parent.relative_to(settings.results)) for p in settings.results.rglob("summary.parquet"))
+
+    first = nightly_flow(settings, run_date=date(2026, 11, 27))
+    assert len(run_folders()) == 4 and len(first["leaderboard"]) == 4
+    assert {(r["model_id"], r["evalset"]) for r in first["leaderboard"]} == {(m, s) for m in "ab"
+                                                                            for s in ("llmbar", "small")}
+    second = nightly_flow(settings, run_date=date(2026, 11, 27))
+    assert all(v.startswith("skipped") for v in second["units"].values()) and len(run_folders()) == 4
+
+    # analysts: every example query answers; a statement that would write is refused
+    env = {"PREFPIPE_HOME": str(settings.home)}
+    for query in sorted((ROOT / "sql" / "queries").glob("*.sql")):
+        done = cli("sql", "-f", str(query), "--format", "csv", env=env)
+        assert done.returncode == 0, (query.name, done.stderr)
+        assert len(done.stdout.splitlines()) > 1, query.name  # a header and rows
+    board = json.loads(cli("sql", "SELECT * FROM leaderboard WHERE level = 'subset'", "--format", "json",
+                           env=env).stdout)
+    small_subsets = {json.loads(line)["subset"] for line in small.read_text().splitlines()}
+    assert len(board) == 2 * (5 + len(small_subsets))  # two models x (the LLMBar subsets + the small set's)
+    done = cli("sql", "DELETE FROM history", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("prefpipe: error: sql: prefpipe sql only reads: a DELETE statement would change "
+                                   "something; use SELECT (or EXPLAIN)")
+
+    (models["b"] / "model.safetensors").write_bytes(b"not a model")  # a corrupted model fails only its units
+    with pytest.raises(PrefpipeError, match=r"2 unit\(s\) failed: b on llmbar: .*; b on small: "):
+        nightly_flow(settings, run_date=date(2026, 11, 27))
+    assert len(run_folders()) == 4  # a's results exist (skipped); b wrote nothing
+
+    # a better result "last night" makes tonight's identical scores a regression
+    with Warehouse.open(settings) as wh:
+        set_active(wh, "b", False)
+    [real] = [f for f in run_folders() if f.startswith("evalset=small/model=a/")]
+    night = settings.results / "evalset=small" / "model=a" / "run_date=2026-11-28" / "run_id=fake"
+    night.mkdir(parents=True)
+    summary = pq.read_table(settings.results / real / "summary.parquet").to_pylist()
+    pq.write_table(pa.Table.from_pylist([r | {"value": 1.0, "run_date": date(2026, 11, 28), "run_id": "fake"}
+                                         for r in summary]), night / "summary.parquet")
+    with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; a on small llmbar-natural"):
+        nightly_flow(settings, force=True, run_date=date(2026, 11, 29))

@@ -1,0 +1,41 @@
+-- Analyst views over the results lake (schemas/results.md). getvariable('results'): the lake's folder;
+-- getvariable('regression_threshold'): how far a value may drop before it counts as a regression.
+-- Hive partitions: evalset, model, run_date, run_id.
+CREATE OR REPLACE VIEW eval_scores AS
+SELECT * FROM read_parquet(getvariable('results') || '/*/*/*/*/scores.parquet', hive_partitioning = true,
+                           union_by_name = true);
+
+CREATE OR REPLACE VIEW eval_summary AS
+SELECT * FROM read_parquet(getvariable('results') || '/*/*/*/*/summary.parquet', hive_partitioning = true,
+                           union_by_name = true);
+
+-- Every run of a model on a set, newest first (recency 1 = the latest).
+CREATE OR REPLACE VIEW run_order AS
+SELECT model_id, evalset, run_date, run_id, code_version,
+       row_number() OVER (PARTITION BY model_id, evalset ORDER BY run_date DESC, run_id DESC) AS recency
+FROM (SELECT DISTINCT model_id, evalset, run_date, run_id, code_version FROM eval_summary);
+
+-- The latest run per model and set: its subsets, sections and scores.
+CREATE OR REPLACE VIEW leaderboard AS
+SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples
+FROM eval_summary s JOIN run_order o USING (model_id, evalset, run_date, run_id)
+WHERE o.recency = 1;
+
+CREATE OR REPLACE VIEW history AS
+SELECT model_id, evalset, run_date, run_id, level, name, value, examples FROM eval_summary;
+
+-- The latest run against the latest run of an earlier date (the previous night), value by value.
+CREATE OR REPLACE VIEW regressions AS
+WITH latest AS (SELECT * FROM run_order WHERE recency = 1),
+previous AS (
+    SELECT o.model_id, o.evalset, o.run_date, o.run_id FROM run_order o JOIN latest l USING (model_id, evalset)
+    WHERE o.run_date < l.run_date
+    QUALIFY row_number() OVER (PARTITION BY o.model_id, o.evalset ORDER BY o.run_date DESC, o.run_id DESC) = 1)
+SELECT n.model_id, n.evalset, n.level, n.name, p.value AS previous, n.value AS latest, n.value - p.value AS change,
+       pr.run_date AS previous_date, l.run_date AS latest_date
+FROM latest l
+JOIN eval_summary n USING (model_id, evalset, run_date, run_id)
+JOIN previous pr USING (model_id, evalset)
+JOIN eval_summary p ON p.model_id = pr.model_id AND p.evalset = pr.evalset AND p.run_id = pr.run_id
+     AND p.level = n.level AND p.name = n.name
+WHERE n.value < p.value - getvariable('regression_threshold');
