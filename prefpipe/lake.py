@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import statistics
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -82,14 +83,31 @@ def result_tables(run: Run, examples: list[Example], scores: list[tuple[list[flo
         summary = ([("subset", s, v["accuracy"]) for s, v in got["subsets"].items()]
                    + [("section", s, v) for s, v in got["sections"].items() if v is not None]
                    + [("score", k, got[k]) for k in ("score", "score_with_prior_sets")])
+    summary += diagnostics(rows)
     counts = Counter(r["subset"] for r in rows)
     provenance = {k: getattr(run, k) for k in ("run_id", "run_date", "model_id", "model_hash", "evalset",
                                                 "evalset_hash", "code_version")}
     scores_table = pa.Table.from_pylist([provenance | r for r in rows])
+    per_subset = ("subset", "length_bias")
     summary_table = pa.Table.from_pylist([provenance | {"level": level, "name": name, "value": value,
-                                                        "examples": counts.get(name) if level == "subset" else None}
+                                                        "examples": counts.get(name) if level in per_subset else None}
                                           for level, name, value in summary])
     return scores_table, summary_table
+
+
+def diagnostics(rows: list[dict]) -> list[tuple[str, str, float]]:
+    """What the common tools do not report: the margin distribution, the calibration of σ(margin), and per
+    subset the accuracy of "always pick the longer answer" (to read beside the model's accuracy)."""
+    from prefpipe.metrics import expected_calibration_error
+
+    margins = sorted(r["margin"] for r in rows)
+    deciles = statistics.quantiles(margins, n=10) if len(margins) > 1 else margins * 9
+    out = [("diagnostic", "margin_p10", deciles[0]), ("diagnostic", "margin_p50", statistics.median(margins)),
+           ("diagnostic", "margin_p90", deciles[-1]), ("diagnostic", "ece", expected_calibration_error(margins))]
+    longer: dict[str, list[bool]] = {}
+    for r in rows:
+        longer.setdefault(r["subset"], []).append(r["chosen_chars"] > r["rejected_chars"])
+    return out + [("length_bias", subset, sum(v) / len(v)) for subset, v in sorted(longer.items())]
 
 
 def has_results(results: Path, evalset: str, model_id: str, model_hash: str, evalset_hash: str, code: str) -> bool:

@@ -51,6 +51,14 @@ def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_p
     assert summary["section", "Chat Hard"]["value"] == pytest.approx(chat_hard)
     assert summary["score", "score"]["value"] is None  # Chat, Safety and Reasoning are not in this set
 
+    # diagnostics: the margin distribution, and "always pick the longer answer" per subset, from the raw file
+    margins = sorted(r["margin"] for r in rows.values())
+    assert summary["diagnostic", "margin_p50"]["value"] == pytest.approx(margins[209])  # 419 margins: the 210th
+    assert summary["diagnostic", "margin_p10"]["value"] <= summary["diagnostic", "margin_p90"]["value"]
+    for subset, n in counts.items():
+        longer = sum(len(r["chosen"]) > len(r["rejected"]) for r in raw.values() if r["subset"] == subset) / n
+        assert summary["length_bias", subset]["value"] == pytest.approx(longer)
+
     assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r2", run_date=day) is None
     again = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r3", run_date=day, force=True)
     assert again.name == "run_id=r3" and folder.exists()  # forced: a new run folder; history is kept

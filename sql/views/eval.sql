@@ -24,7 +24,8 @@ WHERE o.recency = 1;
 CREATE OR REPLACE VIEW history AS
 SELECT model_id, evalset, run_date, run_id, level, name, value, examples FROM eval_summary;
 
--- The latest run against the latest run of an earlier date (the previous night), value by value.
+-- The latest run against the latest run of an earlier date (the previous night): the accuracies and
+-- scores (not the diagnostics, where lower is not worse) that dropped more than the threshold.
 CREATE OR REPLACE VIEW regressions AS
 WITH latest AS (SELECT * FROM run_order WHERE recency = 1),
 previous AS (
@@ -38,4 +39,4 @@ JOIN eval_summary n USING (model_id, evalset, run_date, run_id)
 JOIN previous pr USING (model_id, evalset)
 JOIN eval_summary p ON p.model_id = pr.model_id AND p.evalset = pr.evalset AND p.run_id = pr.run_id
      AND p.level = n.level AND p.name = n.name
-WHERE n.value < p.value - getvariable('regression_threshold');
+WHERE n.level IN ('subset', 'section', 'score') AND n.value < p.value - getvariable('regression_threshold');
