@@ -59,7 +59,7 @@ def run_folder(work: Path, name: str, snapshot: Path, config: dict) -> Path:
 
 def held_out_accuracy(model, run_dir: Path) -> dict:
     from prefpipe.data import SNAPSHOT, encode_units, read_units
-    from prefpipe.metrics import pair_metrics, score_units
+    from prefpipe.metrics import pair_deltas, pair_metrics, score_units
     from prefpipe.model import load_tokenizer
     from prefpipe.train import TrainConfig, input_builder
 
@@ -68,10 +68,8 @@ def held_out_accuracy(model, run_dir: Path) -> dict:
     builder = input_builder(config, tokenizer, model)
     units = [u for u in read_units(run_dir / SNAPSHOT) if u.split in ("validation", "test")]
     encoded, _ = encode_units(builder, units)
-    scores, deltas, offset = score_units(model, encoded, tokenizer.pad_token_id, "cpu"), [], 0
-    for e in encoded:
-        deltas += [scores[offset + c] - scores[offset + r] for c, r, _, _ in e.pairs]
-        offset += len(e.inputs)
+    scores = score_units(model, encoded, tokenizer.pad_token_id, "cpu")
+    deltas = [delta for _, delta in pair_deltas(encoded, scores)]
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in pair_metrics(deltas).items()}
 
 

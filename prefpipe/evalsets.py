@@ -32,6 +32,11 @@ class Example:
 
 def read_evalset(path: Path | str, fmt: str = "auto") -> list[Example]:
     """The examples of PATH; any bad row fails with its file, line, field and reason."""
+    return read_evalset_format(path, fmt)[1]
+
+
+def read_evalset_format(path: Path | str, fmt: str = "auto") -> tuple[str, list[Example]]:
+    """The format of PATH (auto: rewardbench2 when the first row's chosen is a list) and its examples."""
     path = Path(path)
     if fmt not in ("auto", *FORMATS):
         raise InputError(f"must be auto or one of {', '.join(FORMATS)}, got {fmt!r}", field="--format")
@@ -54,7 +59,7 @@ def read_evalset(path: Path | str, fmt: str = "auto") -> list[Example]:
         examples.append(example)
     if not examples:
         raise InputError("no examples", file=path)
-    return examples
+    return fmt, examples
 
 
 def _rows(path: Path):

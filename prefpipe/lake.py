@@ -137,14 +137,15 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
 
 
 def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
-             run_id: str, run_date: date | None = None, force: bool = False, device: str = "cpu") -> Path | None:
+             run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
+             device: str = "cpu") -> Path | None:
     """Score one model on one evaluation set and write the run folder; None when these results exist
     (same model, set and code version) and not `force`."""
-    from prefpipe.evalsets import read_evalset, score_examples
+    from prefpipe.evalsets import read_evalset_format, score_examples
     from prefpipe.formats import content_hash
     from prefpipe.model import load_reward_model, load_tokenizer
 
-    examples = read_evalset(evalset_path)
+    fmt, examples = read_evalset_format(evalset_path, fmt)
     run = Run(run_id, run_date or date.today(), model_id, folder_hash(model_dir), evalset, content_hash(evalset_path),
               code_version())
     if not force and has_results(results, evalset, model_id, run.model_hash, run.evalset_hash, run.code_version):
@@ -152,7 +153,6 @@ def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, r
     model = load_reward_model(model_dir).to(device)
     tokenizer = load_tokenizer(model_dir)
     scores = score_examples(model, tokenizer, examples, device=device)
-    fmt = "rewardbench2" if any(len(e.chosen) > 1 or len(e.rejected) > 1 for e in examples) else "rewardbench"
     return write_results(results, run, *result_tables(run, examples, scores, fmt))
 
 

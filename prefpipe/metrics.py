@@ -67,14 +67,11 @@ def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation",
     for split in splits:
         encoded, identical = encode_units(builder, [u for u in units if u.split == split])
         rewards[split] = scores = score_units(model, encoded, tokenizer.pad_token_id, device)
-        deltas, groups, offset = [], defaultdict(list), 0
-        for e in encoded:
-            for c, r, _, _ in e.pairs:
-                delta = scores[offset + c] - scores[offset + r]
-                deltas.append(delta)
-                groups["by_source", e.unit.source].append(delta)
-                groups["by_annotator", e.unit.annotator_id].append(delta)
-            offset += len(e.inputs)
+        deltas, groups = [], defaultdict(list)
+        for unit, delta in pair_deltas(encoded, scores):
+            deltas.append(delta)
+            groups["by_source", unit.source].append(delta)
+            groups["by_annotator", unit.annotator_id].append(delta)
         deltas_by_split[split] = deltas
         result[split] = pair_metrics(deltas) | {"identical_after_truncation": identical} | {
             kind: {key: pair_metrics(v) for (k, key), v in sorted(groups.items()) if k == kind}
@@ -92,6 +89,15 @@ def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation",
     (run_dir / METRICS).write_text(json.dumps(result, indent=2) + "\n")
     plot_calibration(deltas_by_split, run_dir / PLOT)
     return result
+
+
+def pair_deltas(encoded: list, scores: list[float]):
+    """(unit, r_chosen − r_rejected) for every pair, with `scores` as `score_units` returns them."""
+    offset = 0
+    for e in encoded:
+        for c, r, _, _ in e.pairs:
+            yield e.unit, scores[offset + c] - scores[offset + r]
+        offset += len(e.inputs)
 
 
 def score_units(model, encoded: list, pad_id: int, device: str) -> list[float]:

@@ -51,13 +51,12 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
     Returns the version's row and whether it is new (an unchanged file is the same version)."""
     import shutil
 
-    from prefpipe.evalsets import read_evalset
+    from prefpipe.evalsets import read_evalset_format
     from prefpipe.formats import content_hash
 
     check_name(name)
-    examples = read_evalset(path, fmt)
+    fmt, examples = read_evalset_format(path, fmt)
     version = content_hash(path)
-    fmt = "rewardbench2" if any(len(e.chosen) > 1 or len(e.rejected) > 1 for e in examples) else "rewardbench"
     held = wh.con.execute("SELECT * FROM evalsets WHERE name = ? AND version = ?", [name, version])
     if row := held.fetchone():
         return dict(zip([d[0] for d in held.description], row, strict=True)), False

@@ -25,5 +25,5 @@ def score_unit(results: Path, model_id: str, model_path: str, evalset: dict, run
                force: bool) -> str:
     """One model on one set: a new run folder in the lake, or skipped when these results exist."""
     folder = lake.evaluate(Path(model_path), model_id, Path(evalset["path"]), evalset["name"], results,
-                           run_id=run_id, run_date=run_date, force=force)
+                           run_id=run_id, run_date=run_date, force=force, fmt=evalset["format"])
     return "skipped (results exist for this model, set and code version)" if folder is None else str(folder)
