@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from prefpipe.data import InputBuilder
 from prefpipe.errors import InputError
-from prefpipe.model import max_positions, score
+from prefpipe.model import SCORE_TOKENS, max_positions, score
 
 FORMATS = ("rewardbench", "rewardbench2")
 
@@ -104,8 +104,8 @@ def _texts(row: dict, key: str, fmt: str, path: Path, line: int) -> tuple[str, .
                      field=key)
 
 
-def score_examples(model, tokenizer, examples: list[Example], *, max_length: int = 2048, max_tokens: int = 16_384,
-                   device: str = "cpu") -> list[tuple[list[float], list[float]]]:
+def score_examples(model, tokenizer, examples: list[Example], *, max_length: int = 2048,
+                   max_tokens: int = SCORE_TOKENS, device: str = "cpu") -> list[tuple[list[float], list[float]]]:
     """(chosen scores, rejected scores) per example. Every distinct (prompt, text) is scored once, in
     batches sorted by length; a score does not depend on the batch it was in."""
     keys: dict[tuple[str, str], int] = {}
