@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefpipe.ingest import BatchSummary, batch_files
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
-from tasks.ingest import load_batch, read_batch, validate_batch
+from tasks.ingest import load_batch, publish_tables, read_batch, validate_batch
 
 SUMMARY_COLUMNS = ["source", "status", "rows_in", "loaded", "replaced", "quarantined", "skipped", "pairs",
                    "ties", "identical_texts", "quarantined_by_rule", "skipped_by_reason", "batch_id"]
@@ -27,6 +27,7 @@ def ingest_flow(paths: list[str], settings: Settings | None = None, fmt: str = "
             summary = load_batch(wh, validate_batch(wh, summary, settings))
             print(summary_line(summary))
             summaries.append(summary)
+        publish_tables(wh, settings)
     create_table_artifact(key="ingest-summary", table=[summary_row(s) for s in summaries],
                           description="What each batch brought: rows in = loaded + quarantined + skipped")
     failed = [s.message for s in summaries if s.status == "failed"]

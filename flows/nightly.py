@@ -42,7 +42,7 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
             outcomes[model_id, name] = outcome
             print(f"{model_id} on {name}: {outcome}")
     board, regressions = [], []
-    con = lake_connection(settings.results, threshold)
+    con = lake_connection(settings.results, regression_threshold=threshold)
     if con is not None:
         board = con.sql(LEADERBOARD).to_arrow_table().to_pylist()
         regressions = con.sql("SELECT * FROM regressions ORDER BY model_id, evalset, level, name"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -140,7 +141,7 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
     """Register a reward model trained elsewhere (active for the nightly evaluation)."""
     from prefpipe.registry import add_model
 
-    with _open_warehouse(warehouse) as wh:
+    with _changing_warehouse(warehouse) as wh:
         add_model(wh, path, name)
     typer.echo(f"{name}: registered ({path}), active")
 
@@ -160,7 +161,7 @@ def models_activate(name: str, warehouse: WarehouseOpt = None) -> None:
 def _set_active(name: str, active: bool, warehouse: Path | None) -> None:
     from prefpipe.registry import set_active
 
-    with _open_warehouse(warehouse) as wh:
+    with _changing_warehouse(warehouse) as wh:
         set_active(wh, name, active)
     typer.echo(f"{name}: {'active' if active else 'inactive'}")
 
@@ -186,7 +187,7 @@ def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-
     if (path is None) == (from_split is None):
         raise PrefpipeError("give a file or --from-split SPLIT (one of them)")
     settings = Settings.from_env(warehouse=warehouse)
-    with _open_warehouse(warehouse) as wh, tempfile.TemporaryDirectory() as tmp:
+    with _changing_warehouse(warehouse) as wh, tempfile.TemporaryDirectory() as tmp:
         if from_split:
             path = Path(tmp) / f"{name or 'curated'}-{from_split}.jsonl"
             export_pairs(wh, path, from_split, layout="rewardbench")
@@ -226,7 +227,8 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
 def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the views (see sql/views/).")] = None,
         file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from a file.")] = None,
         fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table") -> None:
-    """Query the results lake with SQL (read-only; never waits for a running ingest or nightly job)."""
+    """Query the results lake and the warehouse tables with SQL (read-only; reads their Parquet copies, so it
+    never waits for a running ingest or nightly job)."""
     import csv
     import io
     import json
@@ -240,9 +242,10 @@ def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the vi
     if file is not None and not file.is_file():
         raise PrefpipeError(f"{file}: no such file")
     settings = Settings.from_env()
-    con = lake_connection(settings.results)
+    con = lake_connection(settings.results, settings.tables)
     if con is None:
-        raise PrefpipeError(f"{settings.results}: no results yet; run `prefpipe nightly` first")
+        raise PrefpipeError(f"{settings.results}, {settings.tables}: nothing to query yet; run `prefpipe ingest` "
+                            "or `prefpipe nightly` first")
     columns, rows = read_only_query(con, query if file is None else file.read_text())
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
@@ -306,6 +309,16 @@ def _open_warehouse(warehouse: Path | None):
     settings = Settings.from_env(warehouse=warehouse)
     _require_warehouse(settings)
     return Warehouse.open(settings)
+
+
+@contextmanager
+def _changing_warehouse(warehouse: Path | None):
+    """The warehouse, for a command that changes it; its Parquet copy for `prefpipe sql` is renewed after."""
+    from prefpipe.lake import publish_tables
+
+    with _open_warehouse(warehouse) as wh:
+        yield wh
+        publish_tables(wh.con, Settings.from_env(warehouse=warehouse).tables)
 
 
 def _require_warehouse(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""The results lake: evaluation results as hive-partitioned Parquet under data/results/.
+"""The lake that analysts query: evaluation results as hive-partitioned Parquet under data/results/,
+and Parquet copies of the warehouse tables under data/tables/.
 
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/scores.parquet   one row per example
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/summary.parquet  subsets, sections, scores
@@ -16,7 +17,7 @@ import statistics
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,19 +157,58 @@ def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, r
     return write_results(results, run, *result_tables(run, examples, scores, fmt))
 
 
-def lake_connection(results: Path, regression_threshold: float = 0.02):
-    """An in-memory DuckDB connection with the analyst views over the lake (it never locks the warehouse);
-    None when the lake holds no results yet."""
+WAREHOUSE_TABLES = ("batches", "annotations", "responses", "comparisons", "quarantine", "models", "evalsets")
+
+
+def publish_tables(con, tables: Path, keep: int = 2) -> Path:
+    """Copy the warehouse tables to Parquet, so that analysts' SQL reads them without the warehouse's lock.
+
+    Each copy is a new folder, staged and renamed in one step, so a reader sees every table of one
+    moment; the `keep` newest copies stay (a query already reading an older one is not cut off)."""
+    from prefpipe.sql import literal
+
+    tables.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=tables))
+    try:
+        for name in WAREHOUSE_TABLES:
+            con.execute(f"COPY {name} TO {literal(staging / f'{name}.parquet')} (FORMAT parquet)")
+        final = tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for old in sorted(p for p in tables.iterdir() if not p.name.startswith("."))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_tables(tables: Path) -> Path | None:
+    """The newest published copy of the warehouse tables, or None."""
+    copies = sorted(p for p in Path(tables).glob("*") if p.is_dir() and not p.name.startswith("."))
+    return copies[-1] if copies else None
+
+
+def lake_connection(results: Path, tables: Path | None = None, regression_threshold: float = 0.02):
+    """An in-memory DuckDB connection with the analyst views: over the results lake (sql/views/eval.sql)
+    and over the latest copy of the warehouse tables (sql/views/warehouse.sql, then the warehouse's own
+    pairs and curation views). It never opens the warehouse file, so it never waits for its lock.
+    None when there is nothing to read yet."""
     import duckdb
 
     from prefpipe.sql import run_script
 
-    if not any(Path(results).glob("*/*/*/*/summary.parquet")):
+    has_results = any(Path(results).glob("*/*/*/*/summary.parquet"))
+    copy = latest_tables(tables) if tables is not None else None
+    if not has_results and copy is None:
         return None
     con = duckdb.connect()
-    con.execute("SET VARIABLE results = ?", [str(results)])
-    con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
-    run_script(con, "views/eval.sql")
+    if has_results:
+        con.execute("SET VARIABLE results = ?", [str(results)])
+        con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
+        run_script(con, "views/eval.sql")
+    if copy is not None:
+        con.execute("SET VARIABLE tables = ?", [str(copy)])
+        for script in ("views/warehouse.sql", "ddl/002_pairs_view.sql", "ddl/003_curation_views.sql"):
+            run_script(con, script)
     return con
 
 

@@ -15,6 +15,7 @@ class Settings:
     warehouse: Path = Path("data/warehouse.duckdb")
     results: Path = Path("data/results")
     models: Path = Path("data/models")  # trained models, one folder each
+    tables: Path = Path("data/tables")  # Parquet copies of the warehouse tables, for `prefpipe sql`
     max_responses: int = 9
     max_chars: int = 50_000
     max_quarantined_share: float = 0.5  # a batch above this share fails as a whole
@@ -37,13 +38,14 @@ class Settings:
             "warehouse": Path(env.get("PREFPIPE_WAREHOUSE", home / "warehouse.duckdb")),
             "results": Path(env.get("PREFPIPE_RESULTS", home / "results")),
             "models": Path(env.get("PREFPIPE_MODELS", home / "models")),
+            "tables": Path(env.get("PREFPIPE_TABLES", home / "tables")),
         }
         if "PREFPIPE_LOCK_TIMEOUT" in env:
             values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"])
         if "PREFPIPE_MEMORY_LIMIT" in env:
             values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("home", "warehouse", "results", "models"):
+        for key in ("home", "warehouse", "results", "models", "tables"):
             values[key] = Path(values[key])
         settings = cls(**values)
         settings.check()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 GOOD = ("accurate clear concise correct helpful precise relevant "
@@ -16,6 +17,7 @@ GOOD = ("accurate clear concise correct helpful precise relevant "
 BAD = ("wrong vague rambling rude irrelevant incorrect evasive "
         "sloppy confusing unsafe repetitive off-topic careless incomplete dismissive").split()
 NEUTRAL = ["the", "answer", "explains", "this", "and", "then", "it", "with", "some", "of", "a", "about"]
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)  # a Monday
 TOPICS = ["python", "taxes", "gardening", "sleep", "travel", "chess", "cooking", "physics", "history", "music"]
 
 
@@ -35,7 +37,8 @@ def synthetic_batch(path: Path | str, annotations: int = 300, *, seed: int = 0, 
             texts = [_text(rng, q, words) + f" ({written}.{j})" for j, q in enumerate(qualities)]
             judges = rng.sample(range(annotators), 2 if rng.random() < second_opinions else 1)
             for judge in judges[: annotations - written]:
-                line = _annotation(rng, prompt_id, prompt, f"ann-{judge}", qualities, texts)
+                line = _annotation(rng, prompt_id, prompt, f"ann-{judge}", qualities, texts,
+                                   START + timedelta(minutes=90 * written))  # 400 annotations: four weeks
                 f.write(json.dumps(line) + "\n")
                 written += 1
         for i in range(bad_lines):
@@ -51,7 +54,7 @@ def _text(rng: random.Random, quality: float, words: int) -> str:
 
 
 def _annotation(rng: random.Random, prompt_id: str, prompt: str, annotator: str,
-                qualities: list[float], texts: list[str]) -> dict:
+                qualities: list[float], texts: list[str], annotated_at: datetime) -> dict:
     noisy = [q + rng.gauss(0, 0.1) for q in qualities]
     order = sorted(range(len(noisy)), key=lambda j: -noisy[j])
     ranks, rank = {}, 0
@@ -69,7 +72,8 @@ def _annotation(rng: random.Random, prompt_id: str, prompt: str, annotator: str,
         responses.append({"response_id": "edit", "text": best["text"] + " " + " ".join(rng.sample(GOOD, 3)),
                           "edited_from": best["response_id"]})
     return {"prompt_id": prompt_id, "prompt": prompt, "annotator_id": annotator,
-            "annotation_id": f"{prompt_id}/{annotator}", "responses": responses}
+            "annotation_id": f"{prompt_id}/{annotator}", "responses": responses,
+            "metadata": {"annotated_at": annotated_at.isoformat()}}
 
 
 def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 32, layers: int = 2,

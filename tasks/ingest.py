@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import ingest
+from prefpipe import ingest, lake
 from prefpipe.errors import InputError
 from prefpipe.ingest import BatchSummary
 from prefpipe.settings import Settings
@@ -31,3 +31,9 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
 @task(cache_policy=NO_CACHE, task_run_name="load batch")
 def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
     return ingest.load_batch(wh, summary)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_tables(wh: Warehouse, settings: Settings) -> Path:
+    """The warehouse tables as Parquet, for `prefpipe sql` (which never opens the locked warehouse)."""
+    return lake.publish_tables(wh.con, settings.tables)

@@ -15,8 +15,10 @@ from prefpipe.warehouse import Warehouse
 
 @task(retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
 def read_registry(settings: Settings) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Active models and the latest version of every evaluation set; the warehouse is closed again."""
+    """Active models and the latest version of every evaluation set; the warehouse is closed again.
+    The warehouse tables are published to Parquet too, so analysts' SQL sees tonight's registry."""
     with Warehouse.open(settings) as wh:
+        lake.publish_tables(wh.con, settings.tables)
         return registry.active_models(wh), registry.latest_evalsets(wh)
 
 

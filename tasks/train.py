@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import data, metrics, registry, train
+from prefpipe import data, lake, metrics, registry, train
 from prefpipe.errors import PrefpipeError
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
@@ -48,3 +48,4 @@ def register_model(settings: Settings, model_id: str, run_dir: Path, snapshot: d
     config = json.loads((run_dir / train.CONFIG).read_text())
     with Warehouse.open(settings) as wh:
         registry.register_model(wh, model_id, run_dir, config, snapshot, results)
+        lake.publish_tables(wh.con, settings.tables)

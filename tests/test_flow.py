@@ -201,6 +201,8 @@ def test_cli_registers_evaluation_sets_and_models(tmp_path):
     assert cli("models", "deactivate", "outside", env=env).returncode == 0
     listed = cli("models", env=env).stdout
     assert "outside" in listed and "False" in listed
+    done = cli("sql", "SELECT model_id, active FROM models", "--format", "csv", env=env)  # the published copy
+    assert done.stdout.splitlines() == ["model_id,active", "outside,False"]
     done = cli("models", "deactivate", "nobody", env=env)
     assert done.returncode == 1 and "no such model in the registry" in done.stderr
 
@@ -214,6 +216,7 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
 
     from flows.nightly import nightly_flow
     from prefpipe.errors import PrefpipeError
+    from prefpipe.ingest import ingest_file
     from prefpipe.registry import add_model, register_evalset, set_active
     from prefpipe.synth import tiny_reward_model
 
@@ -223,6 +226,7 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
     small.write_text("".join(llmbar.read_text().splitlines(keepends=True)[:40]))
     models = {name: tiny_reward_model(tmp_path / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
     with Warehouse.open(settings) as wh:
+        ingest_file(wh, synthetic_batch(tmp_path / "batch.jsonl", 60), settings)  # for the throughput query
         for name, folder in models.items():
             add_model(wh, folder, name)
         register_evalset(wh, settings.home, llmbar, "llmbar")
@@ -244,6 +248,10 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
         done = cli("sql", "-f", str(query), "--format", "csv", env=env)
         assert done.returncode == 0, (query.name, done.stderr)
         assert len(done.stdout.splitlines()) > 1, query.name  # a header and rows
+    weeks = json.loads(cli("sql", "-f", "sql/queries/annotation_throughput.sql", "--format", "json", env=env).stdout)
+    assert [w["week"] for w in weeks] == ["2026-11-02"] and weeks[0]["annotations"] == 60
+    models_in_sql = cli("sql", "SELECT model_id, active FROM models ORDER BY model_id", "--format", "csv", env=env)
+    assert models_in_sql.stdout.splitlines() == ["model_id,active", "a,True", "b,True"]
     board = json.loads(cli("sql", "SELECT * FROM leaderboard WHERE level = 'subset'", "--format", "json",
                            env=env).stdout)
     small_subsets = {json.loads(line)["subset"] for line in small.read_text().splitlines()}

@@ -79,3 +79,36 @@ def test_a_run_killed_while_writing_leaves_no_partition(tmp_path, model_dir, mon
     assert list(results.rglob("*.parquet")) == [] and not list(results.glob(".staging-*"))
     monkeypatch.setattr(lake.pq, "write_table", real_write)
     assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1") is not None  # a rerun works
+
+
+def test_warehouse_tables_are_published_whole_and_sql_reads_them_while_the_warehouse_is_locked(
+        tmp_path, wh, settings, ingest):
+    from conftest import annotation
+
+    from prefpipe.sql import sql
+
+    ingest(annotation("p-1", 1, 2, 3, metadata={"annotated_at": "2026-11-03T10:00:00Z"}),
+           annotation("p-2", 1, 1, annotator="ann-2", metadata={"annotated_at": "2026-11-12T10:00:00+01:00"}),
+           annotation("p-3", 2, 1, metadata={"annotated_at": "2026-11-13T23:00:00Z"}),
+           annotation("p-4", 1, 2, metadata={"annotated_at": "not a time"}),  # counted at its ingest date
+           '{"prompt_id": "bad"}')
+    tables = settings.tables
+    first = lake.publish_tables(wh.con, tables)
+    lake.publish_tables(wh.con, tables)
+    third = lake.publish_tables(wh.con, tables)
+    copies = sorted(p.name for p in tables.iterdir())
+    assert len(copies) == 2 and copies[-1] == third.name and first.name not in copies  # the 2 newest, no staging
+    assert lake.latest_tables(tables) == third
+
+    # the warehouse stays open (locked) in this process: the lake connection never opens it
+    con = lake.lake_connection(settings.results, tables)
+    for table in lake.WAREHOUSE_TABLES + ("pairs", "annotation_summary"):
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == wh.con.execute(
+            f"SELECT count(*) FROM {table}").fetchone(), table
+    weeks = con.execute(sql("queries/annotation_throughput.sql")).fetchall()
+    ingest_week = wh.con.execute("SELECT date_trunc('week', ingested_at)::DATE FROM batches").fetchone()[0]
+    # week, annotations, annotators, per annotator, pairs, ties, drops, edits
+    expected = [(date(2026, 11, 2), 1, 1, 1.0, 3, 0, 0, 0), (date(2026, 11, 9), 2, 2, 1.0, 1, 1, 0, 0),
+                (ingest_week, 1, 1, 1.0, 1, 0, 0, 0)]
+    assert weeks == expected
+    assert lake.lake_connection(tmp_path / "none", tmp_path / "none") is None
