@@ -30,9 +30,9 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     run_id = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     models, evalsets = read_registry(settings)
     print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets")
-    futures = {(model_id, evalset["name"]): score_unit.submit(settings.results, model_id, path, evalset, run_id,
-                                                               run_date, force)
-               for model_id, path in models for evalset in evalsets}
+    futures = {(model_id, evalset["name"]): score_unit.submit(settings.results, model_id, path, reference, evalset,
+                                                               run_id, run_date, force)
+               for model_id, path, reference in models for evalset in evalsets}
     outcomes, failed = {}, []
     for (model_id, name), future in futures.items():
         outcome = future.result(raise_on_failure=False)  # one failing unit does not stop the others

@@ -136,14 +136,20 @@ def models(ctx: typer.Context, warehouse: WarehouseOpt = None) -> None:
 
 
 @models_app.command("add")
-def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequence-classification folder.")],
-               name: Annotated[str, typer.Option(help="The model id.")], warehouse: WarehouseOpt = None) -> None:
-    """Register a reward model trained elsewhere (active for the nightly evaluation)."""
+def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequence-classification folder, or a "
+                                                  "DPO policy (a causal LM) with --reference.")],
+               name: Annotated[str, typer.Option(help="The model id.")],
+               reference: Annotated[Path | None, typer.Option(help="The DPO policy's reference causal LM: PATH is "
+                                                              "scored by Σ log π − Σ log π_ref over the response."
+                                                              )] = None,
+               warehouse: WarehouseOpt = None) -> None:
+    """Register a model trained elsewhere (active for the nightly evaluation)."""
     from prefpipe.registry import add_model
 
     with _changing_warehouse(warehouse) as wh:
-        add_model(wh, path, name)
-    typer.echo(f"{name}: registered ({path}), active")
+        add_model(wh, path, name, reference)
+    kind = f"DPO policy against {reference}" if reference else "reward model"
+    typer.echo(f"{name}: registered ({path}, {kind}), active")
 
 
 @models_app.command("deactivate")

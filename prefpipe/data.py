@@ -145,14 +145,19 @@ class InputBuilder:
                              f"got {max_length}", field="max_length")
 
     def build(self, pairs: list[tuple[str | list[dict], str]]) -> list[list[int]]:
+        return [ids for ids, _ in self.build_with_start(pairs)]
+
+    def build_with_start(self, pairs: list[tuple[str | list[dict], str]]) -> list[tuple[list[int], int]]:
+        """The token ids of each input, and where its response starts."""
         parts = [prompt_and_response(self.tokenizer, p, r) for p, r in pairs]
         ids = self._tokenize([text for part in parts for text in part])
         return [self.fit(ids[2 * i], ids[2 * i + 1]) for i in range(len(parts))]
 
-    def fit(self, prompt: list[int], response: list[int]) -> list[int]:
+    def fit(self, prompt: list[int], response: list[int]) -> tuple[list[int], int]:
         response = response[: self.room]
         keep = self.room - len(response)
-        return self.prefix + (prompt[len(prompt) - keep:] if keep else []) + response + self.suffix
+        head = self.prefix + (prompt[len(prompt) - keep:] if keep else [])
+        return head + response + self.suffix, len(head)
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
         distinct = list(dict.fromkeys(texts))  # a prompt shared by K responses is tokenized once

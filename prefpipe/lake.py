@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from prefpipe.evalsets import Example
 
 PACKAGE = Path(__file__).resolve().parent
-SCORING_CODE = ("data.py", "evalsets.py", "lake.py", "model.py", "rewardbench.py")
+SCORING_CODE = ("data.py", "dpo.py", "evalsets.py", "lake.py", "model.py", "rewardbench.py")
 
 
 def code_version() -> str:
@@ -139,21 +139,29 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
 
 def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
              run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
-             device: str = "cpu") -> Path | None:
+             reference: Path | None = None, device: str = "cpu") -> Path | None:
     """Score one model on one evaluation set and write the run folder; None when these results exist
-    (same model, set and code version) and not `force`."""
-    from prefpipe.evalsets import read_evalset_format, score_examples
+    (same model, set and code version) and not `force`. With REFERENCE, MODEL_DIR is a DPO policy,
+    scored by its implicit reward."""
+    from prefpipe.evalsets import read_evalset_format, score_distinct, score_examples
     from prefpipe.formats import content_hash
     from prefpipe.model import load_reward_model, load_tokenizer
 
     fmt, examples = read_evalset_format(evalset_path, fmt)
-    run = Run(run_id, run_date or date.today(), model_id, folder_hash(model_dir), evalset, content_hash(evalset_path),
+    model_hash = folder_hash(model_dir)
+    if reference is not None:  # the policy and its reference: a change to either is another model
+        model_hash = hashlib.sha256(f"{model_hash}:{folder_hash(reference)}".encode()).hexdigest()
+    run = Run(run_id, run_date or date.today(), model_id, model_hash, evalset, content_hash(evalset_path),
               code_version())
     if not force and has_results(results, evalset, model_id, run.model_hash, run.evalset_hash, run.code_version):
         return None
-    model = load_reward_model(model_dir).to(device)
-    tokenizer = load_tokenizer(model_dir)
-    scores = score_examples(model, tokenizer, examples, device=device)
+    if reference is not None:
+        from prefpipe.dpo import ImplicitReward
+
+        scores = score_distinct(examples, ImplicitReward(model_dir, reference, device))
+    else:
+        model = load_reward_model(model_dir).to(device)
+        scores = score_examples(model, load_tokenizer(model_dir), examples, device=device)
     return write_results(results, run, *result_tables(run, examples, scores, fmt))
 
 

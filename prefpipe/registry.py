@@ -8,7 +8,7 @@ from pathlib import Path
 from prefpipe.errors import InputError
 from prefpipe.warehouse import Warehouse
 
-LISTED = ("model_id", "created_at", "active", "loss", "pairs", "base", "path")
+LISTED = ("model_id", "created_at", "active", "loss", "pairs", "base", "path", "reference")
 HEADLINE = ("accuracy", "log_loss", "ece", "pairs")
 
 
@@ -19,7 +19,8 @@ def check_name(name: str, field: str = "--name") -> str:
     return name
 
 
-def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snapshot: dict, metrics: dict) -> None:
+def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snapshot: dict, metrics: dict,
+                   reference: Path | None = None) -> None:
     """Add the model; registering the same id again (a resumed run) replaces its row."""
     path = Path(path).resolve()
     with wh.transaction() as con:
@@ -31,9 +32,10 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
         headline = {split: {k: metrics[split][k] for k in HEADLINE} for split in ("validation", "test")
                     if split in metrics}
         con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
-                    "metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "metrics, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [model_id, str(path), config["base"], config["loss"], json.dumps(config),
-                     snapshot["batch_ids"], snapshot["pairs"]["train"], snapshot["hash"], json.dumps(headline)])
+                     snapshot["batch_ids"], snapshot["pairs"]["train"], snapshot["hash"], json.dumps(headline),
+                     None if reference is None else str(Path(reference).resolve())])
 
 
 def list_models(wh: Warehouse) -> tuple[list[str], list[tuple]]:
@@ -81,17 +83,27 @@ def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
 
 # -- models trained elsewhere ---------------------------------------------------------------------------
 
-def add_model(wh: Warehouse, path: Path, model_id: str) -> None:
-    """Register a Hugging Face sequence-classification folder trained elsewhere (active)."""
+def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None = None) -> None:
+    """Register a model trained elsewhere (active): a Hugging Face sequence-classification folder, or a
+    DPO policy (a causal LM) with its REFERENCE, scored by its implicit reward."""
     check_name(model_id)
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        raise InputError("not a model folder (no config.json)", file=path)
-    labels = len(json.loads(config.read_text()).get("id2label") or {"0": "score"})
-    if labels != 1:
-        raise InputError(f"a reward model has one output (num_labels 1), this one has {labels}", file=config)
-    register_model(wh, model_id, path, {"base": str(Path(path).resolve()), "loss": None},
-                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {})
+    if reference is not None:
+        from prefpipe.dpo import check_pair
+
+        check_pair(path, reference)
+    else:
+        config = Path(path) / "config.json"
+        if not config.is_file():
+            raise InputError("not a model folder (no config.json)", file=path)
+        values = json.loads(config.read_text())
+        if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in values.get("architectures") or []):
+            raise InputError("a causal LM, not a reward model: to score a DPO policy, give its --reference",
+                             file=config)
+        labels = len(values.get("id2label") or {"0": "score"})
+        if labels != 1:
+            raise InputError(f"a reward model has one output (num_labels 1), this one has {labels}", file=config)
+    register_model(wh, model_id, path, {"base": str(Path(path).resolve()), "loss": "dpo" if reference else None},
+                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {}, reference)
 
 
 def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
@@ -101,5 +113,6 @@ def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
         con.execute("UPDATE models SET active = ? WHERE model_id = ?", [active, model_id])
 
 
-def active_models(wh: Warehouse) -> list[tuple[str, str]]:
-    return wh.con.execute("SELECT model_id, path FROM models WHERE active ORDER BY model_id").fetchall()
+def active_models(wh: Warehouse) -> list[tuple[str, str, str | None]]:
+    """(model id, folder, reference folder of a DPO policy or None) of every active model."""
+    return wh.con.execute("SELECT model_id, path, reference FROM models WHERE active ORDER BY model_id").fetchall()

@@ -79,10 +79,17 @@ def _annotation(rng: random.Random, prompt_id: str, prompt: str, annotator: str,
 def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 32, layers: int = 2,
                       positions: int = 512, seed: int = 0) -> Path:
     """A small randomly initialised reward model with a word-level tokenizer of the synthetic vocabulary,
-    saved as a Hugging Face folder: `encoder` (BERT) or `decoder` (GPT-2). For tests and benchmarks."""
+    saved as a Hugging Face folder: `encoder` (BERT) or `decoder` (GPT-2); `causal-lm` is a GPT-2 language
+    model instead (a DPO policy or its reference). For tests and benchmarks."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import AutoModelForSequenceClassification, BertConfig, GPT2Config, PreTrainedTokenizerFast
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        BertConfig,
+        GPT2Config,
+        PreTrainedTokenizerFast,
+    )
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     words = sorted({*GOOD, *BAD, *NEUTRAL, *TOPICS, "question", "about", "user", "assistant", "system",
@@ -105,7 +112,10 @@ def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 
               GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=positions, resid_pdrop=0.0,
                          embd_pdrop=0.0, attn_pdrop=0.0, eos_token_id=vocab["[SEP]"], bos_token_id=vocab["[CLS]"],
                          **size))
-    config.num_labels = 1
-    AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    if kind == "causal-lm":
+        AutoModelForCausalLM.from_config(config).save_pretrained(path)
+    else:
+        config.num_labels = 1
+        AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)

@@ -23,9 +23,10 @@ def read_registry(settings: Settings) -> tuple[list[tuple[str, str]], list[dict]
 
 
 @task(cache_policy=NO_CACHE, task_run_name="score {model_id} on {evalset[name]}")
-def score_unit(results: Path, model_id: str, model_path: str, evalset: dict, run_id: str, run_date: date,
-               force: bool) -> str:
+def score_unit(results: Path, model_id: str, model_path: str, reference: str | None, evalset: dict, run_id: str,
+               run_date: date, force: bool) -> str:
     """One model on one set: a new run folder in the lake, or skipped when these results exist."""
     folder = lake.evaluate(Path(model_path), model_id, Path(evalset["path"]), evalset["name"], results,
-                           run_id=run_id, run_date=run_date, force=force, fmt=evalset["format"])
+                           run_id=run_id, run_date=run_date, force=force, fmt=evalset["format"],
+                           reference=None if reference is None else Path(reference))
     return "skipped (results exist for this model, set and code version)" if folder is None else str(folder)

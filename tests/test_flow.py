@@ -198,11 +198,18 @@ def test_cli_registers_evaluation_sets_and_models(tmp_path):
 
     folder = tiny_reward_model(tmp_path / "m")
     assert cli("models", "add", str(folder), "--name", "outside", env=env).returncode == 0
+    policy, reference = (tiny_reward_model(tmp_path / n, "causal-lm", seed=s) for n, s in (("policy", 1), ("ref", 2)))
+    done = cli("models", "add", str(policy), "--reference", str(reference), "--name", "dpo", env=env)
+    assert done.returncode == 0 and done.stdout.strip() == f"dpo: registered ({policy}, DPO policy against {reference}), active"
+    done = cli("models", "add", str(policy), "--name", "no-reference", env=env)
+    assert done.returncode == 1 and done.stderr.strip() == (
+        f"prefpipe: error: {policy / 'config.json'}: a causal LM, not a reward model: to score a DPO policy, give its --reference")
+    assert cli("models", "deactivate", "dpo", env=env).returncode == 0
     assert cli("models", "deactivate", "outside", env=env).returncode == 0
     listed = cli("models", env=env).stdout
     assert "outside" in listed and "False" in listed
     done = cli("sql", "SELECT model_id, active FROM models", "--format", "csv", env=env)  # the published copy
-    assert done.stdout.splitlines() == ["model_id,active", "outside,False"]
+    assert sorted(done.stdout.splitlines()) == ["dpo,False", "model_id,active", "outside,False"]
     done = cli("models", "deactivate", "nobody", env=env)
     assert done.returncode == 1 and "no such model in the registry" in done.stderr
 

@@ -102,7 +102,7 @@ def test_warehouse_tables_are_published_whole_and_sql_reads_them_while_the_wareh
 
     # the warehouse stays open (locked) in this process: the lake connection never opens it
     con = lake.lake_connection(settings.results, tables)
-    for table in lake.WAREHOUSE_TABLES + ("pairs", "annotation_summary"):
+    for table in (*lake.WAREHOUSE_TABLES, "pairs", "annotation_summary"):
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == wh.con.execute(
             f"SELECT count(*) FROM {table}").fetchone(), table
     weeks = con.execute(sql("queries/annotation_throughput.sql")).fetchall()

@@ -51,7 +51,7 @@ def test_curated_pairs_of_a_split_become_an_evaluation_set(wh, settings, ingest,
 def test_models_trained_elsewhere_are_added_and_deactivated(wh, tmp_path):
     folder = tiny_reward_model(tmp_path / "elsewhere")
     add_model(wh, folder, "outside")
-    assert active_models(wh) == [("outside", str(folder.resolve()))]
+    assert active_models(wh) == [("outside", str(folder.resolve()), None)]
     set_active(wh, "outside", False)
     assert active_models(wh) == []
     with pytest.raises(InputError, match="no such model in the registry"):

@@ -12,3 +12,5 @@ CREATE TABLE IF NOT EXISTS models (
     created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
     active          BOOLEAN NOT NULL DEFAULT true  -- scored by the nightly evaluation
 );
+-- Set for a DPO policy: its reference causal LM; the policy is scored by its implicit reward.
+ALTER TABLE models ADD COLUMN IF NOT EXISTS reference VARCHAR;

@@ -1,0 +1,104 @@
+"""DPO-trained policies as reward models, through their implicit reward (Rafailov et al., 2023):
+
+    r(x, y) = Σ_t log π(y_t | x, y_<t) − Σ_t log π_ref(y_t | x, y_<t)      over the response's tokens
+
+β is left out: it scales every reward alike and changes no comparison. The policy and the reference
+are causal LMs from local folders and share the policy's tokenizer. The input is the same prompt and
+response text that reward models read (`prefpipe.data.prompt_and_response`), the prompt's tokens then
+the response's, with EOS after the response when there is no chat template (as TRL's DPO trainer
+writes its completions).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+
+from prefpipe.data import InputBuilder
+from prefpipe.errors import InputError
+from prefpipe.model import SCORE_TOKENS, load_tokenizer, max_positions, pad, quiet_transformers
+
+
+def check_causal_lm(path: Path | str, field: str) -> None:
+    """A clear error unless PATH is a local causal-LM folder (the policy or the reference)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        raise InputError("not a model folder (no config.json)", file=path, field=field)
+    architectures = json.loads(config.read_text()).get("architectures") or []
+    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        raise InputError(f"a DPO policy and its reference are causal LMs; this folder holds "
+                         f"{', '.join(architectures) or 'no architecture'}", file=config, field=field)
+
+
+def check_pair(policy: Path | str, reference: Path | str) -> None:
+    check_causal_lm(policy, "PATH (policy)")
+    check_causal_lm(reference, "--reference")
+    sizes = [AutoConfig.from_pretrained(str(p), local_files_only=True).vocab_size for p in (policy, reference)]
+    if sizes[0] != sizes[1]:
+        raise InputError(f"the reference must share the policy's tokenizer: vocabularies of {sizes[0]} and "
+                         f"{sizes[1]} tokens", file=reference, field="--reference")
+
+
+def load_causal_lm(path: Path | str) -> PreTrainedModel:
+    with quiet_transformers():
+        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
+
+
+def response_inputs(tokenizer, items: list[tuple[str | list[dict], str]], max_length: int
+                    ) -> list[tuple[list[int], int]]:
+    """(token ids, where the response starts) of every (prompt, response); too long: the prompt is cut
+    from the left first, as for reward models."""
+    eos = [] if getattr(tokenizer, "chat_template", None) or tokenizer.eos_token_id is None else [
+        tokenizer.eos_token_id]
+    builder = InputBuilder(tokenizer, max_length - len(eos))
+    return [(ids + eos, start) for ids, start in builder.build_with_start(items)]
+
+
+def sequence_logprobs(model: PreTrainedModel, inputs: list[tuple[list[int], int]], pad_id: int, *,
+                      max_tokens: int = SCORE_TOKENS, device: torch.device | str = "cpu") -> list[float]:
+    """Σ log p(token | everything before it) over each input's tokens from its start, in input order.
+
+    Batches are sorted by length and right-padded: with causal attention a padded position is never
+    attended to by a real one, so a sum does not depend on its batch."""
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i][0]))
+    sums = [0.0] * len(inputs)
+    with torch.inference_mode():
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and (end - start + 1) * len(inputs[order[end]][0]) <= max_tokens:
+                end += 1
+            rows = [inputs[i] for i in order[start:end]]
+            ids, mask = (t.to(device) for t in pad([r[0] for r in rows], pad_id))
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            targets = ids[:, 1:]
+            token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+            positions = torch.arange(1, ids.shape[1], device=ids.device)  # the position of each target
+            begins = torch.tensor([max(r[1], 1) for r in rows], device=ids.device)
+            keep = (positions >= begins[:, None]) & mask[:, 1:].bool()
+            for i, value in zip(order[start:end], (token_logp * keep).sum(-1).tolist(), strict=True):
+                sums[i] = value
+            start = end
+    return sums
+
+
+class ImplicitReward:
+    """The implicit reward of a DPO policy against its reference, as a scorer of (prompt, response) items."""
+
+    def __init__(self, policy: Path | str, reference: Path | str, device: str = "cpu") -> None:
+        check_pair(policy, reference)
+        self.tokenizer = load_tokenizer(policy)
+        self.policy, self.reference = load_causal_lm(policy).to(device), load_causal_lm(reference).to(device)
+        self.device = device
+
+    def __call__(self, items: list[tuple[str | list[dict], str]], *, max_length: int = 2048,
+                 max_tokens: int = SCORE_TOKENS) -> list[float]:
+        limit = min(max_length, *(max_positions(m) or max_length for m in (self.policy, self.reference)))
+        inputs = response_inputs(self.tokenizer, items, limit)
+        pad_id = self.tokenizer.pad_token_id
+        policy = sequence_logprobs(self.policy, inputs, pad_id, max_tokens=max_tokens, device=self.device)
+        reference = sequence_logprobs(self.reference, inputs, pad_id, max_tokens=max_tokens, device=self.device)
+        return [p - r for p, r in zip(policy, reference, strict=True)]
