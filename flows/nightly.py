@@ -3,13 +3,16 @@ leaderboard, and a failure naming every regression against the previous night an
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import date
+from pathlib import Path
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from prefpipe.errors import PrefpipeError
+from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.lake import lake_connection
 from prefpipe.settings import Settings
 from tasks.nightly import read_registry, score_unit
@@ -22,25 +25,24 @@ SELECT model_id, evalset, run_date, round(max(value) FILTER (level = 'score' AND
 FROM leaderboard GROUP BY ALL ORDER BY evalset, score DESC NULLS LAST, chat_hard DESC NULLS LAST, model_id"""
 
 
+TASK_RUNNERS = ("threads", "dask")
+
+
 @flow(name="nightly", log_prints=True)
 def nightly_flow(settings: Settings | None = None, force: bool = False, threshold: float = 0.02,
-                 run_date: date | None = None) -> dict:
+                 run_date: date | None = None, task_runner: str = "threads", dask_address: str | None = None) -> dict:
+    """Every active model on every registered set. Units run on threads in this process, or with
+    TASK_RUNNER dask on a Dask cluster: a local one, or the scheduler at DASK_ADDRESS."""
     settings = settings or Settings.from_env()
+    check_task_runner(task_runner, dask_address)
     run_date = run_date or date.today()
     run_id = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
     models, evalsets = read_registry(settings)
-    print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets")
-    futures = {(model_id, evalset["name"]): score_unit.submit(settings.results, model_id, path, reference, evalset,
-                                                               run_id, run_date, force)
-               for model_id, path, reference in models for evalset in evalsets}
-    outcomes, failed = {}, []
-    for (model_id, name), future in futures.items():
-        outcome = future.result(raise_on_failure=False)  # one failing unit does not stop the others
-        if isinstance(outcome, BaseException):
-            failed.append(f"{model_id} on {name}: {type(outcome).__name__}: {str(outcome).splitlines()[0]}")
-        else:
-            outcomes[model_id, name] = outcome
-            print(f"{model_id} on {name}: {outcome}")
+    units = [(model_id, path, reference, evalset) for model_id, path, reference in models for evalset in evalsets]
+    print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets on "
+          f"{task_runner}{f' at {dask_address}' if dask_address else ''}")
+    runner = make_task_runner(task_runner, dask_address, len(units))
+    outcomes, failed = score_units.with_options(task_runner=runner)(settings.results, units, run_id, run_date, force)
     board, regressions = [], []
     con = lake_connection(settings.results, regression_threshold=threshold)
     if con is not None:
@@ -63,3 +65,42 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     if problems:
         raise PrefpipeError("nightly: " + " | ".join(problems))
     return {"run_id": run_id, "units": outcomes, "leaderboard": board}
+
+
+@flow(name="nightly-units", log_prints=True)
+def score_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool
+                ) -> tuple[dict[str, str], list[str]]:
+    """Score the units concurrently on this flow's task runner; one failing unit does not stop the others.
+    Returns what each finished unit did, and a line for each failed one."""
+    futures = {(model_id, evalset["name"]): score_unit.submit(results, model_id, path, reference, evalset, run_id,
+                                                               run_date, force)
+               for model_id, path, reference, evalset in units}
+    outcomes, failed = {}, []
+    for (model_id, name), future in futures.items():
+        outcome = future.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            failed.append(f"{model_id} on {name}: {type(outcome).__name__}: {str(outcome).splitlines()[0]}")
+        else:
+            outcomes[f"{model_id} on {name}"] = outcome
+            print(f"{model_id} on {name}: {outcome}")
+    return outcomes, failed
+
+
+def check_task_runner(kind: str, address: str | None) -> None:
+    if kind not in TASK_RUNNERS:
+        raise InputError(f"must be one of {', '.join(TASK_RUNNERS)}, got {kind!r}", field="--task-runner")
+    if address and kind != "dask":
+        raise InputError("a Dask scheduler address needs --task-runner dask", field="--dask-address")
+
+
+def make_task_runner(kind: str, address: str | None, units: int) -> TaskRunner:
+    """Threads in this process, or Dask: the scheduler at ADDRESS, or a local cluster of one single-threaded
+    worker process per core (at most one per unit; Dask gives each worker one BLAS/torch thread)."""
+    if kind == "threads":
+        return ThreadPoolTaskRunner()
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    workers = max(1, min(os.cpu_count() or 1, units))
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "dashboard_address": None})

@@ -26,6 +26,12 @@ WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB f
                          "[default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb]")]
 
 
+ThresholdOpt = Annotated[float, typer.Option(help="A drop larger than this against the previous night fails the run.")]
+TaskRunnerOpt = Annotated[str, typer.Option(help="threads (in this process) | dask (a Dask cluster, via prefect-dask)")]
+DaskAddressOpt = Annotated[str | None, typer.Option(help="With --task-runner dask: the scheduler's address "
+                                                    "(tcp://host:8786) [default: a local cluster]")]
+
+
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
     STATE["debug"] = debug
@@ -218,15 +224,16 @@ def evalset_list(warehouse: WarehouseOpt = None) -> None:
 
 @app.command()
 def nightly(force: Annotated[bool, typer.Option(help="Score again units that already have results.")] = False,
-            threshold: Annotated[float, typer.Option(help="A drop larger than this against the previous night "
-                                                     "fails the run.")] = 0.02,
+            threshold: ThresholdOpt = 0.02, task_runner: TaskRunnerOpt = "threads", dask_address: DaskAddressOpt = None,
             warehouse: WarehouseOpt = None) -> None:
     """Score every active model on every registered evaluation set now (the nightly flow, once)."""
-    from flows.nightly import nightly_flow
+    from flows.nightly import check_task_runner, nightly_flow
 
     settings = Settings.from_env(warehouse=warehouse)
     _require_warehouse(settings)
-    _print_leaderboard(nightly_flow(settings, force=force, threshold=threshold)["leaderboard"])
+    check_task_runner(task_runner, dask_address)
+    _print_leaderboard(nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
+                                    dask_address=dask_address)["leaderboard"])
 
 
 @app.command()

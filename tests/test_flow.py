@@ -284,3 +284,47 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
                                          for r in summary]), night / "summary.parquet")
     with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; a on small llmbar-natural"):
         nightly_flow(settings, force=True, run_date=date(2026, 11, 29))
+
+
+def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefect_harness, tmp_path, settings_factory):
+    from datetime import date
+
+    import pyarrow.parquet as pq
+    from distributed import Client, LocalCluster
+
+    from flows.nightly import nightly_flow
+    from prefpipe.errors import InputError
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import tiny_reward_model
+
+    settings = settings_factory(tmp_path)
+    llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(llmbar.read_text().splitlines(keepends=True)[:30]))
+    with Warehouse.open(settings) as wh:
+        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
+        add_model(wh, tiny_reward_model(tmp_path / "policy", "causal-lm", seed=1, positions=2048), "dpo",
+                  reference=tiny_reward_model(tmp_path / "reference", "causal-lm", seed=2, positions=2048))
+        register_evalset(wh, settings.home, small, "small")
+
+    def margins(day: str) -> dict:
+        found = {}
+        for path in settings.results.glob(f"evalset=small/model=*/run_date={day}/*/scores.parquet"):
+            rows = pq.read_table(path).to_pylist()
+            found[rows[0]["model_id"]] = [round(r["margin"], 5) for r in rows]
+        return found
+
+    local = nightly_flow(settings, task_runner="dask", run_date=date(2026, 11, 27))  # a local cluster
+    assert sorted(local["units"]) == ["dpo on small", "rm on small"]
+    assert not any(v.startswith("skipped") for v in local["units"].values())
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, processes=True) as cluster:
+        nightly_flow(settings, force=True, task_runner="dask", dask_address=cluster.scheduler_address,
+                     run_date=date(2026, 11, 28))
+        with Client(cluster) as client:  # the units went through this cluster's scheduler
+            assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter) > 0
+    first, second = margins("2026-11-27"), margins("2026-11-28")
+    assert sorted(first) == ["dpo", "rm"] and first == second and len(first["rm"]) == 30
+    with pytest.raises(InputError, match=r"--task-runner: must be one of threads, dask, got 'ray'"):
+        nightly_flow(settings, task_runner="ray")
+    with pytest.raises(InputError, match=r"--dask-address: a Dask scheduler address needs --task-runner dask"):
+        nightly_flow(settings, dask_address="tcp://127.0.0.1:8786")
