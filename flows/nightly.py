@@ -1,8 +1,6 @@
 """Nightly evaluation: every active model on every registered set, into the results lake; then the
 leaderboard, and a failure naming every regression against the previous night and every failed unit."""
 
-from __future__ import annotations
-
 import os
 import uuid
 from datetime import date
@@ -84,6 +82,33 @@ def score_units(results: Path, units: list[tuple], run_id: str, run_date: date, 
             outcomes[f"{model_id} on {name}"] = outcome
             print(f"{model_id} on {name}: {outcome}")
     return outcomes, failed
+
+
+def serve_nightly(cron: str = "0 2 * * *", timezone: str = "UTC", threshold: float = 0.02,
+                  task_runner: str = "threads", dask_address: str | None = None) -> None:
+    """Serve the `nightly/nightly` deployment: the flow runs whenever the schedule is due, until stopped.
+    Needs a Prefect server (PREFECT_API_URL); `prefpipe serve` starts a local one when none is set."""
+    from prefect.deployments.runner import EntrypointType
+
+    check_task_runner(task_runner, dask_address)
+    nightly_flow.serve(name="nightly", schedule=nightly_schedule(cron, timezone),
+                       parameters={"threshold": threshold, "task_runner": task_runner, "dask_address": dask_address},
+                       description="Every active reward model on every registered evaluation set, into the lake",
+                       entrypoint_type=EntrypointType.MODULE_PATH)  # found by import, from any folder
+
+
+def nightly_schedule(cron: str, timezone: str):
+    """The cron schedule, or a one-line error naming the option that is wrong."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.schedules import Cron
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron, timezone=timezone)
+    except ValidationError as e:
+        error = e.errors()[0]
+        raise InputError(error["msg"].removeprefix("Value error, "), field=f"--{error['loc'][0]}") from None
+    return Cron(cron, timezone=timezone)
 
 
 def check_task_runner(kind: str, address: str | None) -> None:

@@ -237,6 +237,86 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
 
 
 @app.command()
+def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation runs (cron).")] = "0 2 * * *",
+          timezone: Annotated[str, typer.Option(help="The cron's time zone (IANA name).")] = "UTC",
+          threshold: ThresholdOpt = 0.02, task_runner: TaskRunnerOpt = "threads", dask_address: DaskAddressOpt = None,
+          port: Annotated[int, typer.Option(help="Port of the local Prefect server, when one is started.")] = 4200,
+          warehouse: WarehouseOpt = None) -> None:
+    """Run the nightly evaluation on a schedule, until stopped (Ctrl-C). Uses the Prefect server of
+    PREFECT_API_URL, or starts a local one (its log: $PREFPIPE_HOME/prefect-server.log)."""
+    from flows.nightly import check_task_runner, nightly_schedule
+
+    settings = Settings.from_env(warehouse=warehouse)
+    _require_warehouse(settings)
+    nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
+    check_task_runner(task_runner, dask_address)
+    for name in ("home", "warehouse", "results", "models", "tables"):  # scheduled runs are subprocesses
+        os.environ[f"PREFPIPE_{name.upper()}"] = str(getattr(settings, name).resolve())
+    with _prefect_api(settings.home / "prefect-server.log", port) as url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.nightly import serve_nightly
+
+        typer.echo(f"nightly evaluation: cron '{cron}' ({timezone}) on the Prefect server at {url}; "
+                   "stop with Ctrl-C")
+        try:  # Ctrl-C or `kill`: Prefect pauses the schedule, then the server (if started here) stops
+            with temporary_settings({PREFECT_API_URL: url}):
+                serve_nightly(cron, timezone, threshold, task_runner, dask_address)
+        except* KeyboardInterrupt:
+            pass
+        typer.echo("stopped; the schedule is paused until the next `prefpipe serve`")
+
+
+@contextmanager
+def _prefect_api(log: Path, port: int):
+    """The configured Prefect API, or a local Prefect server started for the time of the block."""
+    import subprocess
+    import time
+
+    from prefect.settings import get_current_settings
+
+    if configured := get_current_settings().api.url:
+        yield configured
+        return
+    url = f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_API_URL"] = url  # for the subprocesses that run the flow
+    if _answers(url):  # a server that someone started without configuring it
+        yield url
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        # a session of its own: Ctrl-C stops `serve` first, which pauses its schedule, then the server
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        typer.echo(f"starting a local Prefect server at {url} (log: {log})")
+        deadline = time.monotonic() + 120
+        while not _answers(url):
+            if server.poll() is not None:
+                raise PrefpipeError(f"the local Prefect server stopped with exit code {server.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise PrefpipeError(f"the local Prefect server did not answer at {url} within 120 s; see {log}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@app.command()
 def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the views (see sql/views/).")] = None,
         file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from a file.")] = None,
         fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table") -> None:

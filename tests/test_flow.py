@@ -328,3 +328,90 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefec
         nightly_flow(settings, task_runner="ray")
     with pytest.raises(InputError, match=r"--dask-address: a Dask scheduler address needs --task-runner dask"):
         nightly_flow(settings, dask_address="tcp://127.0.0.1:8786")
+
+
+def read_deployment(url: str, name: str, wait_s: float = 0):
+    """The deployment NAME on the Prefect server at URL, waiting up to WAIT_S for it to appear."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.monotonic() + wait_s
+    with temporary_settings({PREFECT_API_URL: url}):
+        while True:
+            try:
+                with get_client(sync_client=True) as client:
+                    return client.read_deployment_by_name(name)
+            except (ObjectNotFound, httpx.TransportError):  # not there yet, or the server is still starting
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+
+def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_schedule(tmp_path, settings_factory):
+    import socket
+
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import tiny_reward_model
+
+    settings = settings_factory(tmp_path)
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join((ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+                              ).read_text().splitlines(keepends=True)[:20]))
+    with Warehouse.open(settings) as wh:
+        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
+        register_evalset(wh, settings.home, small, "small")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {
+        "PREFECT_HOME": str(tmp_path / "prefect"), "PREFPIPE_HOME": str(settings.home),
+        "PREFPIPE_WAREHOUSE": str(settings.warehouse)}
+    assert cli("serve", "--cron", "not a cron", env=env).stderr.strip() == (
+        'prefpipe: error: --cron: Invalid cron string: "not a cron"')
+    serve = subprocess.Popen([sys.executable, "-m", "prefpipe.cli", "serve", "--cron", "5 3 * * *", "--timezone",
+                              "Europe/Paris", "--port", str(port)], cwd=tmp_path, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deployment = read_deployment(url, "nightly/nightly", wait_s=150)
+        [schedule] = deployment.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("5 3 * * *", "Europe/Paris",
+                                                                                         True)
+        assert deployment.parameters == {"threshold": 0.02, "task_runner": "threads", "dask_address": None}
+        with temporary_settings({PREFECT_API_URL: url}):
+            run = run_deployment("nightly/nightly", timeout=240)  # what the schedule does at 03:05
+        assert run.state.is_completed(), run.state
+        assert len(list(settings.results.glob("evalset=small/model=rm/run_date=*/*/scores.parquet"))) == 1
+    finally:
+        serve.send_signal(signal.SIGINT)  # Ctrl-C
+        output = serve.communicate(timeout=60)[0]
+    assert serve.returncode == 0, output
+    assert "stopped; the schedule is paused until the next `prefpipe serve`" in output
+    assert "Traceback" not in output
+    with socket.socket() as s:  # the server it started is gone
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_prefect_yaml_deploys_the_same_nightly_flow_to_a_work_pool(prefect_harness):
+    import yaml
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    env = {"PREFECT_API_URL": url}
+    assert subprocess.run([sys.executable, "-m", "prefect", "work-pool", "create", "prefpipe", "--type", "process"],
+                          cwd=ROOT, env=os.environ | env, capture_output=True, timeout=120).returncode == 0
+    done = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=ROOT,
+                          env=os.environ | env | {"PWD": str(ROOT)}, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    deployment = read_deployment(url, "nightly/nightly")
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"][0]
+    assert deployment.work_pool_name == "prefpipe" and deployment.entrypoint == "flows/nightly.py:nightly_flow"
+    assert deployment.schedules[0].schedule.cron == "0 2 * * *"  # serve's default
+    assert deployment.parameters == declared["parameters"] == {"threshold": 0.02, "task_runner": "threads",
+                                                               "dask_address": None}
+    assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
