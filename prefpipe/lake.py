@@ -15,6 +15,7 @@ import hashlib
 import shutil
 import statistics
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from prefpipe.evalsets import Example
 
 PACKAGE = Path(__file__).resolve().parent
+STALE_STAGING_S = 86_400
 SCORING_CODE = ("data.py", "dpo.py", "evalsets.py", "lake.py", "model.py", "rewardbench.py")
 
 
@@ -126,6 +128,7 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
     if final.exists():
         raise FileExistsError(f"{final}: results of run {run.run_id} are already there")
     results.mkdir(parents=True, exist_ok=True)
+    sweep_staging(results)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=results))  # one per unit: units run concurrently
     try:
         pq.write_table(scores, staging / "scores.parquet")
@@ -135,6 +138,14 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def sweep_staging(folder: Path, older_than_s: float = STALE_STAGING_S) -> None:
+    """Remove what killed writers left in FOLDER (hidden staging folders, never read as results). Only old
+    ones: a young one may belong to a unit that is writing now, on this machine or another."""
+    for staging in folder.glob(".staging-*"):
+        if time.time() - staging.stat().st_mtime > older_than_s:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
@@ -176,6 +187,7 @@ def publish_tables(con, tables: Path, keep: int = 2) -> Path:
     from prefpipe.sql import literal
 
     tables.mkdir(parents=True, exist_ok=True)
+    sweep_staging(tables)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=tables))
     try:
         for name in WAREHOUSE_TABLES:
