@@ -40,7 +40,8 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets on "
           f"{task_runner}{f' at {dask_address}' if dask_address else ''}")
     runner = make_task_runner(task_runner, dask_address, len(units))
-    outcomes, failed = score_units.with_options(task_runner=runner)(settings.results, units, run_id, run_date, force)
+    outcomes, failed = score_units.with_options(task_runner=runner)(settings.results.resolve(), units, run_id,
+                                                                    run_date, force)  # workers may run elsewhere
     board, regressions = [], []
     con = lake_connection(settings.results, regression_threshold=threshold)
     if con is not None:

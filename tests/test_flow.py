@@ -415,3 +415,53 @@ def test_prefect_yaml_deploys_the_same_nightly_flow_to_a_work_pool(prefect_harne
     assert deployment.parameters == declared["parameters"] == {"threshold": 0.02, "task_runner": "threads",
                                                                "dask_address": None}
     assert deployment.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+
+
+def test_a_nightly_run_killed_mid_write_leaves_no_partition_and_its_leftovers_are_swept(
+        prefect_harness, tmp_path, settings_factory):
+    from datetime import date
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.nightly import nightly_flow
+    from prefpipe.lake import lake_connection
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import tiny_reward_model
+
+    settings = settings_factory(tmp_path)
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join((ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+                              ).read_text().splitlines(keepends=True)[:20]))
+    with Warehouse.open(settings) as wh:
+        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
+        register_evalset(wh, settings.home, small, "small")
+    script = f"""
+import os, signal
+from datetime import date
+import pyarrow.parquet as pq
+from flows.nightly import nightly_flow
+from prefpipe import lake
+from prefpipe.settings import Settings
+real = pq.write_table
+def write(table, where, **kwargs):
+    if str(where).endswith("summary.parquet"):
+        os.kill(os.getpid(), signal.SIGKILL)  # killed between the two files of a unit: no cleanup runs
+    return real(table, where, **kwargs)
+lake.pq.write_table = write
+nightly_flow(Settings.from_env(home={str(settings.home)!r}, warehouse={str(settings.warehouse)!r}),
+             run_date=date(2026, 11, 27))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value()})
+    assert done.returncode == -9, done.stderr[-2000:]
+    results = settings.results
+    [left] = results.glob(".staging-*")  # what the kill left: hidden, holding the first file only
+    assert [p.name for p in left.iterdir()] == ["scores.parquet"]
+    assert list(results.glob("evalset=*")) == [] and lake_connection(results) is None  # no partition to read
+
+    nightly_flow(settings, run_date=date(2026, 11, 27))  # the next run writes the unit whole
+    assert left.exists()  # young: it could belong to a unit writing now
+    os.utime(left, (0, 0))  # a day old and more
+    nightly_flow(settings, force=True, run_date=date(2026, 11, 28))
+    assert not left.exists()
+    assert lake_connection(results).execute("SELECT count(DISTINCT run_id) FROM eval_scores").fetchone() == (2,)
