@@ -29,6 +29,24 @@ def cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedPr
                           cwd=ROOT, env=os.environ | (env or {}), timeout=300, **kwargs)
 
 
+def first_rows(path: Path, rows: int, out: Path) -> Path:
+    out.write_text("".join(path.read_text().splitlines(keepends=True)[:rows]))
+    return out
+
+
+def one_model_one_set(settings, tmp_path: Path):
+    """A warehouse with one tiny reward model and the first 20 LLMBar examples as the set `small`."""
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import tiny_reward_model
+
+    small = first_rows(ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl", 20,
+                       tmp_path / "small.jsonl")
+    with Warehouse.open(settings) as wh:
+        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
+        register_evalset(wh, settings.home, small, "small")
+    return settings
+
+
 pytestmark = pytest.mark.slow
 
 
@@ -229,8 +247,7 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
 
     settings = settings_factory(tmp_path)
     llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
-    small = tmp_path / "small.jsonl"
-    small.write_text("".join(llmbar.read_text().splitlines(keepends=True)[:40]))
+    small = first_rows(llmbar, 40, tmp_path / "small.jsonl")
     models = {name: tiny_reward_model(tmp_path / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
     with Warehouse.open(settings) as wh:
         ingest_file(wh, synthetic_batch(tmp_path / "batch.jsonl", 60), settings)  # for the throughput query
@@ -299,8 +316,7 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefec
 
     settings = settings_factory(tmp_path)
     llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
-    small = tmp_path / "small.jsonl"
-    small.write_text("".join(llmbar.read_text().splitlines(keepends=True)[:30]))
+    small = first_rows(llmbar, 30, tmp_path / "small.jsonl")
     with Warehouse.open(settings) as wh:
         add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
         add_model(wh, tiny_reward_model(tmp_path / "policy", "causal-lm", seed=1, positions=2048), "dpo",
@@ -355,16 +371,7 @@ def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_sche
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prefpipe.registry import add_model, register_evalset
-    from prefpipe.synth import tiny_reward_model
-
-    settings = settings_factory(tmp_path)
-    small = tmp_path / "small.jsonl"
-    small.write_text("".join((ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
-                              ).read_text().splitlines(keepends=True)[:20]))
-    with Warehouse.open(settings) as wh:
-        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
-        register_evalset(wh, settings.home, small, "small")
+    settings = one_model_one_set(settings_factory(tmp_path), tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -425,16 +432,7 @@ def test_a_nightly_run_killed_mid_write_leaves_no_partition_and_its_leftovers_ar
 
     from flows.nightly import nightly_flow
     from prefpipe.lake import lake_connection
-    from prefpipe.registry import add_model, register_evalset
-    from prefpipe.synth import tiny_reward_model
-
-    settings = settings_factory(tmp_path)
-    small = tmp_path / "small.jsonl"
-    small.write_text("".join((ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
-                              ).read_text().splitlines(keepends=True)[:20]))
-    with Warehouse.open(settings) as wh:
-        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
-        register_evalset(wh, settings.home, small, "small")
+    settings = one_model_one_set(settings_factory(tmp_path), tmp_path)
     script = f"""
 import os, signal
 from datetime import date
