@@ -125,6 +125,17 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
     assert bad_memory.returncode == 1
     assert bad_memory.stderr.strip().splitlines() == [
         "prefpipe: error: memory_limit (PREFPIPE_MEMORY_LIMIT): must be a size such as 2.5GB, got 'lots'"]
+    home = {"PREFPIPE_HOME": str(tmp_path / "home")}
+    assert cli("sql", "SELECT 1", env=home).stderr.strip() == (
+        f"prefpipe: error: {tmp_path / 'home' / 'results'}, {tmp_path / 'home' / 'tables'}: nothing to query yet; "
+        "run `prefpipe ingest` or `prefpipe nightly` first")
+    with Warehouse(tmp_path / "home" / "warehouse.duckdb"):
+        pass
+    assert cli("nightly", "--task-runner", "ray", env=home).stderr.strip() == (
+        "prefpipe: error: --task-runner: must be one of threads, dask, got 'ray'")
+    assert cli("serve", "--timezone", "Mars/Base", env=home).stderr.strip() == (
+        'prefpipe: error: --timezone: Invalid timezone: "Mars/Base" (specify in IANA tzdata format, for example, '
+        "America/New_York)")
 
 
 def test_cli_ingests_a_public_format_then_shows_agreement_and_exports(prefect_harness, tmp_path):
