@@ -26,6 +26,8 @@ def read_registry(settings: Settings) -> tuple[list[tuple[str, str]], list[dict]
 def score_unit(results: Path, model_id: str, model_path: str, reference: str | None, evalset: dict, run_id: str,
                run_date: date, force: bool) -> str:
     """One model on one set: a new run folder in the lake, or skipped when these results exist."""
+    print(f"{model_id} on {evalset['name']}: {evalset['examples']} examples"
+          f"{f' (DPO policy against {reference})' if reference else ''}")
     folder = lake.evaluate(Path(model_path), model_id, Path(evalset["path"]), evalset["name"], results,
                            run_id=run_id, run_date=run_date, force=force, fmt=evalset["format"],
                            reference=None if reference is None else Path(reference))
