@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from contextlib import contextmanager
@@ -259,12 +260,20 @@ def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation ru
 
         typer.echo(f"nightly evaluation: cron '{cron}' ({timezone}) on the Prefect server at {url}; "
                    "stop with Ctrl-C")
+        signal.signal(signal.SIGINT, _stop_gracefully)
         try:  # Ctrl-C or `kill`: Prefect pauses the schedule, then the server (if started here) stops
             with temporary_settings({PREFECT_API_URL: url}):
                 serve_nightly(cron, timezone, threshold, task_runner, dask_address)
         except* KeyboardInterrupt:
             pass
         typer.echo("stopped; the schedule is paused until the next `prefpipe serve`")
+
+
+def _stop_gracefully(*_: object) -> None:
+    """Ctrl-C: the runner's own graceful shutdown (as on SIGTERM). A task cancelled by asyncio's Ctrl-C
+    handler can absorb the cancellation and keep serving; a second Ctrl-C interrupts at once."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextmanager

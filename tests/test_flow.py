@@ -407,7 +407,11 @@ def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_sche
         assert len(list(settings.results.glob("evalset=small/model=rm/run_date=*/*/scores.parquet"))) == 1
     finally:
         serve.send_signal(signal.SIGINT)  # Ctrl-C
-        output = serve.communicate(timeout=60)[0]
+        try:
+            output = serve.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired as e:
+            serve.kill()
+            pytest.fail(f"serve did not stop 60 s after Ctrl-C; its output ends: {(e.output or b'')[-3000:]!r}")
     assert serve.returncode == 0, output
     assert "stopped; the schedule is paused until the next `prefpipe serve`" in output
     assert "Traceback" not in output
