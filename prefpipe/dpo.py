@@ -19,7 +19,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from prefpipe.data import InputBuilder
 from prefpipe.errors import InputError
-from prefpipe.model import SCORE_TOKENS, load_tokenizer, max_positions, pad, quiet_transformers
+from prefpipe.model import SCORE_TOKENS, length_batches, load_tokenizer, max_positions, pad, quiet_transformers
 
 
 def check_causal_lm(path: Path | str, field: str) -> None:
@@ -63,15 +63,10 @@ def sequence_logprobs(model: PreTrainedModel, inputs: list[tuple[list[int], int]
 
     Batches are sorted by length and right-padded: with causal attention a padded position is never
     attended to by a real one, so a sum does not depend on its batch."""
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i][0]))
     sums = [0.0] * len(inputs)
     with torch.inference_mode():
-        start = 0
-        while start < len(order):
-            end = start + 1
-            while end < len(order) and (end - start + 1) * len(inputs[order[end]][0]) <= max_tokens:
-                end += 1
-            rows = [inputs[i] for i in order[start:end]]
+        for batch in length_batches([len(ids) for ids, _ in inputs], max_tokens):
+            rows = [inputs[i] for i in batch]
             ids, mask = (t.to(device) for t in pad([r[0] for r in rows], pad_id))
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             targets = ids[:, 1:]
@@ -79,9 +74,8 @@ def sequence_logprobs(model: PreTrainedModel, inputs: list[tuple[list[int], int]
             positions = torch.arange(1, ids.shape[1], device=ids.device)  # the position of each target
             begins = torch.tensor([max(r[1], 1) for r in rows], device=ids.device)
             keep = (positions >= begins[:, None]) & mask[:, 1:].bool()
-            for i, value in zip(order[start:end], (token_logp * keep).sum(-1).tolist(), strict=True):
+            for i, value in zip(batch, (token_logp * keep).sum(-1).tolist(), strict=True):
                 sums[i] = value
-            start = end
     return sums
 
 

@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import metadata
@@ -127,14 +128,24 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
     final = results / run.partition()
     if final.exists():
         raise FileExistsError(f"{final}: results of run {run.run_id} are already there")
-    results.mkdir(parents=True, exist_ok=True)
-    sweep_staging(results)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=results))  # one per unit: units run concurrently
-    try:
+
+    def write(staging: Path) -> None:
         pq.write_table(scores, staging / "scores.parquet")
         pq.write_table(summary, staging / "summary.parquet")
+
+    return write_whole(results, final, write)
+
+
+def write_whole(parent: Path, final: Path, write: Callable[[Path], None]) -> Path:
+    """WRITE a folder's files into a hidden staging folder of PARENT (one per writer: units run
+    concurrently), then rename it to FINAL in one step: the folder appears whole or not at all."""
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_staging(parent)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    try:
+        write(staging)
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(final)  # one step: the partition appears whole or not at all
+        staging.rename(final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
@@ -186,24 +197,24 @@ def publish_tables(con, tables: Path, keep: int = 2) -> Path:
     moment; the `keep` newest copies stay (a query already reading an older one is not cut off)."""
     from prefpipe.sql import literal
 
-    tables.mkdir(parents=True, exist_ok=True)
-    sweep_staging(tables)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=tables))
-    try:
+    def write(staging: Path) -> None:
         for name in WAREHOUSE_TABLES:
             con.execute(f"COPY {name} TO {literal(staging / f'{name}.parquet')} (FORMAT parquet)")
-        final = tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    for old in sorted(p for p in tables.iterdir() if not p.name.startswith("."))[:-keep]:
+
+    final = write_whole(tables, tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), write)
+    for old in table_copies(tables)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def table_copies(tables: Path) -> list[Path]:
+    """The published copies of the warehouse tables, oldest first (staging folders are hidden)."""
+    return sorted(p for p in Path(tables).glob("*") if p.is_dir() and not p.name.startswith("."))
+
+
 def latest_tables(tables: Path) -> Path | None:
     """The newest published copy of the warehouse tables, or None."""
-    copies = sorted(p for p in Path(tables).glob("*") if p.is_dir() and not p.name.startswith("."))
+    copies = table_copies(tables)
     return copies[-1] if copies else None
 
 

@@ -88,21 +88,28 @@ def score(model: PreTrainedModel, inputs: list[list[int]], pad_id: int, *, max_t
     Inputs are scored in batches sorted by length, each padded only to its longest, under inference
     mode; padding is masked and positions come from the mask, so a score does not depend on its batch.
     """
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
     scores = [0.0] * len(inputs)
     model.eval()
     with torch.inference_mode():
-        start = 0
-        while start < len(order):
-            end = start + 1  # sorted by length: the last input of a batch is its widest
-            while end < len(order) and (end - start + 1) * len(inputs[order[end]]) <= max_tokens:
-                end += 1
-            ids, mask = pad([inputs[i] for i in order[start:end]], pad_id)
+        for batch in length_batches([len(s) for s in inputs], max_tokens):
+            ids, mask = pad([inputs[i] for i in batch], pad_id)
             values = rewards(model, ids.to(device), mask.to(device)).float().tolist()
-            for i, value in zip(order[start:end], values, strict=True):
+            for i, value in zip(batch, values, strict=True):
                 scores[i] = value
-            start = end
     return scores
+
+
+def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Indices sorted by length, cut into batches of at most MAX_TOKENS padded tokens (a longer one alone)."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches, start = [], 0
+    while start < len(order):
+        end = start + 1  # sorted by length: the last of a batch is its widest
+        while end < len(order) and (end - start + 1) * lengths[order[end]] <= max_tokens:
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 def pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
