@@ -6,7 +6,7 @@ export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-fast lint bench
 
 $(VENV)/installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(VENV)/installed
 
 test: $(VENV)/installed
 	$(PY) -m pytest
+
+test-fast: $(VENV)/installed  # without the integration tests marked slow (Prefect servers, subprocesses)
+	$(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/installed
 	$(VENV)/bin/ruff check prefpipe flows tasks tests benchmarks

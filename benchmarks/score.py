@@ -1,7 +1,7 @@
 """prefpipe's scoring against a RewardBench-style loop on the same model and data, in one run; prints JSON.
 
 Model: the packaged all-MiniLM-L6-v2 with a scalar head. Data: the LLMBar set in RewardBench's format
-(../shared/data/evalsets; the first --examples pairs). Both score the same input texts (prefpipe's
+(data/public/evalsets; the first --examples pairs). Both score the same input texts (prefpipe's
 render_text) with at most 512 tokens, under torch.inference_mode(), one process.
 - baseline (as RewardBench's run_rm.py does it): batches of 8 pairs in file order; chosen and rejected
   each tokenized and forwarded per pair, padded to the batch's longest; no sorting, no deduplication.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LLMBAR = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+LLMBAR = ROOT / "data" / "public" / "evalsets" / "llmbar-rewardbench.jsonl"
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:

@@ -1,6 +1,6 @@
 """MiniLM reward model on the HH-RLHF helpful sample: prefpipe against a plain pairwise loop; prints JSON.
 
-Data: ../shared/data/hh-rlhf (2000 rows) ingested with splits 80/10/10 by prompt; held out = validation
+Data: data/public/hh-rlhf (2000 rows) ingested with splits 80/10/10 by prompt; held out = validation
 + test (about 400 pairs). Both sides: the packaged all-MiniLM-L6-v2, the same input text, 256 tokens
 keeping the end of the dialogue, one epoch, seed 0, accuracy strict on the held-out pairs.
 - baseline (the issue's reference loop): batches of 16 pairs, chosen and rejected tokenized and padded to
@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HH = ROOT.parent / "shared" / "data" / "hh-rlhf" / "helpful-base-test-first2000.jsonl"
+HH = ROOT / "data" / "public" / "hh-rlhf" / "helpful-base-test-first2000.jsonl.gz"
 
 
 def snapshot(work: Path) -> Path:
@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = snapshot(Path(tmp))
-        report = {"data": str(HH.relative_to(ROOT.parent)), "reference": {"accuracy": 0.585, "real_tokens_per_s": 820}}
+        report = {"data": str(HH.relative_to(ROOT)), "reference": {"accuracy": 0.585, "real_tokens_per_s": 820}}
         report["prefpipe"] = prefpipe_run(run_dir, args.lr, args.max_tokens, not args.no_bf16)
         report["prefpipe"]["config"] = {"lr": args.lr, "max_tokens": args.max_tokens, "max_length": 256, "epochs": 1}
         if not args.skip_baseline:

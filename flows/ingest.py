@@ -1,4 +1,5 @@
-"""Ingest flow: each file is one batch, read -> validate -> load, then a summary artifact."""
+"""Ingest flow: each file is one batch, read -> validate -> load, then a summary artifact. A file that
+fails is reported and the next files are still read; the table copies show what was committed."""
 
 from __future__ import annotations
 
@@ -22,18 +23,29 @@ def ingest_flow(paths: list[str], settings: Settings | None = None, fmt: str = "
     files = batch_files(paths)
     summaries = []
     with Warehouse.open(settings) as wh:
-        for path in files:
-            summary = read_batch(wh, Path(path), fmt, settings)
-            summary = load_batch(wh, validate_batch(wh, summary, settings))
-            print(summary_line(summary))
-            summaries.append(summary)
-        publish_tables(wh, settings)
+        try:
+            for path in files:
+                summary = ingest_batch(wh, Path(path), fmt, settings)
+                print(summary_line(summary))
+                summaries.append(summary)
+        finally:  # what was committed, also when a later step broke
+            publish_tables(wh, settings)
     create_table_artifact(key="ingest-summary", table=[summary_row(s) for s in summaries],
                           description="What each batch brought: rows in = loaded + quarantined + skipped")
     failed = [s.message for s in summaries if s.status == "failed"]
     if failed:
         create_markdown_artifact(key="ingest-failures", markdown="\n".join(f"- {m}" for m in failed))
     return summaries
+
+
+def ingest_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> BatchSummary:
+    """One file, loaded whole or not at all; its failure is its own and is returned, not raised."""
+    try:
+        return load_batch(wh, validate_batch(wh, read_batch(wh, path, fmt, settings), settings))
+    except Exception as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        message = reason if reason.startswith(str(path)) else f"{path}: {type(e).__name__}: {reason}"
+        return BatchSummary(source=str(path), format=fmt, batch_id="", status="failed", message=message)
 
 
 def summary_row(summary: BatchSummary) -> dict:

@@ -2,6 +2,7 @@
 leaderboard, and a failure naming every regression against the previous night and every failed unit."""
 
 import os
+import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -10,8 +11,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from prefpipe.analyst import analyst_connection
 from prefpipe.errors import InputError, PrefpipeError
-from prefpipe.lake import lake_connection
 from prefpipe.settings import Settings
 from tasks.nightly import read_registry, score_unit
 
@@ -34,17 +35,19 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     settings = settings or Settings.from_env()
     check_task_runner(task_runner, dask_address)
     run_date = run_date or date.today()
-    run_id = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    run_id, started = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}", time.time()
     models, evalsets = read_registry(settings)
     units = [(model_id, path, reference, evalset) for model_id, path, reference in models for evalset in evalsets]
     print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets on "
           f"{task_runner}{f' at {dask_address}' if dask_address else ''}")
     runner = make_task_runner(task_runner, dask_address, len(units))
-    outcomes, failed = score_units.with_options(task_runner=runner)(settings.results.resolve(), units, run_id,
-                                                                    run_date, force)  # workers may run elsewhere
+    outcomes, failed = score_units.with_options(task_runner=runner)(  # absolute: workers may run elsewhere
+        settings.results.resolve(), units, run_id, run_date, force, started)
     board, regressions = [], []
-    con = lake_connection(settings.results, regression_threshold=threshold)
-    if con is not None:
+    con, runs, foreign = analyst_connection(settings.results, regression_threshold=threshold)
+    for path in foreign:
+        print(f"skipped {path}: not a result partition (evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN)")
+    if runs:
         board = con.sql(LEADERBOARD).to_arrow_table().to_pylist()
         regressions = con.sql("SELECT * FROM regressions ORDER BY model_id, evalset, level, name"
                               ).to_arrow_table().to_pylist()
@@ -67,12 +70,12 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
 
 
 @flow(name="nightly-units", log_prints=True)
-def score_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool
+def score_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool, started: float
                 ) -> tuple[dict[str, str], list[str]]:
     """Score the units concurrently on this flow's task runner; one failing unit does not stop the others.
     Returns what each finished unit did, and a line for each failed one."""
     futures = {(model_id, evalset["name"]): score_unit.submit(results, model_id, path, reference, evalset, run_id,
-                                                               run_date, force)
+                                                               run_date, force, started)
                for model_id, path, reference, evalset in units}
     outcomes, failed = {}, []
     for (model_id, name), future in futures.items():

@@ -13,7 +13,7 @@ from prefect.artifacts import create_image_artifact, create_table_artifact
 from prefpipe.data import SNAPSHOT, describe, read_units
 from prefpipe.errors import InputError
 from prefpipe.metrics import PLOT
-from prefpipe.registry import check_name
+from prefpipe.names import check_name
 from prefpipe.settings import Settings
 from prefpipe.train import TrainConfig
 from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
@@ -46,7 +46,7 @@ def train_flow(config: TrainConfig | None = None, settings: Settings | None = No
           f"in {figures['seconds']:.0f} s ({figures['tokens'] / max(figures['seconds'], 1e-9):.0f} tokens/s); "
           f"{figures['identical_after_truncation']} pairs left out, identical after truncation")
     results = evaluate_model(run_dir)
-    register_model(settings, run_dir.name, run_dir, snapshot, results)
+    register_model(settings, run_dir.name, run_dir, snapshot, results, replace=bool(resume))
     rows = metric_rows(results)
     create_table_artifact(key="reward-model-metrics", table=rows,
                           description=f"{run_dir.name}: held-out accuracy (strict), log loss, ECE (10 bins)")

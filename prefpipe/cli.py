@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import Annotated
 
 for _name, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
-                      "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1"}.items():
+                      "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
+                      # Prefect's run log is the command's output; stderr holds the command's one-line error
+                      "PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM": "ext://sys.stdout"}.items():
     os.environ.setdefault(_name, _value)
 
 import typer  # noqa: E402
 
 from prefpipe.errors import PrefpipeError  # noqa: E402
+from prefpipe.names import check_name  # noqa: E402
 from prefpipe.settings import Settings  # noqa: E402
 
 app = typer.Typer(help="Curate human preference data and evaluate reward models.", add_completion=False,
@@ -31,6 +35,24 @@ ThresholdOpt = Annotated[float, typer.Option(help="A drop larger than this again
 TaskRunnerOpt = Annotated[str, typer.Option(help="threads (in this process) | dask (a Dask cluster, via prefect-dask)")]
 DaskAddressOpt = Annotated[str | None, typer.Option(help="With --task-runner dask: the scheduler's address "
                                                     "(tcp://host:8786) [default: a local cluster]")]
+
+
+def _quiet_expected_errors() -> None:
+    """Prefect logs a failed flow or task with its traceback. A PrefpipeError is an expected failure that
+    the command reports once, in one line: its log records keep their line and lose the traceback
+    (--debug keeps it)."""
+    make = logging.getLogRecordFactory()
+
+    def record(*args, **kwargs) -> logging.LogRecord:
+        made = make(*args, **kwargs)
+        if made.exc_info and isinstance(made.exc_info[1], PrefpipeError) and not STATE["debug"]:
+            made.exc_info = made.exc_text = None
+        return made
+
+    logging.setLogRecordFactory(record)
+
+
+_quiet_expected_errors()
 
 
 @app.callback()
@@ -112,6 +134,8 @@ def train(base: Annotated[str, typer.Option(help="A local model folder [default:
     from prefpipe.train import TrainConfig
 
     settings = Settings.from_env(warehouse=warehouse)
+    if name is not None:
+        check_name(name)
     config = None
     if resume:
         resume_folder(settings, resume)  # a wrong name fails before Prefect starts
@@ -137,9 +161,12 @@ def models(ctx: typer.Context, warehouse: WarehouseOpt = None) -> None:
 
     if ctx.invoked_subcommand is not None:
         return
-    with _open_warehouse(warehouse) as wh:
-        columns, rows = list_models(wh)
-    typer.echo(format_table(columns, rows) if rows else "(no models yet: run `prefpipe train`)")
+    columns, rows = [], []
+    if Settings.from_env(warehouse=warehouse).warehouse.exists():
+        with _open_warehouse(warehouse) as wh:
+            columns, rows = list_models(wh)
+    typer.echo(format_table(columns, rows) if rows else
+               "(no models yet: run `prefpipe train` or `prefpipe models add`)")
 
 
 @models_app.command("add")
@@ -149,12 +176,15 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
                reference: Annotated[Path | None, typer.Option(help="The DPO policy's reference causal LM: PATH is "
                                                               "scored by Σ log π − Σ log π_ref over the response."
                                                               )] = None,
+               replace: Annotated[bool, typer.Option("--replace", help="Replace the model registered under this "
+                                                     "id (and its training record).")] = False,
                warehouse: WarehouseOpt = None) -> None:
     """Register a model trained elsewhere (active for the nightly evaluation)."""
     from prefpipe.registry import add_model
 
+    check_name(name)
     with _changing_warehouse(warehouse) as wh:
-        add_model(wh, path, name, reference)
+        add_model(wh, path, name, reference, replace=replace)
     kind = f"DPO policy against {reference}" if reference else "reward model"
     typer.echo(f"{name}: registered ({path}, {kind}), active")
 
@@ -199,10 +229,11 @@ def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-
 
     if (path is None) == (from_split is None):
         raise PrefpipeError("give a file or --from-split SPLIT (one of them)")
+    check_name(name)
     settings = Settings.from_env(warehouse=warehouse)
     with _changing_warehouse(warehouse) as wh, tempfile.TemporaryDirectory() as tmp:
         if from_split:
-            path = Path(tmp) / f"{name or 'curated'}-{from_split}.jsonl"
+            path = Path(tmp) / f"{name}-{from_split}.jsonl"
             export_pairs(wh, path, from_split, layout="rewardbench")
         row, new = register_evalset(wh, settings.home, path, name, fmt,
                                     source=f"warehouse:{from_split}" if from_split else None)
@@ -216,8 +247,10 @@ def evalset_list(warehouse: WarehouseOpt = None) -> None:
     """The latest version of every registered evaluation set."""
     from prefpipe.registry import latest_evalsets
 
-    with _open_warehouse(warehouse) as wh:
-        rows = latest_evalsets(wh)
+    rows = []
+    if Settings.from_env(warehouse=warehouse).warehouse.exists():
+        with _open_warehouse(warehouse) as wh:
+            rows = latest_evalsets(wh)
     columns = ["name", "version", "format", "examples", "registered_at", "path"]
     typer.echo(format_table(columns, [tuple(r[c] if c != "version" else r[c][:12] for c in columns) for r in rows])
                if rows else "(no evaluation sets yet: run `prefpipe evalset add`)")
@@ -231,7 +264,6 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
     from flows.nightly import check_task_runner, nightly_flow
 
     settings = Settings.from_env(warehouse=warehouse)
-    _require_warehouse(settings)
     check_task_runner(task_runner, dask_address)
     _print_leaderboard(nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
                                     dask_address=dask_address)["leaderboard"])
@@ -248,7 +280,6 @@ def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation ru
     from flows.nightly import check_task_runner, nightly_schedule
 
     settings = Settings.from_env(warehouse=warehouse)
-    _require_warehouse(settings)
     nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
     check_task_runner(task_runner, dask_address)
     for name in ("home", "warehouse", "results", "models", "tables"):  # scheduled runs are subprocesses
@@ -335,20 +366,19 @@ def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the vi
     import io
     import json
 
-    from prefpipe.lake import lake_connection, read_only_query
+    from prefpipe.analyst import analyst_connection, read_only_query
 
     if (query is None) == (file is None):
         raise PrefpipeError("give a query or -f FILE (one of them)")
     if fmt not in ("table", "csv", "json"):
         raise PrefpipeError(f"--format: must be table, csv or json, got {fmt!r}")
-    if file is not None and not file.is_file():
-        raise PrefpipeError(f"{file}: no such file")
+    if file is not None:
+        query = _read_text(file)
     settings = Settings.from_env()
-    con = lake_connection(settings.results, settings.tables)
-    if con is None:
-        raise PrefpipeError(f"{settings.results}, {settings.tables}: nothing to query yet; run `prefpipe ingest` "
-                            "or `prefpipe nightly` first")
-    columns, rows = read_only_query(con, query if file is None else file.read_text())
+    con, _, foreign = analyst_connection(settings.results, settings.tables)
+    for path in foreign:
+        print(f"prefpipe: skipped {path}: not a result partition", file=sys.stderr)
+    columns, rows = read_only_query(con, query)
     if fmt == "json":
         typer.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=1))
     elif fmt == "csv":
@@ -415,12 +445,15 @@ def _open_warehouse(warehouse: Path | None):
 
 @contextmanager
 def _changing_warehouse(warehouse: Path | None):
-    """The warehouse, for a command that changes it; its Parquet copy for `prefpipe sql` is renewed after."""
-    from prefpipe.lake import publish_tables
+    """The warehouse (made if there is none yet), for a command that changes it; its Parquet copy for
+    `prefpipe sql` is renewed after."""
+    from prefpipe.tables import publish_tables
+    from prefpipe.warehouse import Warehouse
 
-    with _open_warehouse(warehouse) as wh:
+    settings = Settings.from_env(warehouse=warehouse)
+    with Warehouse.open(settings) as wh:
         yield wh
-        publish_tables(wh.con, Settings.from_env(warehouse=warehouse).tables)
+        publish_tables(wh.con, settings.tables)
 
 
 def _require_warehouse(settings: Settings) -> None:
@@ -435,6 +468,19 @@ def _print_summaries(summaries) -> None:
     typer.echo("\n" + format_table(columns, [tuple(summary_row(s)[c] for c in columns) for s in summaries]))
 
 
+def _read_text(path: Path) -> str:
+    from prefpipe.errors import InputError
+
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"not valid UTF-8 (byte {e.start + 1})", file=path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", file=path) from None
+
+
 def format_table(columns: list[str], rows: list[tuple]) -> str:
     cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
@@ -444,21 +490,33 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
 
 
 def main() -> None:
+    """The `prefpipe` command: run under a guard, so that no process it starts outlives it (SIGKILL too)."""
+    from prefpipe.processes import run_guarded
+
+    run_guarded(run)
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the command line ARGS (default: sys.argv) in this process; returns the exit status."""
     try:
-        app(standalone_mode=False)
+        result = app(args, standalone_mode=False)
+        return result if isinstance(result, int) else 0  # --help: click's exit code
     except PrefpipeError as e:
         if STATE["debug"]:
             traceback.print_exc()
         print(f"prefpipe: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        return 1
+    except KeyboardInterrupt:
+        print("prefpipe: interrupted", file=sys.stderr)
+        return 130
     except Exception as e:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # a usage error of the command line (exit 2)
             e.show()
-            sys.exit(e.exit_code)
+            return e.exit_code
         if STATE["debug"]:
             traceback.print_exc()
         print(f"prefpipe: error: {type(e).__name__}: {e}", file=sys.stderr)
-        sys.exit(1)
+        return 1
 
 
 if __name__ == "__main__":

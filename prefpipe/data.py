@@ -31,7 +31,7 @@ import torch
 from prefpipe.errors import InputError
 from prefpipe.losses import Pairs
 from prefpipe.model import pad, quiet_transformers
-from prefpipe.sql import literal, run_script
+from prefpipe.sql import run_script
 
 SPLITS = ("train", "validation", "test")
 SNAPSHOT = "data.parquet"
@@ -59,7 +59,7 @@ def snapshot_units(con, out: Path, splits: tuple[str, ...] = SPLITS) -> dict:
     con.execute("SET VARIABLE splits = ?", [list(splits)])
     run_script(con, "train/units.sql")
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    con.execute(f"COPY (SELECT * FROM train_units ORDER BY annotation_id) TO {literal(temporary)} (FORMAT parquet)")
+    con.execute("COPY (SELECT * FROM train_units ORDER BY annotation_id) TO ? (FORMAT parquet)", [str(temporary)])
     temporary.replace(out)
     return describe(read_units(out))
 
@@ -154,9 +154,11 @@ class InputBuilder:
         return [self.fit(ids[2 * i], ids[2 * i + 1]) for i in range(len(parts))]
 
     def fit(self, prompt: list[int], response: list[int]) -> tuple[list[int], int]:
+        """An input that fits is kept whole; else the prompt keeps its end, and a response longer than the
+        room keeps its start (and no prompt)."""
         response = response[: self.room]
-        keep = self.room - len(response)
-        head = self.prefix + (prompt[len(prompt) - keep:] if keep else [])
+        keep = min(len(prompt), self.room - len(response))
+        head = self.prefix + prompt[len(prompt) - keep:]
         return head + response + self.suffix, len(head)
 
     def _tokenize(self, texts: list[str]) -> list[list[int]]:

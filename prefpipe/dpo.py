@@ -11,7 +11,6 @@ writes its completions).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -19,18 +18,27 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
 from prefpipe.data import InputBuilder
 from prefpipe.errors import InputError
-from prefpipe.model import SCORE_TOKENS, length_batches, load_tokenizer, max_positions, pad, quiet_transformers
+from prefpipe.model import (
+    LOADING,
+    SCORE_TOKENS,
+    is_causal_lm,
+    length_batches,
+    load_tokenizer,
+    max_positions,
+    model_config,
+    pad,
+    quiet_transformers,
+)
 
 
-def check_causal_lm(path: Path | str, field: str) -> None:
-    """A clear error unless PATH is a local causal-LM folder (the policy or the reference)."""
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        raise InputError("not a model folder (no config.json)", file=path, field=field)
-    architectures = json.loads(config.read_text()).get("architectures") or []
-    if not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+def check_causal_lm(path: Path | str, field: str) -> dict:
+    """The config of PATH, or a clear error unless it is a local causal-LM folder (the policy or the reference)."""
+    config = model_config(path, field)
+    if not is_causal_lm(config):
         raise InputError(f"a DPO policy and its reference are causal LMs; this folder holds "
-                         f"{', '.join(architectures) or 'no architecture'}", file=config, field=field)
+                         f"{', '.join(config.get('architectures') or []) or 'no architecture'}",
+                         file=Path(path) / "config.json", field=field)
+    return config
 
 
 def check_pair(policy: Path | str, reference: Path | str) -> None:
@@ -43,7 +51,8 @@ def check_pair(policy: Path | str, reference: Path | str) -> None:
 
 
 def load_causal_lm(path: Path | str) -> PreTrainedModel:
-    with quiet_transformers():
+    model_config(path)
+    with LOADING, quiet_transformers():
         return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
 
 

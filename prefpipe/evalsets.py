@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefpipe.data import InputBuilder
@@ -67,21 +68,33 @@ def _rows(path: Path):
     if not path.is_file():
         raise InputError("no such file", file=path)
     if path.suffix == ".parquet":
-        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
-        return
-    text = path.read_text()
-    if text.lstrip().startswith("["):
         try:
-            yield from enumerate(json.loads(text), start=1)
-        except json.JSONDecodeError as e:
-            raise InputError(f"not valid JSON: {e.msg}", file=path, line=e.lineno) from None
+            yield from enumerate(pq.read_table(path).to_pylist(), start=1)
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"not a readable Parquet file: {e}", file=path) from None
+        return
+    data = path.read_bytes()
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        raise InputError(f"not valid UTF-8 (byte {e.start - line_start + 1} of the line)", file=path,
+                         line=data.count(b"\n", 0, e.start) + 1) from None
+    if text.lstrip().startswith("["):
+        yield from enumerate(_json(text, path, 1), start=1)
         return
     for line, raw in enumerate(text.splitlines(), start=1):
         if raw.strip():
-            try:
-                yield line, json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON: {e.msg}", file=path, line=line) from None
+            yield line, _json(raw, path, line)
+
+
+def _json(text: str, path: Path, line: int) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid JSON: {e.msg}", file=path, line=line + e.lineno - 1) from None
+    except RecursionError:
+        raise InputError("not a readable row: JSON nested too deeply", file=path, line=line) from None
 
 
 def _prompt(value: object, path: Path, line: int) -> str | list[dict]:

@@ -71,7 +71,12 @@ def _validation(docs_dir: Path | None):
 
 
 def warm_up(docs_dir: Path | None) -> None:
-    """Import GX and build its context in a background thread (about 5 s) while a batch is read."""
+    """Import GX and build its context in a background thread (about 5 s) while a batch is read.
+
+    pandas is imported here first: two threads importing it (GX here, DuckDB's .df() there) can take the
+    module locks of pandas and numpy in opposite orders, which Python reports as a _DeadlockError."""
+    import pandas  # noqa: F401
+
     threading.Thread(target=_context, args=(docs_dir,), daemon=True, name="gx-warm-up").start()
 
 
@@ -87,9 +92,9 @@ def failing_profiles(profiles, *, max_chars: int, min_chars: int = 1, run_name: 
     Returns one row per failing profile and expectation: the profile's values, the rule and the
     quarantine message (to be prefixed with the response's place, `responses[i].`).
     """
+    context, definition = _context(docs_dir)  # first: waits for the warm-up's import of GX to finish
     from great_expectations.core.run_identifier import RunIdentifier
 
-    context, definition = _context(docs_dir)
     result = definition.run(batch_parameters={"dataframe": profiles},
                             expectation_parameters={"max_chars": max_chars, "min_chars": min_chars},
                             result_format=RESULT_FORMAT, run_id=RunIdentifier(run_name=run_name))

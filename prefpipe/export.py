@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from prefpipe.errors import InputError
-from prefpipe.sql import literal, run_script
+from prefpipe.sql import run_script
 from prefpipe.warehouse import Warehouse
 
 SPLITS = ("train", "validation", "test")
@@ -41,7 +41,6 @@ def export_pairs(wh: Warehouse, out: Path, split: str | None = "train", layout: 
                else "'curated-' || split AS subset")
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     rows = wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, {columns} FROM export_rows ORDER BY id) "
-                          f"TO {literal(temporary)} "
-                          f"(FORMAT {SUFFIXES[out.suffix]})").fetchone()[0]  # COPY returns its row count
+                          f"TO ? (FORMAT {SUFFIXES[out.suffix]})", [str(temporary)]).fetchone()[0]  # its row count
     temporary.replace(out)
     return rows

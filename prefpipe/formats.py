@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefpipe.errors import InputError
-from prefpipe.sql import literal, run_script
+from prefpipe.sql import run_script
 
 LONG_COLUMNS = ("prompt_id", "prompt", "annotator_id", "annotation_id", "response_id", "text", "rank",
                 "dropped", "drop_reason", "edited_from")
@@ -34,9 +36,11 @@ _CSV_SCALAR = ("CASE WHEN trim({0}) = '' THEN NULL WHEN regexp_full_match(trim({
 CSV_CELLS = {"rank": _CSV_SCALAR, "dropped": _CSV_SCALAR,
              "prompt": "CASE WHEN left(ltrim({0}), 1) = '[' AND json_valid({0}) THEN {0}::JSON "
                        "ELSE to_json({0}) END"}
-# How DuckDB reads each non-JSONL layout, and the file line of its first record (a CSV header is line 1).
+# How DuckDB reads each non-JSONL layout, and the file line of its first record (a CSV header is line 1). The
+# path is bound (a parameter, or the variable source_path for a view), never pasted into the SQL.
 SOURCES = {"parquet": ("read_parquet({})", 1), "csv": ("read_csv({}, all_varchar = true, header = true)", 2),
            "array": ("read_json_objects({}, format = 'array')", 1)}
+SOURCE_PATH = "getvariable('source_path')"
 LINES_SCHEMA = pa.schema([("entry", pa.int64()), ("line", pa.int64()), ("raw", pa.large_string()),
                           ("read_rule", pa.string()), ("read_error", pa.string()), ("skip_reason", pa.string())])
 
@@ -116,7 +120,7 @@ def sample(path: Path) -> Sample:
         magic = f.read(4)
     if magic == b"PAR1":
         return Sample("parquet", (dict.fromkeys(_table_columns(path, "parquet")),))
-    with _open(path) as f:
+    with _read_errors(path), _open(path) as f:
         head = f.read(SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").lstrip()
     if head.startswith("["):
         first = _first_array_item(path)
@@ -132,7 +136,7 @@ def _objects(lines: list[str]) -> Iterator[dict]:
     for line in lines:
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # quarantined by the ingest like any other such line
             continue
         if isinstance(record, dict):
             yield record
@@ -167,9 +171,13 @@ def content_hash(path: Path) -> str:
 def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sample) -> None:
     """Read PATH (sampled as FOUND) as FMT into the temp table stage_parsed: one annotation per entry."""
     kind = found.kind
-    if fmt == "canonical" and kind == "jsonl":
-        con.register("lines_source", _lines_stream(path))
-    elif fmt in ("csv", "parquet") or (fmt == "ratings" and kind in ("csv", "parquet")):
+    direct = fmt == "canonical" and kind == "jsonl"  # the file's own lines; an adapter's are checked as records
+    con.execute("SET VARIABLE check_repeated_keys = ?", [direct])
+    if direct:
+        with _lines_stream(con, "lines_source", path):
+            run_script(con, "ingest/01_parse.sql")
+        return
+    if fmt in ("csv", "parquet") or (fmt == "ratings" and kind in ("csv", "parquet")):
         _stage_long_table(con, path, fmt, found)
         con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT line AS entry, line, raw, read_rule, "
                     "read_error, NULL::VARCHAR AS skip_reason FROM long_lines")
@@ -183,35 +191,51 @@ def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sam
             raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None
         run_script(con, "adapters/entries.sql")
         con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT * FROM adapted_entries")
+    run_script(con, "ingest/01_parse.sql")
+
+
+@contextmanager
+def _lines_stream(con: duckdb.DuckDBPyConnection, name: str, path: Path):
+    """The lines of PATH as the Arrow stream NAME, for the SQL run inside the block. A read error in the
+    stream (a truncated gzip, bytes after its end) reaches DuckDB as a bare abort: it is raised here as the
+    one-line InputError it was."""
+    failed: list[InputError] = []
+
+    def batches():
+        try:
+            for table in canonical_blocks(path):
+                yield from table.to_batches()
+        except InputError as e:
+            failed.append(e)
+            raise
+
+    con.register(name, pa.RecordBatchReader.from_batches(LINES_SCHEMA, batches()))
     try:
-        run_script(con, "ingest/01_parse.sql")
+        yield
+    except duckdb.Error:
+        if failed:
+            raise failed[0] from None
+        raise
     finally:
-        if fmt == "canonical" and kind == "jsonl":
-            con.unregister("lines_source")
-
-
-def _lines_stream(path: Path) -> pa.RecordBatchReader:
-    return pa.RecordBatchReader.from_batches(
-        LINES_SCHEMA, (b for table in canonical_blocks(path) for b in table.to_batches()))
+        con.unregister(name)
+    if failed:
+        raise failed[0]
 
 
 def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> None:
     """source_records(line, raw, read_rule, read_error): the lines of a JSON Lines file, the items of a
     JSON array (`line` = the item's number) or the rows of a table, for an adapter to turn into annotations."""
     if kind == "jsonl":
-        con.register("source_stream", _lines_stream(path))
-        try:
+        with _lines_stream(con, "source_stream", path):
             con.execute("CREATE OR REPLACE TEMP TABLE source_records AS "
                         "SELECT line, raw, read_rule, read_error FROM source_stream")
-        finally:
-            con.unregister("source_stream")
         return
     source, first_row = SOURCES[kind]
     value = "json::VARCHAR" if kind == "array" else "to_json(t)::VARCHAR"
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE source_records AS SELECT row_number() OVER () + {first_row - 1} "
                     f"AS line, {value} AS raw, NULL::VARCHAR AS read_rule, NULL::VARCHAR AS read_error "
-                    f"FROM {source.format(literal(path))} t")
+                    f"FROM {source.format('?')} t", [str(path)])
     except duckdb.Error as e:
         raise InputError(f"not a readable {kind} file: {str(e).splitlines()[0]}", file=path) from None
 
@@ -222,12 +246,15 @@ def _first_array_item(path: Path) -> object:
                              [str(path)]).fetchone()
     except duckdb.Error as e:
         raise InputError(f"not a readable JSON array: {str(e).splitlines()[0]}", file=path) from None
-    return json.loads(row[0]) if row else {}
+    try:
+        return json.loads(row[0]) if row else {}
+    except RecursionError:  # too deep for Python: not a record layout to detect (the ingest quarantines it)
+        return {}
 
 
 def _table_columns(path: Path, kind: str) -> list[str]:
     try:
-        cursor = duckdb.execute(f"SELECT * FROM {SOURCES[kind][0].format(literal(path))} LIMIT 0")
+        cursor = duckdb.execute(f"SELECT * FROM {SOURCES[kind][0].format('?')} LIMIT 0", [str(path)])
     except duckdb.Error as e:
         raise InputError(f"not a readable table: {str(e).splitlines()[0]}", file=path) from None
     return [d[0].lower() for d in cursor.description]
@@ -243,24 +270,34 @@ def canonical_blocks(path: Path, block_bytes: int | None = None) -> Iterator[pa.
     """The lines of a JSON Lines file (optionally gzip), numbered from 1, in Arrow tables."""
     block_bytes = block_bytes or BLOCK_BYTES
     next_line, tail = 1, b""
+    with _read_errors(path), _open(path) as f:
+        while block := f.read(block_bytes):
+            if next_line == 1 and not tail:
+                block = block.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+            data = tail + block
+            cut = data.rfind(b"\n")
+            if cut < 0:  # a line longer than the block: read on
+                tail = data
+                continue
+            table = _lines_table(data[:cut], next_line)
+            next_line += table.num_rows
+            tail = data[cut + 1:]
+            yield table
+        if tail:
+            yield _lines_table(tail, next_line)
+
+
+@contextmanager
+def _read_errors(path: Path):
+    """A file that cannot be read whole fails in one line: a truncated or corrupt gzip, bytes after its end."""
     try:
-        with _open(path) as f:
-            while block := f.read(block_bytes):
-                if next_line == 1 and not tail:
-                    block = block.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
-                data = tail + block
-                cut = data.rfind(b"\n")
-                if cut < 0:  # a line longer than the block: read on
-                    tail = data
-                    continue
-                table = _lines_table(data[:cut], next_line)
-                next_line += table.num_rows
-                tail = data[cut + 1:]
-                yield table
-            if tail:
-                yield _lines_table(tail, next_line)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise InputError(f"cannot read: {e}", file=path) from None
+        yield
+    except EOFError as e:  # gzip: "Compressed file ended before the end-of-stream marker was reached"
+        raise InputError(f"truncated gzip: {e}", file=path) from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise InputError(f"not a valid gzip stream (corrupt, or bytes after its end): {e}", file=path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}", file=path) from None
 
 
 def _lines_table(chunk: bytes, first_line: int) -> pa.Table:
@@ -293,7 +330,8 @@ def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, foun
     source, first_row = SOURCES[found.kind]
     # every CSV cell is read as text; ranks, booleans and message lists are recognised
     cells = dict(CSV_CELLS) if found.kind == "csv" else {}
-    con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(literal(path))}")
+    con.execute("SET VARIABLE source_path = ?", [str(path)])
+    con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(SOURCE_PATH)}")
     columns = sorted(found.keys)
     required = REQUIRED_LONG_COLUMNS
     if fmt == "ratings":

@@ -11,15 +11,18 @@ new run folder instead of overwriting an old one (history is kept).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import re
 import shutil
 import statistics
-import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prefpipe.names import NAME
 from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_scores, section_of
 
 if TYPE_CHECKING:
@@ -34,12 +38,17 @@ if TYPE_CHECKING:
 
 PACKAGE = Path(__file__).resolve().parent
 STALE_STAGING_S = 86_400
-SCORING_CODE = ("data.py", "dpo.py", "evalsets.py", "lake.py", "model.py", "rewardbench.py")
+SCORING_CODE = (*(PACKAGE / name for name in ("data.py", "dpo.py", "evalsets.py", "lake.py", "model.py",
+                                               "rewardbench.py")),
+                PACKAGE.parent / "schemas" / "rewardbench_sections.json")
+LEVELS = (f"evalset={NAME}", f"model={NAME}", r"run_date=\d{4}-\d{2}-\d{2}", f"run_id={NAME}")  # the partitions
+RESULT_FILES = ("scores.parquet", "summary.parquet")
 
 
 def code_version() -> str:
-    """The package version and a hash of the scoring code: a change to how scores are made is a new version."""
-    digest = hashlib.sha256(b"".join((PACKAGE / name).read_bytes() for name in SCORING_CODE)).hexdigest()[:12]
+    """The package version and a hash of the scoring code and the RewardBench table: a change to how scores
+    are made is a new version."""
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in SCORING_CODE)).hexdigest()[:12]
     return f"{metadata.version('prefpipe')}+{digest}"
 
 
@@ -114,13 +123,61 @@ def diagnostics(rows: list[dict]) -> list[tuple[str, str, float]]:
     return out + [("length_bias", subset, sum(v) / len(v)) for subset, v in sorted(longer.items())]
 
 
-def has_results(results: Path, evalset: str, model_id: str, model_hash: str, evalset_hash: str, code: str) -> bool:
-    """Whether a (model, evaluation set, code version) already has results, on any date."""
-    for summary in (results / f"evalset={evalset}" / f"model={model_id}").glob("run_date=*/run_id=*/summary.parquet"):
+def written_at(results: Path, run: Run) -> float | None:
+    """When the newest results of RUN's (model, set, code version) were written, on any date; None: never."""
+    times = []
+    for summary in (results / f"evalset={run.evalset}" / f"model={run.model_id}").glob("run_date=*/run_id=*/"
+                                                                                      "summary.parquet"):
         row = pq.read_table(summary, columns=["model_hash", "evalset_hash", "code_version"]).slice(0, 1).to_pylist()
-        if row and row[0] == {"model_hash": model_hash, "evalset_hash": evalset_hash, "code_version": code}:
-            return True
-    return False
+        if row and row[0] == {"model_hash": run.model_hash, "evalset_hash": run.evalset_hash,
+                              "code_version": run.code_version}:
+            times.append(summary.stat().st_mtime)
+    return max(times, default=None)
+
+
+@contextmanager
+def unit_lock(results: Path, evalset: str, model_id: str):
+    """One writer at a time per (set, model), across threads and processes (on a shared file system where
+    it supports flock): a second nightly run waits for the first, then sees what it wrote."""
+    folder = results / ".locks" / evalset
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{model_id}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def result_runs(results: Path) -> tuple[list[Path], list[Path]]:
+    """The run folders of the lake (evalset=/model=/run_date=/run_id=, holding both files), and whatever
+    else stands where partitions belong (a foreign folder or file, a bad name or date): readers skip those
+    and report them, so one stray folder cannot break every query."""
+    runs: list[Path] = []
+    foreign: list[Path] = []
+
+    def walk(folder: Path, level: int) -> None:
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):  # staging folders and locks
+                continue
+            if not (entry.is_dir() and _partition(level, entry.name)):
+                foreign.append(entry)
+            elif level < len(LEVELS) - 1:
+                walk(entry, level + 1)
+            elif all((entry / name).is_file() for name in RESULT_FILES):
+                runs.append(entry)
+            else:
+                foreign.append(entry)
+
+    if Path(results).is_dir():
+        walk(Path(results), 0)
+    return runs, foreign
+
+
+def _partition(level: int, name: str) -> bool:
+    if not re.fullmatch(LEVELS[level], name):
+        return False
+    try:
+        return level != 2 or bool(date.fromisoformat(name.removeprefix("run_date=")))
+    except ValueError:
+        return False
 
 
 def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) -> Path:
@@ -138,10 +195,12 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) 
 
 def write_whole(parent: Path, final: Path, write: Callable[[Path], None]) -> Path:
     """WRITE a folder's files into a hidden staging folder of PARENT (one per writer: units run
-    concurrently), then rename it to FINAL in one step: the folder appears whole or not at all."""
+    concurrently), then rename it to FINAL in one step: the folder appears whole or not at all. Folders
+    and files follow the user's umask, so readers under another account (analysts, Dask workers) can read."""
     parent.mkdir(parents=True, exist_ok=True)
     sweep_staging(parent)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    staging = parent / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir()
     try:
         write(staging)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -161,10 +220,10 @@ def sweep_staging(folder: Path, older_than_s: float = STALE_STAGING_S) -> None:
 
 def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
              run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
-             reference: Path | None = None, device: str = "cpu") -> Path | None:
+             reference: Path | None = None, device: str = "cpu", started: float | None = None) -> Path | None:
     """Score one model on one evaluation set and write the run folder; None when these results exist
-    (same model, set and code version) and not `force`. With REFERENCE, MODEL_DIR is a DPO policy,
-    scored by its implicit reward."""
+    (same model, set and code version), or with `force` when a concurrent run wrote them after STARTED
+    (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward."""
     from prefpipe.evalsets import read_evalset_format, score_distinct, score_examples
     from prefpipe.formats import content_hash
     from prefpipe.model import load_reward_model, load_tokenizer
@@ -175,98 +234,16 @@ def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, r
         model_hash = hashlib.sha256(f"{model_hash}:{folder_hash(reference)}".encode()).hexdigest()
     run = Run(run_id, run_date or date.today(), model_id, model_hash, evalset, content_hash(evalset_path),
               code_version())
-    if not force and has_results(results, evalset, model_id, run.model_hash, run.evalset_hash, run.code_version):
-        return None
-    if reference is not None:
-        from prefpipe.dpo import ImplicitReward
+    started = time.time() if started is None else started
+    with unit_lock(results, evalset, model_id):
+        written = written_at(results, run)
+        if written is not None and (not force or written >= started):
+            return None
+        if reference is not None:
+            from prefpipe.dpo import ImplicitReward
 
-        scores = score_distinct(examples, ImplicitReward(model_dir, reference, device))
-    else:
-        model = load_reward_model(model_dir).to(device)
-        scores = score_examples(model, load_tokenizer(model_dir), examples, device=device)
-    return write_results(results, run, *result_tables(run, examples, scores, fmt))
-
-
-WAREHOUSE_TABLES = ("batches", "annotations", "responses", "comparisons", "quarantine", "models", "evalsets")
-
-
-def publish_tables(con, tables: Path, keep: int = 2) -> Path:
-    """Copy the warehouse tables to Parquet, so that analysts' SQL reads them without the warehouse's lock.
-
-    Each copy is a new folder, staged and renamed in one step, so a reader sees every table of one
-    moment; the `keep` newest copies stay (a query already reading an older one is not cut off)."""
-    from prefpipe.sql import literal
-
-    def write(staging: Path) -> None:
-        for name in WAREHOUSE_TABLES:
-            con.execute(f"COPY {name} TO {literal(staging / f'{name}.parquet')} (FORMAT parquet)")
-
-    final = write_whole(tables, tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), write)
-    for old in table_copies(tables)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def table_copies(tables: Path) -> list[Path]:
-    """The published copies of the warehouse tables, oldest first (staging folders are hidden)."""
-    return sorted(p for p in Path(tables).glob("*") if p.is_dir() and not p.name.startswith("."))
-
-
-def latest_tables(tables: Path) -> Path | None:
-    """The newest published copy of the warehouse tables, or None."""
-    copies = table_copies(tables)
-    return copies[-1] if copies else None
-
-
-def lake_connection(results: Path, tables: Path | None = None, regression_threshold: float = 0.02):
-    """An in-memory DuckDB connection with the analyst views: over the results lake (sql/views/eval.sql)
-    and over the latest copy of the warehouse tables (sql/views/warehouse.sql, then the warehouse's own
-    pairs and curation views). It never opens the warehouse file, so it never waits for its lock.
-    None when there is nothing to read yet."""
-    import duckdb
-
-    from prefpipe.sql import run_script
-
-    has_results = any(Path(results).glob("*/*/*/*/summary.parquet"))
-    copy = latest_tables(tables) if tables is not None else None
-    if not has_results and copy is None:
-        return None
-    con = duckdb.connect()
-    if has_results:
-        con.execute("SET VARIABLE results = ?", [str(results)])
-        con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
-        run_script(con, "views/eval.sql")
-    if copy is not None:
-        con.execute("SET VARIABLE tables = ?", [str(copy)])
-        for script in ("views/warehouse.sql", "ddl/002_pairs_view.sql", "ddl/003_curation_views.sql"):
-            run_script(con, script)
-    return con
-
-
-READ_ONLY = {"SELECT", "EXPLAIN"}
-
-
-def read_only_query(con, sql: str) -> tuple[list[str], list[tuple]]:
-    """Run analyst SQL that only reads: any statement that could write fails before anything runs."""
-    import duckdb
-
-    from prefpipe.errors import InputError
-
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as e:
-        raise InputError(f"not valid SQL: {str(e).splitlines()[0]}", field="sql") from None
-    if not statements:
-        raise InputError("no SQL statement given", field="sql")
-    for statement in statements:
-        kind = statement.type.name
-        if kind not in READ_ONLY:
-            raise InputError(f"prefpipe sql only reads: a {kind} statement would change something; "
-                             "use SELECT (or EXPLAIN)", field="sql")
-    try:
-        for statement in statements[:-1]:
-            con.execute(statement)
-        cursor = con.execute(statements[-1])
-        return [d[0] for d in cursor.description], cursor.fetchall()
-    except duckdb.Error as e:
-        raise InputError(str(e).splitlines()[0], field="sql") from None
+            scores = score_distinct(examples, ImplicitReward(model_dir, reference, device))
+        else:
+            model = load_reward_model(model_dir).to(device)
+            scores = score_examples(model, load_tokenizer(model_dir), examples, device=device)
+        return write_results(results, run, *result_tables(run, examples, scores, fmt))

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from prefpipe.data import SNAPSHOT, encode_units, read_units
+from prefpipe.files import follow_umask
 from prefpipe.model import load_reward_model, load_tokenizer, score
 
 METRICS = "metrics.json"
@@ -88,6 +89,7 @@ def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation",
     model.config.save_pretrained(run_dir)
     (run_dir / METRICS).write_text(json.dumps(result, indent=2) + "\n")
     plot_calibration(deltas_by_split, run_dir / PLOT)
+    follow_umask(run_dir)
     return result
 
 

@@ -7,6 +7,8 @@ decoders (GPT/Llama-like) read the last token that the attention mask keeps, wha
 
 from __future__ import annotations
 
+import json
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,16 +16,43 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from prefpipe.errors import InputError
+
+# transformers builds a model under process-wide patches (weights first made on the "meta" device): two
+# threads loading at once (nightly units on the thread runner) can get each other's meta tensors.
+LOADING = threading.Lock()
+
 # Padded tokens per inference batch. Measured on MiniLM (2 CPU cores, LLMBar): 2048 scored 1.6x faster than
 # 16384, whose activations no longer fit in cache; a GPU wants more (pass max_tokens).
 SCORE_TOKENS = 2048
 
 
+def model_config(path: str | Path, field: str | None = None) -> dict:
+    """The config.json of a local model folder; a missing folder or config fails in one line (transformers
+    would take the path for a hub id)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError("no such model folder", file=path, field=field)
+    config = folder / "config.json"
+    if not config.is_file():
+        raise InputError("not a model folder (no config.json); models load from local folders only", file=path,
+                         field=field)
+    try:
+        return json.loads(config.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid JSON: {e}", file=config, field=field) from None
+
+
+def is_causal_lm(config: dict) -> bool:
+    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in config.get("architectures") or [])
+
+
 def load_reward_model(path: str | Path) -> PreTrainedModel:
     """A reward model (num_labels = 1) from a local folder; never from a hub. A backbone without a head
     gets a new scalar one (transformers' load report about it is silenced)."""
+    model_config(path)
     hf_logging.disable_progress_bar()
-    with quiet_transformers():
+    with LOADING, quiet_transformers():
         model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
         model.config.pad_token_id = model.config.eos_token_id
@@ -43,6 +72,7 @@ def quiet_transformers():
 
 def load_tokenizer(path: str | Path):
     """The model folder's tokenizer (local only); a missing pad token becomes EOS, as for the model."""
+    model_config(path)
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,28 +6,24 @@ import json
 from pathlib import Path
 
 from prefpipe.errors import InputError
+from prefpipe.names import check_name
 from prefpipe.warehouse import Warehouse
 
 LISTED = ("model_id", "created_at", "active", "loss", "pairs", "base", "path", "reference")
 HEADLINE = ("accuracy", "log_loss", "ece", "pairs")
 
 
-def check_name(name: str, field: str = "--name") -> str:
-    """Names become folder and partition names: no '/', '=' or leading dot."""
-    if not name or any(c in name for c in "/=\\") or name.startswith("."):
-        raise InputError(f"must be a non-empty name without '/', '=' or a leading '.', got {name!r}", field=field)
-    return name
-
-
 def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snapshot: dict, metrics: dict,
-                   reference: Path | None = None) -> None:
-    """Add the model; registering the same id again (a resumed run) replaces its row."""
+                   reference: Path | None = None, *, replace: bool = False) -> None:
+    """Add the model. An id that is registered already is refused, so that its training record (loss,
+    pairs, metrics, data hash) is never erased silently; REPLACE replaces it (a resumed run does)."""
     path = Path(path).resolve()
     with wh.transaction() as con:
-        held = con.execute("SELECT path FROM models WHERE model_id = ?", [model_id]).fetchone()
-        if held and held[0] != str(path):
-            raise InputError(f"already names the model at {held[0]}; choose another --name", field="model id",
-                             file=model_id)
+        held = con.execute("SELECT path, loss, pairs FROM models WHERE model_id = ?", [model_id]).fetchone()
+        if held and not replace:
+            trained = f", trained with {held[1]} on {held[2]} pairs" if held[2] is not None else ""
+            raise InputError(f"already registered (the model at {held[0]}{trained}); choose another --name, or "
+                             "pass --replace to replace it and its record", field="--name", file=model_id)
         con.execute("DELETE FROM models WHERE model_id = ?", [model_id])
         headline = {split: {k: metrics[split][k] for k in HEADLINE} for split in ("validation", "test")
                     if split in metrics}
@@ -83,27 +79,29 @@ def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
 
 # -- models trained elsewhere ---------------------------------------------------------------------------
 
-def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None = None) -> None:
+def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None = None, *,
+              replace: bool = False) -> None:
     """Register a model trained elsewhere (active): a Hugging Face sequence-classification folder, or a
-    DPO policy (a causal LM) with its REFERENCE, scored by its implicit reward."""
+    DPO policy (a causal LM) with its REFERENCE, scored by its implicit reward. An id in use is refused
+    unless REPLACE."""
     check_name(model_id)
     if reference is not None:
         from prefpipe.dpo import check_pair
 
         check_pair(path, reference)
     else:
+        from prefpipe.model import is_causal_lm, model_config
+
+        values = model_config(path)
         config = Path(path) / "config.json"
-        if not config.is_file():
-            raise InputError("not a model folder (no config.json)", file=path)
-        values = json.loads(config.read_text())
-        if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in values.get("architectures") or []):
+        if is_causal_lm(values):
             raise InputError("a causal LM, not a reward model: to score a DPO policy, give its --reference",
                              file=config)
         labels = len(values.get("id2label") or {"0": "score"})
         if labels != 1:
             raise InputError(f"a reward model has one output (num_labels 1), this one has {labels}", file=config)
     register_model(wh, model_id, path, {"base": str(Path(path).resolve()), "loss": "dpo" if reference else None},
-                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {}, reference)
+                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {}, reference, replace=replace)
 
 
 def set_active(wh: Warehouse, model_id: str, active: bool) -> None:

@@ -18,7 +18,3 @@ def run_script(con, name: str) -> None:
     """Execute every statement of sql/NAME on a DuckDB connection."""
     con.execute(sql(name))
 
-
-def literal(value: object) -> str:
-    """A SQL string literal, for the places DuckDB takes no parameter (file paths in COPY and readers)."""
-    return "'" + str(value).replace("'", "''") + "'"

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -31,8 +32,9 @@ from transformers import get_linear_schedule_with_warmup
 
 from prefpipe.data import SNAPSHOT, Batch, InputBuilder, collate, describe, encode_units, read_units, token_batches
 from prefpipe.errors import InputError, PrefpipeError
+from prefpipe.files import follow_umask
 from prefpipe.losses import LOSSES, pairwise_loss, plackett_luce_loss
-from prefpipe.model import RewardModel, load_reward_model, load_tokenizer, max_positions
+from prefpipe.model import RewardModel, load_reward_model, load_tokenizer, max_positions, model_config
 
 CONFIG = "train_config.json"
 CHECKPOINT = "checkpoint.pt"
@@ -82,9 +84,7 @@ class TrainConfig:
         for name, (ok, reason) in checks.items():
             if not ok:
                 raise InputError(f"{reason}, got {getattr(self, name)!r}", field="--" + name.replace("_", "-"))
-        if not (Path(self.base) / "config.json").is_file():
-            raise InputError("not a model folder (no config.json); models load from local paths only",
-                             field="--base", file=self.base)
+        model_config(self.base, "--base")
 
     def save(self, run_dir: Path) -> None:
         (run_dir / CONFIG).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -229,6 +229,7 @@ def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
                         "total_steps": len(schedule), "resumed_at": start}
     if world.rank == 0:
         (run_dir / FIGURES).write_text(json.dumps(figures, indent=2) + "\n")
+        follow_umask(run_dir)
     return figures
 
 
@@ -252,7 +253,13 @@ def _load_checkpoint(run_dir: Path, module, optimizer, scheduler, fingerprint: d
     path = run_dir / CHECKPOINT
     if not path.is_file():
         raise InputError("no checkpoint to resume from (it is written every --checkpoint-every steps)", file=path)
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: tensors and plain values; a pickle that would run code is refused, never run
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+        raise InputError(f"not a checkpoint prefpipe wrote (refused without running it): "
+                         f"{(str(e).splitlines() or [type(e).__name__])[0]}", file=path) from None
+    if not isinstance(state, dict) or not isinstance(state.get("fingerprint"), dict):
+        raise InputError("not a checkpoint prefpipe wrote (no fingerprint)", file=path)
     if state["fingerprint"] != fingerprint:
         changed = [k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k]]
         raise InputError(f"the checkpoint was made with another {' and '.join(changed)}; "

@@ -30,7 +30,7 @@ class Warehouse:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = _connect(self.path, lock_timeout_s)
         try:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            self.con.execute("SET memory_limit = ?", [memory_limit])  # bound, never pasted into the SQL
         except duckdb.Error:
             self.con.close()
             raise InputError(f"must be a size such as 2.5GB, got {memory_limit!r}",

@@ -1,0 +1,8 @@
+"""Prefect tasks: one unit of work each, with retries where I/O can fail."""
+
+from prefpipe.errors import PrefpipeError
+
+
+def retry_unless_input_error(task, task_run, state) -> bool:
+    """A PrefpipeError (a bad file, a wrong flag) fails the same way again: it is never retried."""
+    return not isinstance(state.data, PrefpipeError)

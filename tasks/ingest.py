@@ -7,15 +7,17 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import ingest, lake
+from prefpipe import ingest, tables
 from prefpipe.errors import InputError
 from prefpipe.ingest import BatchSummary
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
+from tasks import retry_unless_input_error
 
 
 # The warehouse connection cannot be hashed: these tasks are never cached.
-@task(retries=2, retry_delay_seconds=[1, 5], cache_policy=NO_CACHE, task_run_name="read {path.name}")
+@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_input_error,
+      cache_policy=NO_CACHE, task_run_name="read {path.name}")
 def read_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> BatchSummary:
     try:
         return ingest.read_batch(wh, path, fmt, settings)
@@ -36,4 +38,4 @@ def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
 @task(cache_policy=NO_CACHE)
 def publish_tables(wh: Warehouse, settings: Settings) -> Path:
     """The warehouse tables as Parquet, for `prefpipe sql` (which never opens the locked warehouse)."""
-    return lake.publish_tables(wh.con, settings.tables)
+    return tables.publish_tables(wh.con, settings.tables)

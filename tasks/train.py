@@ -10,13 +10,15 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import data, lake, metrics, registry, train
+from prefpipe import data, metrics, registry, tables, train
 from prefpipe.errors import PrefpipeError
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
+from tasks import retry_unless_input_error
 
 
-@task(retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,
+      cache_policy=NO_CACHE)
 def snapshot_data(settings: Settings, run_dir: Path) -> dict:
     """The warehouse's units into RUN_DIR/data.parquet; the warehouse is closed again for training."""
     with Warehouse.open(settings) as wh:
@@ -43,9 +45,11 @@ def evaluate_model(run_dir: Path) -> dict:
     return metrics.evaluate_model(run_dir)
 
 
-@task(retries=2, retry_delay_seconds=[5, 30], cache_policy=NO_CACHE)
-def register_model(settings: Settings, model_id: str, run_dir: Path, snapshot: dict, results: dict) -> None:
+@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,
+      cache_policy=NO_CACHE)
+def register_model(settings: Settings, model_id: str, run_dir: Path, snapshot: dict, results: dict,
+                   replace: bool = False) -> None:
     config = json.loads((run_dir / train.CONFIG).read_text())
     with Warehouse.open(settings) as wh:
-        registry.register_model(wh, model_id, run_dir, config, snapshot, results)
-        lake.publish_tables(wh.con, settings.tables)
+        registry.register_model(wh, model_id, run_dir, config, snapshot, results, replace=replace)
+        tables.publish_tables(wh.con, settings.tables)

@@ -14,8 +14,6 @@ from prefpipe.ingest import ingest_file  # noqa: E402
 from prefpipe.settings import Settings  # noqa: E402
 from prefpipe.warehouse import Warehouse  # noqa: E402
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def prefect_harness():

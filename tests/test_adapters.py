@@ -1,4 +1,4 @@
-"""Public formats on the real samples in ../shared/data: counts computed here, independently of the
+"""Public formats on the real samples in data/public: counts computed here, independently of the
 adapters (plain Python over the raw files), must equal what the warehouse holds."""
 
 from __future__ import annotations
@@ -8,15 +8,13 @@ import random
 from collections import Counter
 
 import pytest
-from conftest import SHARED_DATA, write_batch
+from conftest import write_batch
+from helpers import HH, OASST, PANDALM, read_text
 
 from prefpipe.errors import InputError
 from prefpipe.formats import detect_format
 from prefpipe.ingest import ingest_file
 
-HH = SHARED_DATA / "hh-rlhf" / "helpful-base-test-first2000.jsonl"
-OASST = SHARED_DATA / "oasst" / "en_100_trees.jsonl"
-PANDALM = SHARED_DATA / "pandalm" / "testset-v1.json"
 TURN = "\n\nAssistant:"
 
 
@@ -26,7 +24,7 @@ def counts(wh) -> tuple[int, int, int]:
 
 
 def test_hh_rlhf_sample(wh, settings, tmp_path):
-    rows = [json.loads(line) for line in HH.read_text().splitlines()]
+    rows = [json.loads(line) for line in read_text(HH).splitlines()]
     mismatched, identical = [], 0
     for n, row in enumerate(rows, 1):
         c, r = row["chosen"], row["rejected"]
@@ -50,7 +48,7 @@ def test_hh_rlhf_sample(wh, settings, tmp_path):
     assert chosen == first[first.rfind(TURN) + len(TURN):].strip()
 
     # keys are stable: the same rows in another file replace themselves and add nothing
-    again = write_batch(tmp_path / "again.jsonl", *HH.read_text().splitlines()[:100])
+    again = write_batch(tmp_path / "again.jsonl", *read_text(HH).splitlines()[:100])
     summary = ingest_file(wh, again, settings)
     assert (summary.loaded, summary.replaced) == (100, 100)
     assert counts(wh) == (1991, 1990, 9)
@@ -91,7 +89,7 @@ def flat_messages(trees: list[dict]) -> list[dict]:
 
 
 def test_oasst_trees_and_flat_messages(wh, settings, tmp_path, settings_factory):
-    trees = [json.loads(line) for line in OASST.read_text().splitlines()]
+    trees = [json.loads(line) for line in read_text(OASST).splitlines()]
     annotations, skipped, pairs = oasst_expectation(trees)
     summary = ingest_file(wh, OASST, settings)
     assert summary.format == "oasst" and summary.balanced
@@ -112,7 +110,7 @@ def test_oasst_trees_and_flat_messages(wh, settings, tmp_path, settings_factory)
 
 
 def test_pandalm_judgments_ties_and_agreement(wh, settings):
-    items = json.loads(PANDALM.read_text())
+    items = json.loads(read_text(PANDALM))
     labels = [item[f"annotator{n}"] for item in items for n in (1, 2, 3)]
     assert (len(labels), labels.count(0)) == (2997, 326)
     broken = {item["idx"] for item in items  # a response that is not text (PandaLM has `true` six times)

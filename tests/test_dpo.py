@@ -7,7 +7,7 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import SHARED_DATA
+from helpers import LLMBAR
 from transformers import AutoModelForCausalLM
 
 from prefpipe import lake
@@ -18,8 +18,6 @@ from prefpipe.evalsets import read_evalset, score_distinct
 from prefpipe.model import load_tokenizer
 from prefpipe.registry import active_models, add_model
 from prefpipe.synth import tiny_reward_model
-
-LLMBAR = SHARED_DATA / "evalsets" / "llmbar-rewardbench.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -6,36 +6,41 @@ import json
 
 import pytest
 import torch
-from conftest import SHARED_DATA
+from helpers import LLMBAR
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from prefpipe.data import render_text
+from prefpipe.data import prompt_and_response, render_text
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset, score_examples
 from prefpipe.model import load_reward_model
 from prefpipe.synth import tiny_reward_model
 
-LLMBAR = SHARED_DATA / "evalsets" / "llmbar-rewardbench.jsonl"
-
 
 @pytest.mark.parametrize("kind", ["encoder", "decoder"])
-def test_llmbar_scores_equal_plain_transformers_on_each_text_alone(tmp_path, kind):
+def test_every_llmbar_input_that_fits_scores_as_plain_transformers_on_its_whole_text(tmp_path, kind):
     raw = [json.loads(line) for line in LLMBAR.read_text().splitlines()]
     examples = read_evalset(LLMBAR)
     assert len(examples) == len(raw) == 419
     assert [e.subset for e in examples] == [r["subset"] for r in raw]
-    base = tiny_reward_model(tmp_path / kind, kind, positions=2048)  # no LLMBar text is cut
+    base = tiny_reward_model(tmp_path / kind, kind, positions=512)  # some LLMBar inputs are longer
     model, tokenizer = load_reward_model(base), AutoTokenizer.from_pretrained(base)
     scores = score_examples(model, tokenizer, examples, max_tokens=64 * 256)  # batches of many texts
     plain = AutoModelForSequenceClassification.from_pretrained(base).eval()
-    checked = 0
+    fits = tight = longer = 0
     with torch.inference_mode():
-        for e, (chosen, rejected) in list(zip(examples, scores, strict=True))[::7]:  # every 7th: 60 examples
+        for e, (chosen, rejected) in zip(examples, scores, strict=True):
             for text, ours in zip(e.chosen + e.rejected, chosen + rejected, strict=True):
-                alone = plain(**tokenizer(render_text(tokenizer, e.prompt, text), return_tensors="pt")).logits[0, 0]
-                assert abs(alone.item() - ours) <= 1e-4
-                checked += 1
-    assert checked == 2 * len(examples[::7])
+                whole = tokenizer(render_text(tokenizer, e.prompt, text), return_tensors="pt")
+                length = whole["input_ids"].shape[1]
+                if length > 512:
+                    longer += 1
+                    continue
+                assert abs(plain(**whole).logits[0, 0].item() - ours) <= 1e-4, (e.example_id, length)
+                fits += 1
+                prompt_tokens = len(tokenizer(prompt_and_response(tokenizer, e.prompt, text)[0],
+                                              add_special_tokens=False)["input_ids"])
+                tight += 512 - length < prompt_tokens  # where the old builder cut the prompt of an input that fit
+    assert fits + longer == 2 * len(examples) and longer > 0 and tight >= 10, (fits, longer, tight)
     one_by_one = score_examples(model, tokenizer, examples[:20], max_tokens=1)  # each text alone in its batch
     assert torch.allclose(torch.tensor(one_by_one), torch.tensor(scores[:20]), atol=1e-4)
 
@@ -59,3 +64,20 @@ def test_rewardbench2_rows_and_clear_errors(tmp_path):
     bad.write_text('{"id": 1, "prompt": "", "chosen": "a", "rejected": "b"}\n')
     with pytest.raises(InputError, match=r"bad.jsonl:1: subset: missing or null"):
         read_evalset(bad)
+
+
+def test_unreadable_evaluation_sets_fail_naming_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    row = '{"id": 1, "prompt": "q", "chosen": "a", "rejected": "b", "subset": "s"}\n'
+    bad.write_bytes(row.encode() + b'{"id": 2, "prompt": "\xff"}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:2: not valid UTF-8 \(byte 22 of the line\)"):
+        read_evalset(bad)
+    bad.write_text(row + '{"id": 2, "prompt": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(InputError, match=r"bad.jsonl:2: not a readable row: JSON nested too deeply"):
+        read_evalset(bad)
+    bad.write_text("[" + row + ", {]")
+    with pytest.raises(InputError, match=r"bad.jsonl:2: not valid JSON"):
+        read_evalset(bad)
+    (tmp_path / "t.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"t.parquet: not a readable Parquet file"):
+        read_evalset(tmp_path / "t.parquet")

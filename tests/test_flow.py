@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import LLMBAR, PANDALM, ROOT, cli, first_rows, read_deployment, run_cli
 
 from flows.ingest import ingest_flow
+from prefpipe.processes import _parent, descendants
 from prefpipe.synth import synthetic_batch
 from prefpipe.warehouse import Warehouse
 
-ROOT = Path(__file__).resolve().parents[1]
 CONSISTENT = """
 SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM annotations), (SELECT count(*) FROM responses),
        (SELECT count(*) FROM pairs), (SELECT count(*) FROM quarantine),
@@ -24,22 +26,12 @@ SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM annotations), (SELE
        (SELECT coalesce(sum(loaded), 0) FROM batches)"""
 
 
-def cli(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prefpipe.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=os.environ | (env or {}), timeout=300, **kwargs)
-
-
-def first_rows(path: Path, rows: int, out: Path) -> Path:
-    out.write_text("".join(path.read_text().splitlines(keepends=True)[:rows]))
-    return out
-
-
 def one_model_one_set(settings, tmp_path: Path):
     """A warehouse with one tiny reward model and the first 20 LLMBar examples as the set `small`."""
     from prefpipe.registry import add_model, register_evalset
     from prefpipe.synth import tiny_reward_model
 
-    small = first_rows(ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl", 20,
+    small = first_rows(LLMBAR, 20,
                        tmp_path / "small.jsonl")
     with Warehouse.open(settings) as wh:
         add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
@@ -80,7 +72,8 @@ def test_a_load_killed_midway_leaves_all_or_nothing_and_a_rerun_matches_a_clean_
         if "Task run 'validate" in line and "Completed" in line:
             time.sleep(0.05)
             break
-    proc.send_signal(signal.SIGKILL)
+    [worker] = [p for p in descendants(proc.pid) if _parent(p) == proc.pid]  # the process doing the load
+    os.kill(worker, signal.SIGKILL)
     proc.wait()
     with Warehouse(tmp_path / "w.duckdb") as wh:
         batches, annotations, _responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
@@ -91,6 +84,28 @@ def test_a_load_killed_midway_leaves_all_or_nothing_and_a_rerun_matches_a_clean_
     with Warehouse(tmp_path / "w.duckdb") as wh:
         batches, annotations, _responses, pairs, quarantined, orphans, loaded = wh.con.execute(CONSISTENT).fetchone()
     assert (batches, annotations, pairs, quarantined) == (1, clean.loaded, clean.pairs, clean.quarantined)
+
+
+def test_a_folder_is_ingested_file_by_file_and_every_outcome_is_reported(prefect_harness, tmp_path):
+    import gzip
+
+    from prefect.settings import PREFECT_API_URL
+
+    folder = tmp_path / "batches"
+    synthetic_batch(folder / "a.jsonl", 50, seed=1, bad_lines=0)
+    whole = gzip.compress(synthetic_batch(tmp_path / "b.jsonl", 30, seed=2).read_bytes())
+    (folder / "b.jsonl.gz").write_bytes(whole[: len(whole) // 2])  # a transfer cut short
+    synthetic_batch(folder / "c.jsonl", 40, seed=3, bad_lines=0)
+    env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFPIPE_HOME": str(tmp_path / "home")}
+    done = cli("ingest", str(folder), env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.splitlines() == [f"prefpipe: error: {folder / 'b.jsonl.gz'}: truncated gzip: Compressed file "
+                                        "ended before the end-of-stream marker was reached"]
+    outcomes = [line.split()[:4] for line in done.stdout.splitlines() if line.startswith(str(folder))]
+    assert outcomes == [[str(folder / "a.jsonl"), "loaded", "50", "50"], [str(folder / "b.jsonl.gz"), "failed", "0", "0"],
+                        [str(folder / "c.jsonl"), "loaded", "40", "40"]]
+    published = cli("sql", "SELECT count(*) AS n FROM annotations", "--format", "csv", env=env)
+    assert published.stdout.splitlines() == ["n", "90"]  # the copies hold what was committed
 
 
 def test_a_second_writer_waits_then_says_the_warehouse_is_busy(tmp_path):
@@ -107,8 +122,8 @@ def test_a_second_writer_waits_then_says_the_warehouse_is_busy(tmp_path):
 
 def test_cli_exit_codes_and_one_line_errors(tmp_path):
     for command in ([], ["ingest"], ["stats"], ["demo"]):
-        assert cli(*command, "--help").returncode == 0
-    usage = cli("ingest", "--no-such-flag", "x")
+        assert run_cli(*command, "--help").returncode == 0
+    usage = run_cli("ingest", "--no-such-flag", "x")
     assert usage.returncode == 2
     missing = cli("ingest", str(tmp_path / "nope.jsonl"), "--warehouse", str(tmp_path / "w.duckdb"))
     assert missing.returncode == 1
@@ -119,21 +134,19 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
     assert wrong.returncode == 1
     assert f"prefpipe: error: {bad}: missing column(s) prompt, response_id" in wrong.stderr
     assert "Traceback" not in missing.stderr
-    empty = cli("stats", "--warehouse", str(tmp_path / "none.duckdb"))
+    empty = run_cli("stats", "--warehouse", str(tmp_path / "none.duckdb"))
     assert empty.returncode == 1 and "no warehouse yet" in empty.stderr
-    bad_memory = cli("stats", "--warehouse", str(tmp_path / "w.duckdb"), env={"PREFPIPE_MEMORY_LIMIT": "lots"})
-    assert bad_memory.returncode == 1
-    assert bad_memory.stderr.strip().splitlines() == [
-        "prefpipe: error: memory_limit (PREFPIPE_MEMORY_LIMIT): must be a size such as 2.5GB, got 'lots'"]
+    for limit in ("lots", "1GB'; CREATE TABLE pwned AS SELECT 1; --"):  # bound, never pasted into the SQL
+        bad_memory = run_cli("stats", "--warehouse", str(tmp_path / "w.duckdb"), env={"PREFPIPE_MEMORY_LIMIT": limit})
+        assert bad_memory.returncode == 1
+        assert bad_memory.stderr.strip().splitlines() == [
+            f"prefpipe: error: memory_limit (PREFPIPE_MEMORY_LIMIT): must be a size such as 2.5GB, got {limit!r}"]
+    with Warehouse(tmp_path / "w.duckdb") as wh:
+        assert wh.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'pwned'").fetchone() == (0,)
     home = {"PREFPIPE_HOME": str(tmp_path / "home")}
-    assert cli("sql", "SELECT 1", env=home).stderr.strip() == (
-        f"prefpipe: error: {tmp_path / 'home' / 'results'}, {tmp_path / 'home' / 'tables'}: nothing to query yet; "
-        "run `prefpipe ingest` or `prefpipe nightly` first")
-    with Warehouse(tmp_path / "home" / "warehouse.duckdb"):
-        pass
-    assert cli("nightly", "--task-runner", "ray", env=home).stderr.strip() == (
+    assert run_cli("nightly", "--task-runner", "ray", env=home).stderr.strip() == (
         "prefpipe: error: --task-runner: must be one of threads, dask, got 'ray'")
-    assert cli("serve", "--timezone", "Mars/Base", env=home).stderr.strip() == (
+    assert run_cli("serve", "--timezone", "Mars/Base", env=home).stderr.strip() == (
         'prefpipe: error: --timezone: Invalid timezone: "Mars/Base" (specify in IANA tzdata format, for example, '
         "America/New_York)")
 
@@ -141,19 +154,19 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
 def test_cli_ingests_a_public_format_then_shows_agreement_and_exports(prefect_harness, tmp_path):
     from prefect.settings import PREFECT_API_URL
 
-    pandalm = Path(__file__).resolve().parents[2] / "shared" / "data" / "pandalm" / "testset-v1.json"
+    pandalm = PANDALM
     env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFPIPE_HOME": str(tmp_path)}
     ingested = cli("ingest", str(pandalm), env=env)
     assert ingested.returncode == 0, ingested.stderr
     assert "2997" in ingested.stdout and "text 18" in ingested.stdout
-    stats = cli("stats", env=env)
+    stats = run_cli("stats", env=env)
     assert stats.returncode == 0, stats.stderr
     assert "Agreement where a prompt was judged more than once" in stats.stdout and "fleiss_kappa" in stats.stdout
     assert "annotator1" in stats.stdout
-    exported = cli("export", str(tmp_path / "train.parquet"), "--split", "all", env=env)
+    exported = run_cli("export", str(tmp_path / "train.parquet"), "--split", "all", env=env)
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.strip() == f"{tmp_path / 'train.parquet'}: 2657 pairs (all)"
-    wrong = cli("export", str(tmp_path / "x.csv"), env=env)
+    wrong = run_cli("export", str(tmp_path / "x.csv"), env=env)
     assert wrong.returncode == 1 and wrong.stderr.strip() == f"prefpipe: error: {tmp_path / 'x.csv'}: the output must end in .jsonl or .parquet"
 
 
@@ -174,7 +187,14 @@ def test_train_flow_registers_the_model_and_publishes_its_metrics(prefect_harnes
     assert not (settings.models / "empty").exists()
 
     ingest_flow([str(synthetic_batch(tmp_path / "batch.jsonl", 200, bad_lines=0))], settings=settings)
-    result = train_flow(config, settings=settings, name="tiny-bt", progress=False)
+    umask = os.umask(0o022)
+    try:
+        result = train_flow(config, settings=settings, name="tiny-bt", progress=False)
+    finally:
+        os.umask(umask)
+    run_dir = Path(result["path"])
+    for path in (run_dir, *run_dir.iterdir()):  # others (analysts, Dask workers) can read the model
+        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
     assert result["metrics"]["test"]["accuracy"] > 0.7
     with Warehouse.open(settings) as wh:
         columns, rows = list_models(wh)
@@ -200,46 +220,63 @@ def test_train_flow_registers_the_model_and_publishes_its_metrics(prefect_harnes
 
 def test_cli_train_errors_are_one_line(tmp_path):
     env = {"PREFPIPE_HOME": str(tmp_path)}
-    done = cli("train", env=env)
+    done = run_cli("train", env=env)
     assert done.returncode == 1 and done.stderr.strip().endswith("no warehouse yet; run `prefpipe ingest` first")
     (tmp_path / "warehouse.duckdb").touch()
-    done = cli("train", "--loss", "hinge", env=env)
+    done = run_cli("train", "--loss", "hinge", env=env)
     assert done.returncode == 1
     assert done.stderr.strip() == "prefpipe: error: --loss: must be one of bt, bt-margin, plackett-luce, got 'hinge'"
-    done = cli("train", "--resume", "nothing-here", env=env)
+    done = run_cli("train", "--resume", "nothing-here", env=env)
     assert done.returncode == 1 and "no training run of that name" in done.stderr
+    done = run_cli("train", "--name", "../escape", env=env)
+    assert done.stderr.strip().startswith("prefpipe: error: --name: must be one word") and done.returncode == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]
 
 
-def test_cli_registers_evaluation_sets_and_models(tmp_path):
+def test_cli_evaluates_models_trained_elsewhere_on_an_empty_home(prefect_harness, tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
     from prefpipe.synth import tiny_reward_model
 
     env = {"PREFPIPE_HOME": str(tmp_path)}
-    llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
-    assert cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env).returncode == 1  # no warehouse yet
-    with Warehouse(tmp_path / "warehouse.duckdb"):
-        pass
-    done = cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env)
+    llmbar = LLMBAR
+    for name in ("../../x", "a\nb"):  # refused before anything is written
+        done = run_cli("evalset", "add", "--from-split", "test", "--name", name, env=env)
+        assert done.returncode == 1 and done.stderr.startswith("prefpipe: error: --name: must be one word")
+        assert len(done.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+    assert run_cli("models", env=env).stdout.startswith("(no models yet")  # listing makes no warehouse
+    assert list(tmp_path.iterdir()) == []
+    done = run_cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env)  # no ingest needed
     assert done.returncode == 0 and "llmbar: version" in done.stdout and "419 examples" in done.stdout
-    assert "unchanged, already registered" in cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env).stdout
-    assert "llmbar" in cli("evalset", "list", env=env).stdout
-    done = cli("evalset", "add", "--name", "x", env=env)
+    assert "unchanged, already registered" in run_cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env).stdout
+    assert "llmbar" in run_cli("evalset", "list", env=env).stdout
+    done = run_cli("evalset", "add", "--name", "x", env=env)
     assert done.returncode == 1 and done.stderr.strip() == "prefpipe: error: give a file or --from-split SPLIT (one of them)"
 
     folder = tiny_reward_model(tmp_path / "m")
-    assert cli("models", "add", str(folder), "--name", "outside", env=env).returncode == 0
+    assert run_cli("models", "add", str(folder), "--name", "outside", env=env).returncode == 0
     policy, reference = (tiny_reward_model(tmp_path / n, "causal-lm", seed=s) for n, s in (("policy", 1), ("ref", 2)))
-    done = cli("models", "add", str(policy), "--reference", str(reference), "--name", "dpo", env=env)
+    done = run_cli("models", "add", str(policy), "--reference", str(reference), "--name", "dpo", env=env)
     assert done.returncode == 0 and done.stdout.strip() == f"dpo: registered ({policy}, DPO policy against {reference}), active"
-    done = cli("models", "add", str(policy), "--name", "no-reference", env=env)
+    done = run_cli("models", "add", str(policy), "--name", "no-reference", env=env)
     assert done.returncode == 1 and done.stderr.strip() == (
         f"prefpipe: error: {policy / 'config.json'}: a causal LM, not a reward model: to score a DPO policy, give its --reference")
-    assert cli("models", "deactivate", "dpo", env=env).returncode == 0
-    assert cli("models", "deactivate", "outside", env=env).returncode == 0
-    listed = cli("models", env=env).stdout
+    done = run_cli("models", "add", str(tmp_path / "gone"), "--name", "gone", env=env)
+    assert done.stderr.strip() == f"prefpipe: error: {tmp_path / 'gone'}: no such model folder"
+    done = run_cli("models", "add", str(folder), "--name", "dpo", env=env)  # the id is taken: its record is kept
+    assert done.returncode == 1 and "dpo: --name: already registered" in done.stderr and "--replace" in done.stderr
+    nightly = cli("nightly", env=env | {"PREFECT_API_URL": PREFECT_API_URL.value()})
+    assert nightly.returncode == 0, nightly.stdout[-2000:] + nightly.stderr
+    assert nightly.stderr == ""  # Prefect's run log is the command's output
+    board = run_cli("sql", "SELECT model_id, value FROM leaderboard WHERE name = 'Chat Hard'", "--format", "csv", env=env)
+    assert sorted(line.split(",")[0] for line in board.stdout.splitlines()) == ["dpo", "model_id", "outside"]
+    assert run_cli("models", "deactivate", "dpo", env=env).returncode == 0
+    assert run_cli("models", "deactivate", "outside", env=env).returncode == 0
+    listed = run_cli("models", env=env).stdout
     assert "outside" in listed and "False" in listed
-    done = cli("sql", "SELECT model_id, active FROM models", "--format", "csv", env=env)  # the published copy
+    done = run_cli("sql", "SELECT model_id, active FROM models", "--format", "csv", env=env)  # the published copy
     assert sorted(done.stdout.splitlines()) == ["dpo,False", "model_id,active", "outside,False"]
-    done = cli("models", "deactivate", "nobody", env=env)
+    done = run_cli("models", "deactivate", "nobody", env=env)
     assert done.returncode == 1 and "no such model in the registry" in done.stderr
 
 
@@ -257,7 +294,7 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
     from prefpipe.synth import tiny_reward_model
 
     settings = settings_factory(tmp_path)
-    llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+    llmbar = LLMBAR
     small = first_rows(llmbar, 40, tmp_path / "small.jsonl")
     models = {name: tiny_reward_model(tmp_path / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
     with Warehouse.open(settings) as wh:
@@ -280,21 +317,21 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
     # analysts: every example query answers; a statement that would write is refused
     env = {"PREFPIPE_HOME": str(settings.home)}
     for query in sorted((ROOT / "sql" / "queries").glob("*.sql")):
-        done = cli("sql", "-f", str(query), "--format", "csv", env=env)
+        done = run_cli("sql", "-f", str(query), "--format", "csv", env=env)
         assert done.returncode == 0, (query.name, done.stderr)
         assert len(done.stdout.splitlines()) > 1, query.name  # a header and rows
-    weeks = json.loads(cli("sql", "-f", "sql/queries/annotation_throughput.sql", "--format", "json", env=env).stdout)
+    weeks = json.loads(run_cli("sql", "-f", str(ROOT / "sql" / "queries" / "annotation_throughput.sql"), "--format", "json", env=env).stdout)
     assert [w["week"] for w in weeks] == ["2026-11-02"] and weeks[0]["annotations"] == 60
-    models_in_sql = cli("sql", "SELECT model_id, active FROM models ORDER BY model_id", "--format", "csv", env=env)
+    models_in_sql = run_cli("sql", "SELECT model_id, active FROM models ORDER BY model_id", "--format", "csv", env=env)
     assert models_in_sql.stdout.splitlines() == ["model_id,active", "a,True", "b,True"]
-    board = json.loads(cli("sql", "SELECT * FROM leaderboard WHERE level = 'subset'", "--format", "json",
+    board = json.loads(run_cli("sql", "SELECT * FROM leaderboard WHERE level = 'subset'", "--format", "json",
                            env=env).stdout)
     small_subsets = {json.loads(line)["subset"] for line in small.read_text().splitlines()}
     assert len(board) == 2 * (5 + len(small_subsets))  # two models x (the LLMBar subsets + the small set's)
-    done = cli("sql", "DELETE FROM history", env=env)
+    done = run_cli("sql", "DELETE FROM history", env=env)
     assert done.returncode == 1
     assert done.stderr.strip() == ("prefpipe: error: sql: prefpipe sql only reads: a DELETE statement would change "
-                                   "something; use SELECT (or EXPLAIN)")
+                                   "something; use SELECT (or EXPLAIN SELECT)")
 
     (models["b"] / "model.safetensors").write_bytes(b"not a model")  # a corrupted model fails only its units
     with pytest.raises(PrefpipeError, match=r"2 unit\(s\) failed: b on llmbar: .*; b on small: "):
@@ -310,6 +347,7 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
     summary = pq.read_table(settings.results / real / "summary.parquet").to_pylist()
     pq.write_table(pa.Table.from_pylist([r | {"value": 1.0, "run_date": date(2026, 11, 28), "run_id": "fake"}
                                          for r in summary]), night / "summary.parquet")
+    (night / "scores.parquet").write_bytes((settings.results / real / "scores.parquet").read_bytes())
     with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; a on small llmbar-natural"):
         nightly_flow(settings, force=True, run_date=date(2026, 11, 29))
 
@@ -326,7 +364,7 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefec
     from prefpipe.synth import tiny_reward_model
 
     settings = settings_factory(tmp_path)
-    llmbar = ROOT.parent / "shared" / "data" / "evalsets" / "llmbar-rewardbench.jsonl"
+    llmbar = LLMBAR
     small = first_rows(llmbar, 30, tmp_path / "small.jsonl")
     with Warehouse.open(settings) as wh:
         add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
@@ -357,25 +395,6 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefec
         nightly_flow(settings, dask_address="tcp://127.0.0.1:8786")
 
 
-def read_deployment(url: str, name: str, wait_s: float = 0):
-    """The deployment NAME on the Prefect server at URL, waiting up to WAIT_S for it to appear."""
-    import httpx
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    deadline = time.monotonic() + wait_s
-    with temporary_settings({PREFECT_API_URL: url}):
-        while True:
-            try:
-                with get_client(sync_client=True) as client:
-                    return client.read_deployment_by_name(name)
-            except (ObjectNotFound, httpx.TransportError):  # not there yet, or the server is still starting
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-
-
 def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_schedule(tmp_path, settings_factory):
     import socket
 
@@ -389,7 +408,7 @@ def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_sche
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {
         "PREFECT_HOME": str(tmp_path / "prefect"), "PREFPIPE_HOME": str(settings.home),
         "PREFPIPE_WAREHOUSE": str(settings.warehouse)}
-    assert cli("serve", "--cron", "not a cron", env=env).stderr.strip() == (
+    assert run_cli("serve", "--cron", "not a cron", env=env).stderr.strip() == (
         'prefpipe: error: --cron: Invalid cron string: "not a cron"')
     serve = subprocess.Popen([sys.executable, "-m", "prefpipe.cli", "serve", "--cron", "5 3 * * *", "--timezone",
                               "Europe/Paris", "--port", str(port)], cwd=tmp_path, env=env, text=True,
@@ -446,7 +465,7 @@ def test_a_nightly_run_killed_mid_write_leaves_no_partition_and_its_leftovers_ar
     from prefect.settings import PREFECT_API_URL
 
     from flows.nightly import nightly_flow
-    from prefpipe.lake import lake_connection
+    from prefpipe.analyst import analyst_connection
     settings = one_model_one_set(settings_factory(tmp_path), tmp_path)
     script = f"""
 import os, signal
@@ -470,11 +489,11 @@ nightly_flow(Settings.from_env(home={str(settings.home)!r}, warehouse={str(setti
     results = settings.results
     [left] = results.glob(".staging-*")  # what the kill left: hidden, holding the first file only
     assert [p.name for p in left.iterdir()] == ["scores.parquet"]
-    assert list(results.glob("evalset=*")) == [] and lake_connection(results) is None  # no partition to read
+    assert list(results.glob("evalset=*")) == [] and analyst_connection(results).runs == []  # no partition to read
 
     nightly_flow(settings, run_date=date(2026, 11, 27))  # the next run writes the unit whole
     assert left.exists()  # young: it could belong to a unit writing now
     os.utime(left, (0, 0))  # a day old and more
     nightly_flow(settings, force=True, run_date=date(2026, 11, 28))
     assert not left.exists()
-    assert lake_connection(results).execute("SELECT count(DISTINCT run_id) FROM eval_scores").fetchone() == (2,)
+    assert analyst_connection(results).con.execute("SELECT count(DISTINCT run_id) FROM eval_scores").fetchone() == (2,)

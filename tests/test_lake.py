@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import date
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_DATA
+from helpers import LLMBAR
 
 from prefpipe import lake
+from prefpipe.analyst import analyst_connection, read_only_query
 from prefpipe.synth import tiny_reward_model
-
-LLMBAR = SHARED_DATA / "evalsets" / "llmbar-rewardbench.jsonl"
+from prefpipe.tables import WAREHOUSE_TABLES, latest_tables, publish_tables
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_p
     folder = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1", run_date=day)
     assert folder == results / "evalset=llmbar" / "model=tiny" / "run_date=2026-11-28" / "run_id=r1"
     assert sorted(p.name for p in folder.iterdir()) == ["scores.parquet", "summary.parquet"]
-    assert [p.name for p in results.iterdir()] == ["evalset=llmbar"]  # no staging left behind
+    assert sorted(p.name for p in results.iterdir()) == [".locks", "evalset=llmbar"]  # no staging left behind
 
     con = duckdb.connect()
     scores = con.sql(f"SELECT * FROM read_parquet('{results}/*/*/*/*/scores.parquet', hive_partitioning = true)")
@@ -93,16 +95,16 @@ def test_warehouse_tables_are_published_whole_and_sql_reads_them_while_the_wareh
            annotation("p-4", 1, 2, metadata={"annotated_at": "not a time"}),  # counted at its ingest date
            '{"prompt_id": "bad"}')
     tables = settings.tables
-    first = lake.publish_tables(wh.con, tables)
-    lake.publish_tables(wh.con, tables)
-    third = lake.publish_tables(wh.con, tables)
+    first = publish_tables(wh.con, tables)
+    publish_tables(wh.con, tables)
+    third = publish_tables(wh.con, tables)
     copies = sorted(p.name for p in tables.iterdir())
     assert len(copies) == 2 and copies[-1] == third.name and first.name not in copies  # the 2 newest, no staging
-    assert lake.latest_tables(tables) == third
+    assert latest_tables(tables) == third
 
-    # the warehouse stays open (locked) in this process: the lake connection never opens it
-    con = lake.lake_connection(settings.results, tables)
-    for table in (*lake.WAREHOUSE_TABLES, "pairs", "annotation_summary"):
+    # the warehouse stays open (locked) in this process: the analyst connection never opens it
+    con = analyst_connection(settings.results, tables).con
+    for table in (*WAREHOUSE_TABLES, "pairs", "annotation_summary"):
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == wh.con.execute(
             f"SELECT count(*) FROM {table}").fetchone(), table
     weeks = con.execute(sql("queries/annotation_throughput.sql")).fetchall()
@@ -111,5 +113,34 @@ def test_warehouse_tables_are_published_whole_and_sql_reads_them_while_the_wareh
     expected = [(date(2026, 11, 2), 1, 1, 1.0, 3, 0, 0, 0), (date(2026, 11, 9), 2, 2, 1.0, 1, 1, 0, 0),
                 (ingest_week, 1, 1, 1.0, 1, 0, 0, 0)]
     assert weeks == expected
-    assert lake.lake_connection(tmp_path / "none", tmp_path / "none") is None
+    empty = analyst_connection(tmp_path / "none", tmp_path / "none")
+    assert (empty.runs, empty.foreign, read_only_query(empty.con, "SELECT 1")) == ([], [], (["1"], [(1,)]))
 
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_two_runs_at_once_write_each_unit_once(tmp_path, model_dir, force):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    results, started = tmp_path / "results", time.time()  # two nightly runs that began together
+
+    def run(run_id: str):
+        return lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id=run_id, force=force, started=started)
+
+    with ThreadPoolExecutor(2) as pool:
+        written = [f for f in pool.map(run, ["first", "second"]) if f is not None]
+    assert len(written) == 1 and len(list(results.rglob("summary.parquet"))) == 1  # the other waited, then skipped
+    if force:  # a forced run that begins later scores again
+        assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="third", force=True) is not None
+
+
+def test_written_folders_and_files_follow_the_umask(tmp_path, model_dir, wh, settings):
+    old = os.umask(0o022)
+    try:
+        folder = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", tmp_path / "results", run_id="r1")
+        copy = publish_tables(wh.con, settings.tables)
+    finally:
+        os.umask(old)
+    for path in (folder, *folder.iterdir(), copy, *copy.iterdir()):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path

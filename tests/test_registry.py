@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SHARED_DATA
+from helpers import LLMBAR
 
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset
 from prefpipe.export import export_pairs
 from prefpipe.registry import active_models, add_model, latest_evalsets, register_evalset, set_active
 from prefpipe.synth import synthetic_batch, tiny_reward_model
-
-LLMBAR = SHARED_DATA / "evalsets" / "llmbar-rewardbench.jsonl"
 
 
 def test_a_changed_file_is_a_new_version_and_the_old_one_is_kept(wh, settings, tmp_path):
@@ -30,8 +28,10 @@ def test_a_changed_file_is_a_new_version_and_the_old_one_is_kept(wh, settings, t
     assert [r["version"] for r in latest_evalsets(wh)] == [second["version"]]  # the nightly takes the latest
     assert len(read_evalset(first["path"])) == 419  # the first version's copy is untouched
     assert wh.con.execute("SELECT count(*) FROM evalsets").fetchone()[0] == 2
-    with pytest.raises(InputError, match="--name: must be a non-empty name without"):
-        register_evalset(wh, settings.home, LLMBAR, "a/b")
+    for bad in ("a/b", "../../x", "a\nb", ".hidden", "", "x" * 101, "évalset"):
+        with pytest.raises(InputError, match="--name: must be one word of letters, digits"):
+            register_evalset(wh, settings.home, LLMBAR, bad)
+    assert sorted(p.name for p in (settings.home / "evalsets").iterdir()) == ["llmbar"]  # nothing else written
 
 
 def test_curated_pairs_of_a_split_become_an_evaluation_set(wh, settings, ingest, tmp_path):
@@ -58,5 +58,9 @@ def test_models_trained_elsewhere_are_added_and_deactivated(wh, tmp_path):
         set_active(wh, "nobody", False)
     with pytest.raises(InputError, match="not a model folder"):
         add_model(wh, tmp_path, "empty")
-    with pytest.raises(InputError, match="already names the model at"):
-        add_model(wh, tiny_reward_model(tmp_path / "other"), "outside")
+    other = tiny_reward_model(tmp_path / "other")
+    with pytest.raises(InputError, match=r"outside: --name: already registered \(the model at .*elsewhere\); "
+                                         "choose another --name, or pass --replace"):
+        add_model(wh, other, "outside")
+    add_model(wh, other, "outside", replace=True)
+    assert wh.con.execute("SELECT path, active FROM models").fetchall() == [(str(other.resolve()), True)]

@@ -33,7 +33,11 @@ BAD = [
      "response_id", "response_id: a repeated"),
     (A(responses=responses({"rank": 1, "text": ""}, {"rank": 2})), "text", "responses[1].text: must have 1 to"),
     (A(responses=responses({"rank": 1, "text": 5}, {"rank": 2})), "text", "text: must be a non-empty string, got integer"),
-    (A(responses=responses({"rank": "1"}, {"rank": 2})), "rank", "responses[1].rank: must be a whole number >= 1, got string"),
+    (A(responses=responses({"rank": "1"}, {"rank": 2})), "rank",
+     "responses[1].rank: must be a whole number from 1 to 2147483647, got string"),
+    (A(responses=responses({"rank": 2**31 + 5}, {"rank": 2})), "rank", "got a whole number out of range"),
+    (A(responses=responses({"rank": 1}, {"rank": 2**63 - 1})), "rank", "responses[2].rank: must be a whole number"),
+    (A(responses=responses({"rank": 1}, {"rank": 10**30})), "rank", "got a whole number out of range"),
     (A(responses=responses({"rank": 1.5}, {"rank": 2})), "rank", "got decimal"),
     (A(responses=responses({"rank": 1.0}, {"rank": 2})), "rank", "got decimal"),
     (A(responses=responses({"rank": True}, {"rank": 2})), "rank", "got boolean"),
@@ -61,6 +65,18 @@ def test_each_rule_quarantines_the_whole_annotation(ingest, wh, line, rule, reas
     assert got_rule == rule
     assert reason in got_reason
     assert wh.con.execute("SELECT count(*), count(DISTINCT annotation_seq) FROM responses").fetchone() == (2, 1)
+
+
+def test_ranks_as_large_as_the_warehouse_stores_load_and_larger_ones_are_quarantined(ingest, wh):
+    largest = 2**31 - 1
+    summary = ingest(A("p", 1, largest), A("q", 2**31, 1), '{"prompt_id": "r", "prompt": "x", "responses": ['
+                     '{"response_id": "a", "text": "t", "rank": 1}, {"response_id": "b", "text": "u", "rank": '
+                     '123456789012345678901234567890}]}')
+    assert (summary.loaded, summary.quarantined_by_rule) == (1, {"rank": 2})
+    assert pairs(wh) == {("a", "b", largest - 1)}
+    pairwise = ingest('{"prompt": "x", "chosen": "a", "rejected": "b", "margin": 9223372036854775807}',
+                      '{"prompt": "y", "chosen": "a", "rejected": "b", "margin": 3}', fmt="pairwise")
+    assert (pairwise.loaded, pairwise.quarantined_by_rule) == (1, {"rank": 1})
 
 
 def test_invalid_utf8_is_quarantined_with_the_byte(tmp_path, wh, settings):

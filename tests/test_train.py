@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hypothesis
 import pytest
 import torch
+from hypothesis import strategies as st
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from prefpipe import data, metrics, train
@@ -26,6 +28,11 @@ from prefpipe.synth import synthetic_batch, tiny_reward_model
 def tiny(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny")
     return {kind: tiny_reward_model(root / kind, kind) for kind in ("encoder", "decoder")}
+
+
+@pytest.fixture(scope="module")
+def tokenizers(tiny) -> dict:
+    return {kind: AutoTokenizer.from_pretrained(path) for kind, path in tiny.items()}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +90,24 @@ def test_transcript_input_and_left_truncation(tiny):
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "helpful", "clear", "[SEP]"]  # then the response's end
     with pytest.raises(InputError, match="max_length"):
         InputBuilder(tokenizer, max_length=3)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder"])  # [CLS] … [SEP] around the text, or nothing
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(prompt=st.integers(0, 40), response=st.integers(0, 40), max_length=st.integers(4, 48))
+def test_an_input_that_fits_is_kept_whole_and_a_longer_one_keeps_the_prompts_end(tokenizers, kind, prompt, response,
+                                                                                  max_length):
+    builder = InputBuilder(tokenizers[kind], max_length)
+    p, r = list(range(1000, 1000 + prompt)), list(range(2000, 2000 + response))
+    ids, start = builder.fit(p, r)
+    room = max_length - len(builder.prefix) - len(builder.suffix)
+    if prompt + response <= room:
+        assert ids == builder.prefix + p + r + builder.suffix  # whole
+    elif response <= room:
+        assert ids == builder.prefix + p[prompt - (room - response):] + r + builder.suffix  # the prompt's end
+    else:
+        assert ids == builder.prefix + r[:room] + builder.suffix  # the response's start, no prompt
+    assert len(ids) <= max_length and ids[start:len(ids) - len(builder.suffix)] == r[:room]
 
 
 def test_chat_template_is_used_when_the_tokenizer_has_one(tiny):
@@ -166,12 +191,32 @@ def test_resume_after_a_crash_ends_where_an_uninterrupted_run_ends(tmp_path, sna
 
     with pytest.raises(KeyboardInterrupt):
         train.fit(crashed, progress=False, on_step=crash)
-    assert torch.load(crashed / train.CHECKPOINT, weights_only=False)["step"] == 6
+    assert torch.load(crashed / train.CHECKPOINT, weights_only=True)["step"] == 6  # tensors and plain values only
     figures = train.fit(crashed, resume=True, progress=False)
     assert figures["resumed_at"] == 6
     assert_same_weights(straight, crashed, atol=1e-6)
     with pytest.raises(InputError, match="no checkpoint"):
         train.fit(crashed, resume=True, progress=False)
+
+
+class RunsCode:
+    """A pickle that runs a command when it is loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_crafted_checkpoint_is_refused_and_never_runs_code(tmp_path, snapshot, tiny):
+    run_dir = run_folder(tmp_path, snapshot, base=str(tiny["encoder"]))
+    marker = tmp_path / "pwned"
+    torch.save({"step": 1, "fingerprint": RunsCode(marker)}, run_dir / train.CHECKPOINT)
+    with pytest.raises(InputError, match=r"checkpoint.pt: not a checkpoint prefpipe wrote \(refused without "
+                                         r"running it\)"):
+        train.fit(run_dir, resume=True, progress=False)
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("loss, options", [("bt-margin", {"margin_scale": 0.5}), ("plackett-luce", {}),

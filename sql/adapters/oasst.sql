@@ -50,7 +50,7 @@ SELECT * FROM conversations;
 
 CREATE OR REPLACE TEMP TABLE oasst_replies AS
 SELECT parent_id, message_id, text, deleted, failed_review,
-       CASE WHEN json_kind(rank) = 'integer' THEN (rank::VARCHAR::BIGINT + 1)::JSON ELSE rank END AS rank,
+       CASE WHEN json_kind(rank) = 'integer' THEN (rank::VARCHAR::HUGEINT + 1)::JSON ELSE rank END AS rank,
        CASE WHEN deleted THEN 'deleted' WHEN failed_review THEN 'failed review'
             WHEN rank IS NULL THEN 'unranked' END AS drop_reason
 FROM oasst_messages WHERE role = 'assistant';
@@ -62,7 +62,7 @@ WITH conversation AS (
     SELECT parent_id, count(*) FILTER (drop_reason IS NULL) AS comparable,
            to_json(list(json_object('response_id', message_id, 'text', text, 'rank', rank,
                                     'dropped', drop_reason IS NOT NULL, 'drop_reason', drop_reason)
-                        ORDER BY rank::VARCHAR::BIGINT NULLS LAST, message_id)) AS responses
+                        ORDER BY rank::VARCHAR::HUGEINT NULLS LAST, message_id)) AS responses
     FROM oasst_replies GROUP BY parent_id
 )
 SELECT m.line, row_number() OVER (PARTITION BY m.line ORDER BY m.depth, m.message_id) AS sub,

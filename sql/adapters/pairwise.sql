@@ -19,7 +19,7 @@ WITH rows AS (
            CASE chosen_kind WHEN 'list' THEN json_extract(j.chosen, '$[#-1].content') ELSE j.chosen END AS chosen,
            CASE rejected_kind WHEN 'list' THEN json_extract(j.rejected, '$[#-1].content') ELSE j.rejected END AS rejected,
            CASE WHEN json_kind(j.margin) = 'integer' AND j.margin::VARCHAR::BIGINT >= 1
-                THEN 1 + j.margin::VARCHAR::BIGINT ELSE 2 END AS rejected_rank
+                THEN 1 + j.margin::VARCHAR::HUGEINT ELSE 2 END AS rejected_rank  -- too large: quarantined by rank
     FROM rows
 )
 SELECT line, 0 AS sub,

@@ -17,6 +17,16 @@ CREATE OR REPLACE TEMP MACRO json_text(v) AS CASE
     WHEN contains(v::VARCHAR, '\') THEN from_json(v, '"VARCHAR"')
     ELSE (v::VARCHAR)[2:-2] END;
 
+-- The first key that an object of a JSON record holds twice, or NULL: the record itself, its object values
+-- and the objects of its list values (every level prefpipe reads: responses, prompt messages, metadata).
+-- Readers disagree on which value of a repeated key wins, so such a record is quarantined. The key is
+-- looked up only where a count differs (a per-key search on every record would cost seconds per million).
+CREATE OR REPLACE TEMP MACRO record_keys(raw) AS [json_keys(raw)] || json_keys(raw, '$.*') || json_keys(raw, '$.*[*]');
+CREATE OR REPLACE TEMP MACRO repeated_key(raw) AS CASE
+    WHEN list_bool_or(list_transform(record_keys(raw), lambda keys_of_one: len(keys_of_one) > list_unique(keys_of_one)))
+    THEN flatten(list_transform(record_keys(raw), lambda object_keys: list_filter(
+        object_keys, lambda key, place: list_position(object_keys, key) < place)))[1] END;
+
 -- A stable short id from any text (prompt ids and keys made by the format adapters).
 CREATE OR REPLACE TEMP MACRO stable_id(prefix, v) AS prefix || '-' || md5(v::VARCHAR)[:16];
 

@@ -22,6 +22,9 @@ SELECT entry, line, raw, read_rule, read_error, j,
             WHEN j IS NOT NULL THEN 'not_object'
             WHEN trim(raw, ' ' || chr(9) || chr(13)) = '' THEN 'skipped'
             ELSE 'invalid' END AS json_state,
+       -- adapters write their own records (sql/adapters/records.sql checks the source's)
+       CASE WHEN getvariable('check_repeated_keys') AND j IS NOT NULL AND read_error IS NULL
+            THEN try(repeated_key(raw)) END AS repeated_key,
        CASE WHEN skip_reason IS NOT NULL THEN skip_reason
             WHEN read_error IS NULL AND j IS NULL AND trim(raw, ' ' || chr(9) || chr(13)) = '' THEN 'blank line'
             END AS skip_reason  -- skipped entries are counted, never quarantined

@@ -26,8 +26,10 @@ SELECT entry, position::INTEGER AS position,
        json_text(r.response_id) AS response_id,
        json_kind(r.text) AS text_kind, json_text(r.text) AS text,
        CASE WHEN left(r.text::VARCHAR, 1) = '"' THEN length(json_text(r.text)) END AS text_chars,
-       json_kind(r.rank) AS rank_kind,
-       CASE WHEN json_kind(r.rank) = 'integer' THEN r.rank::VARCHAR::BIGINT END AS rank,
+       -- ranks are stored as INTEGER (and rank gaps too): a whole number beyond that is out of range
+       CASE WHEN regexp_full_match(r.rank::VARCHAR, '-?[0-9]+') AND TRY_CAST(r.rank::VARCHAR AS INTEGER) IS NULL
+            THEN 'a whole number out of range' ELSE json_kind(r.rank) END AS rank_kind,
+       TRY_CAST(CASE WHEN json_kind(r.rank) = 'integer' THEN r.rank::VARCHAR END AS INTEGER) AS rank,
        json_kind(r.dropped) AS dropped_kind, coalesce(r.dropped::VARCHAR = 'true', false) AS dropped,
        json_kind(r.drop_reason) AS drop_reason_kind, json_text(r.drop_reason) AS drop_reason,
        json_kind(r.edited_from) AS edited_from_kind, json_text(r.edited_from) AS edited_from

@@ -41,6 +41,10 @@ errors(entry, priority, position, rule, reason) AS (
     SELECT entry, 2, 0, 'object', 'line is a JSON value but not an object' FROM a
     WHERE json_state = 'not_object'
     UNION ALL
+    SELECT entry, 1, 0, 'json', format('key "{}" appears twice in one object: readers disagree on which value wins',
+                                       repeated_key)
+    FROM a JOIN (SELECT entry, repeated_key FROM stage_parsed WHERE repeated_key IS NOT NULL) USING (entry)
+    UNION ALL
     SELECT entry, 3, 0, 'prompt_id', 'prompt_id: must be a non-empty string, got '
         || CASE WHEN prompt_id_kind IN ('string', 'integer') THEN 'an empty string' ELSE prompt_id_kind END
     FROM a WHERE json_state = 'object'

@@ -1,13 +1,12 @@
--- Analyst views over the results lake (schemas/results.md). getvariable('results'): the lake's folder;
--- getvariable('regression_threshold'): how far a value may drop before it counts as a regression.
--- Hive partitions: evalset, model, run_date, run_id.
+-- Analyst views over the results lake (schemas/results.md). getvariable('score_files') and
+-- getvariable('summary_files'): the files of the lake's run folders (prefpipe.lake.result_runs, which
+-- leaves out anything else found there); getvariable('regression_threshold'): how far a value may drop
+-- before it counts as a regression. Hive partitions: evalset, model, run_date, run_id.
 CREATE OR REPLACE VIEW eval_scores AS
-SELECT * FROM read_parquet(getvariable('results') || '/*/*/*/*/scores.parquet', hive_partitioning = true,
-                           union_by_name = true);
+SELECT * FROM read_parquet(getvariable('score_files'), hive_partitioning = true, union_by_name = true);
 
 CREATE OR REPLACE VIEW eval_summary AS
-SELECT * FROM read_parquet(getvariable('results') || '/*/*/*/*/summary.parquet', hive_partitioning = true,
-                           union_by_name = true);
+SELECT * FROM read_parquet(getvariable('summary_files'), hive_partitioning = true, union_by_name = true);
 
 -- Every run of a model on a set, newest first (recency 1 = the latest).
 CREATE OR REPLACE VIEW run_order AS

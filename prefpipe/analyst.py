@@ -1,0 +1,135 @@
+"""Analyst SQL: an in-memory DuckDB that can only read the results lake and the latest copy of the
+warehouse tables, through the views of sql/views/.
+
+The sandbox is DuckDB's own, not string checks:
+- files: `enable_external_access = false`, with `allowed_directories` naming the lake and the table copy
+  only (no other file, no URL); extensions are never installed or loaded on demand; the configuration is
+  locked once the views exist (no SET can undo it);
+- statements: DuckDB's parser must find exactly one statement, a SELECT whose query tree
+  (`json_serialize_sql`) holds only query nodes (a CTE wrapping an INSERT is a SELECT statement too), or
+  an EXPLAIN of one. EXPLAIN ANALYZE is refused: it runs its statement.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import duckdb
+
+from prefpipe.errors import InputError
+from prefpipe.lake import result_runs
+from prefpipe.sql import run_script
+from prefpipe.tables import latest_tables
+
+# Query nodes that only read; INSERT_QUERY_NODE, UPDATE_QUERY_NODE, DELETE_QUERY_NODE (in a CTE) and any
+# node type a later DuckDB adds are refused.
+READING_NODES = {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"}
+
+
+class Analyst(NamedTuple):
+    con: duckdb.DuckDBPyConnection
+    runs: list[Path]  # the result partitions read
+    foreign: list[Path]  # what stands where partitions belong and was skipped
+
+
+def analyst_connection(results: Path, tables: Path | None = None, regression_threshold: float = 0.02) -> Analyst:
+    """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql) when it
+    holds results, and over the latest copy of the warehouse tables (sql/views/warehouse.sql, then the
+    warehouse's own pairs and curation views) when there is one. It never opens the warehouse file, so it
+    never waits for its lock. The folders of the lake that are not result partitions are skipped, for the
+    caller to report."""
+    runs, foreign = result_runs(results)
+    copy = latest_tables(tables) if tables is not None else None
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    readable = [f"{Path(p).resolve()}/" for p in (results, copy) if p is not None]  # a trailing / : no siblings
+    con.execute("SET allowed_directories = ?", [readable])
+    con.execute("SET enable_external_access = false")
+    if runs:
+        con.execute("SET VARIABLE score_files = ?", [[str(r / "scores.parquet") for r in runs]])
+        con.execute("SET VARIABLE summary_files = ?", [[str(r / "summary.parquet") for r in runs]])
+        con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
+        run_script(con, "views/eval.sql")
+    if copy is not None:
+        con.execute("SET VARIABLE tables = ?", [str(copy)])
+        for script in ("views/warehouse.sql", "ddl/002_pairs_view.sql", "ddl/003_curation_views.sql"):
+            run_script(con, script)
+    con.execute("SET lock_configuration = true")
+    return Analyst(con, runs, foreign)
+
+
+def read_only_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:
+    """Run one analyst statement that only reads; anything else fails in one line before it runs."""
+    statement = reading_statement(con, sql)
+    try:
+        cursor = con.execute(statement)
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    except duckdb.Error as e:
+        raise InputError(_first_line(e), field="sql") from None
+
+
+def reading_statement(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
+    """The one statement of SQL if it only reads: a SELECT, or EXPLAIN (not ANALYZE) of a SELECT."""
+    statements = _parse(con, sql)
+    if len(statements) != 1:
+        raise InputError(f"give exactly one statement, got {len(statements)}", field="sql")
+    [statement] = statements
+    kind = statement.type
+    if kind == duckdb.StatementType.EXPLAIN:
+        _check_select(con, _explained(statement.query))
+    elif kind == duckdb.StatementType.SELECT:
+        _check_select(con, statement.query)
+    else:
+        raise InputError(f"prefpipe sql only reads: a {kind.name} statement would change something; "
+                         "use SELECT (or EXPLAIN SELECT)", field="sql")
+    return statement
+
+
+def _parse(con: duckdb.DuckDBPyConnection, sql: str) -> list[duckdb.Statement]:
+    try:
+        return con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise InputError(f"not valid SQL: {_first_line(e)}", field="sql") from None
+
+
+def _explained(query: str) -> str:
+    """The statement that an EXPLAIN explains (DuckDB's tokenizer skips the comments)."""
+    tokens = [(offset, kind) for offset, kind in duckdb.tokenize(query) if kind != duckdb.token_type.comment]
+    if len(tokens) < 2:
+        raise InputError("EXPLAIN needs a statement", field="sql")
+    offset = tokens[1][0]
+    word = query[offset:tokens[2][0] if len(tokens) > 2 else None].strip().upper()
+    if word == "ANALYZE" or word.startswith("("):
+        raise InputError("EXPLAIN ANALYZE (or with options) runs its statement; use EXPLAIN SELECT ...", field="sql")
+    return query[offset:]
+
+
+def _check_select(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()[0])
+    if tree.get("error"):
+        raise InputError(f"prefpipe sql only reads: {tree.get('error_message', 'not a SELECT')}", field="sql")
+    if len(tree["statements"]) != 1:
+        raise InputError("give exactly one statement", field="sql")
+    for node in _query_nodes(tree["statements"][0]):
+        if node not in READING_NODES:
+            kind = node.removesuffix("_QUERY_NODE").removesuffix("_NODE")
+            raise InputError(f"prefpipe sql only reads: the query holds a {kind} that would change something",
+                             field="sql")
+
+
+def _query_nodes(tree: object):
+    """Every query node type in a serialized statement (`type` values ending in _NODE), at any depth."""
+    if isinstance(tree, dict):
+        kind = tree.get("type")
+        if isinstance(kind, str) and kind.endswith("_NODE"):
+            yield kind
+        for value in tree.values():
+            yield from _query_nodes(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _query_nodes(value)
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]

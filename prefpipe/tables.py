@@ -1,0 +1,37 @@
+"""Parquet copies of the warehouse tables under data/tables/, so that analysts' SQL reads them without
+the warehouse's lock. Each copy is a folder of one moment, staged and renamed in one step."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefpipe.lake import write_whole
+
+WAREHOUSE_TABLES = ("batches", "annotations", "responses", "comparisons", "quarantine", "models", "evalsets")
+
+
+def publish_tables(con, tables: Path, keep: int = 2) -> Path:
+    """Copy the warehouse tables to a new folder of TABLES; the `keep` newest copies stay (a query already
+    reading an older one is not cut off)."""
+
+    def write(staging: Path) -> None:
+        for name in WAREHOUSE_TABLES:
+            con.execute(f"COPY {name} TO ? (FORMAT parquet)", [str(staging / f"{name}.parquet")])
+
+    final = write_whole(tables, tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), write)
+    for old in table_copies(tables)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def table_copies(tables: Path) -> list[Path]:
+    """The published copies of the warehouse tables, oldest first (staging folders are hidden)."""
+    return sorted(p for p in Path(tables).glob("*") if p.is_dir() and not p.name.startswith("."))
+
+
+def latest_tables(tables: Path) -> Path | None:
+    """The newest published copy of the warehouse tables, or None."""
+    copies = table_copies(tables)
+    return copies[-1] if copies else None
