@@ -1,10 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export GX_ANALYTICS_ENABLED := false
-export HF_HUB_OFFLINE := 1
-export DO_NOT_TRACK := 1
 
 .PHONY: demo test test-fast lint bench
 
@@ -18,7 +14,8 @@ $(VENV)/installed: pyproject.toml
 demo: $(VENV)/installed
 	$(VENV)/bin/prefpipe demo
 
-test: $(VENV)/installed
+test: $(VENV)/installed  # lint first, so that CI catches it
+	$(VENV)/bin/ruff check prefpipe flows tasks tests benchmarks
 	$(PY) -m pytest
 
 test-fast: $(VENV)/installed  # without the integration tests marked slow (Prefect servers, subprocesses)

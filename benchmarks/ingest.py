@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -108,7 +107,7 @@ def child(which: str, path: str) -> dict:
     """Run one side in a fresh process, so peak memory is that side's alone."""
     with tempfile.TemporaryDirectory() as work:
         out = subprocess.run([sys.executable, __file__, "--child", which, path, work], capture_output=True,
-                             text=True, check=True, env=os.environ | {"GX_ANALYTICS_ENABLED": "false"})
+                             text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

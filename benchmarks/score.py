@@ -39,7 +39,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
 def baseline(model, tokenizer, examples) -> float:
     import torch
 
-    from prefpipe.data import render_text
+    from prefpipe.inputs import render_text
 
     began = time.perf_counter()
     with torch.inference_mode():
@@ -58,10 +58,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from prefpipe.data import InputBuilder
-    from prefpipe.evalsets import read_evalset, score_examples
+    from prefpipe.evalsets import read_evalset
+    from prefpipe.evaluation import score_examples
+    from prefpipe.inputs import InputBuilder
     from prefpipe.model import load_reward_model, load_tokenizer
-    from prefpipe.train import default_base
+    from prefpipe.model_files import default_base
 
     examples = read_evalset(LLMBAR)[: args.examples]
     tokenizer, model = load_tokenizer(default_base()), load_reward_model(default_base()).eval()

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -27,13 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
 def prepare(work: Path, annotations: int) -> tuple[Path, Path]:
     """The data snapshot and the tiny model."""
-    from prefpipe import data
+    from prefpipe import units
     from prefpipe.ingest import ingest_file
     from prefpipe.settings import Settings
     from prefpipe.synth import synthetic_batch, tiny_reward_model
@@ -43,29 +40,31 @@ def prepare(work: Path, annotations: int) -> tuple[Path, Path]:
     batch = synthetic_batch(work / "batch.jsonl", annotations, k=(4, 9), bad_lines=0)
     with Warehouse.open(settings) as wh:
         ingest_file(wh, batch, settings, "auto")
-        data.snapshot_units(wh.con, work / data.SNAPSHOT)
-    return work / data.SNAPSHOT, tiny_reward_model(work / "tiny", hidden=64)
+        units.snapshot_units(wh.con, work / units.SNAPSHOT)
+    return work / units.SNAPSHOT, tiny_reward_model(work / "tiny", hidden=64)
 
 
 def run_folder(work: Path, name: str, snapshot: Path, config: dict) -> Path:
-    from prefpipe import data, train
+    from prefpipe import units
+    from prefpipe.config import TrainConfig
 
     run_dir = work / name
     run_dir.mkdir()
-    shutil.copy(snapshot, run_dir / data.SNAPSHOT)
-    train.TrainConfig(checkpoint_every=0, **config).save(run_dir)
+    shutil.copy(snapshot, run_dir / units.SNAPSHOT)
+    TrainConfig(checkpoint_every=0, **config).save(run_dir)
     return run_dir
 
 
 def held_out_accuracy(model, run_dir: Path) -> dict:
-    from prefpipe.data import SNAPSHOT, encode_units, read_units
+    from prefpipe.config import TrainConfig
+    from prefpipe.inputs import builder_for, encode_units
     from prefpipe.metrics import pair_deltas, pair_metrics, score_units
     from prefpipe.model import load_tokenizer
-    from prefpipe.train import TrainConfig, input_builder
+    from prefpipe.units import SNAPSHOT, read_units
 
     config = TrainConfig.load(run_dir)
     tokenizer = load_tokenizer(config.base)  # the same tokenizer, for TRL's model too
-    builder = input_builder(config, tokenizer, model)
+    builder = builder_for(tokenizer, model, config.max_length)
     units = [u for u in read_units(run_dir / SNAPSHOT) if u.split in ("validation", "test")]
     encoded, _ = encode_units(builder, units)
     scores = score_units(model, encoded, tokenizer.pad_token_id, "cpu")
@@ -75,10 +74,11 @@ def held_out_accuracy(model, run_dir: Path) -> dict:
 
 def run_prefpipe(run_dir: Path) -> dict:
     from prefpipe import train
+    from prefpipe.config import TrainConfig
     from prefpipe.model import load_reward_model
 
     figures = train.fit(run_dir, progress=False)
-    return {"epochs": train.TrainConfig.load(run_dir).epochs, "comparisons": figures["comparisons"],
+    return {"epochs": TrainConfig.load(run_dir).epochs, "comparisons": figures["comparisons"],
             "real_tokens": figures["tokens"], "seconds": round(figures["seconds"], 2),
             "comparisons_per_s": round(figures["comparisons"] / figures["seconds"]),
             "padding_share": round(1 - figures["tokens"] / figures["padded_tokens"], 3),
@@ -90,13 +90,14 @@ def run_trl(run_dir: Path, work: Path, max_tokens: int) -> dict:
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from prefpipe.data import SNAPSHOT, encode_units, read_units
+    from prefpipe.config import TrainConfig
+    from prefpipe.inputs import builder_for, encode_units
     from prefpipe.model import load_reward_model, load_tokenizer
-    from prefpipe.train import TrainConfig, input_builder
+    from prefpipe.units import SNAPSHOT, read_units
 
     config = TrainConfig.load(run_dir)
     tokenizer, model = load_tokenizer(config.base), load_reward_model(config.base)
-    encoded, _ = encode_units(input_builder(config, tokenizer, model), read_units(run_dir / SNAPSHOT, "train"))
+    encoded, _ = encode_units(builder_for(tokenizer, model, config.max_length), read_units(run_dir / SNAPSHOT, "train"))
     rows = [{"chosen_ids": e.inputs[c], "rejected_ids": e.inputs[r]} for e in encoded for c, r, _, _ in e.pairs]
     width = sum(max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows) / len(rows)
     per_batch = max(1, int(max_tokens // (2 * width)))

@@ -28,7 +28,7 @@ HH = ROOT / "data" / "public" / "hh-rlhf" / "helpful-base-test-first2000.jsonl.g
 
 
 def snapshot(work: Path) -> Path:
-    from prefpipe import data
+    from prefpipe import units
     from prefpipe.ingest import ingest_file
     from prefpipe.settings import Settings
     from prefpipe.warehouse import Warehouse
@@ -37,7 +37,7 @@ def snapshot(work: Path) -> Path:
     with Warehouse.open(settings) as wh:
         ingest_file(wh, HH, settings, "hh-rlhf")
         (work / "run").mkdir()
-        data.snapshot_units(wh.con, work / "run" / data.SNAPSHOT)
+        units.snapshot_units(wh.con, work / "run" / units.SNAPSHOT)
     return work / "run"
 
 
@@ -46,10 +46,11 @@ def baseline(run_dir: Path, steps: int | None) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from prefpipe.data import SNAPSHOT, read_units, render_text
+    from prefpipe.inputs import render_text
     from prefpipe.metrics import pair_metrics
     from prefpipe.model import load_reward_model, load_tokenizer
-    from prefpipe.train import default_base
+    from prefpipe.model_files import default_base
+    from prefpipe.units import SNAPSHOT, read_units
 
     torch.manual_seed(0)
     tokenizer, model = load_tokenizer(default_base()), load_reward_model(default_base())
@@ -91,8 +92,9 @@ def baseline(run_dir: Path, steps: int | None) -> dict:
 
 def prefpipe_run(run_dir: Path, lr: float, max_tokens: int, bf16: bool) -> dict:
     from prefpipe import metrics, train
+    from prefpipe.config import TrainConfig
 
-    train.TrainConfig(lr=lr, max_length=256, max_tokens=max_tokens, bf16=bf16, checkpoint_every=0).save(run_dir)
+    TrainConfig(lr=lr, max_length=256, max_tokens=max_tokens, bf16=bf16, checkpoint_every=0).save(run_dir)
     figures = train.fit(run_dir, progress=False)
     results = metrics.evaluate_model(run_dir)
     held = [results[s] for s in ("validation", "test")]

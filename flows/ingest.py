@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from prefpipe.ingest import BatchSummary, batch_files
 from prefpipe.settings import Settings
+from prefpipe.text import format_table
 from prefpipe.warehouse import Warehouse
 from tasks.ingest import load_batch, publish_tables, read_batch, validate_batch
 
@@ -46,6 +47,12 @@ def ingest_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> Bat
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         message = reason if reason.startswith(str(path)) else f"{path}: {type(e).__name__}: {reason}"
         return BatchSummary(source=str(path), format=fmt, batch_id="", status="failed", message=message)
+
+
+def summary_table(summaries: list[BatchSummary]) -> str:
+    """Every batch's outcome, for a terminal."""
+    columns = SUMMARY_COLUMNS[:-1]
+    return format_table(columns, [tuple(summary_row(s)[c] for c in columns) for s in summaries])
 
 
 def summary_row(summary: BatchSummary) -> dict:

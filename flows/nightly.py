@@ -14,25 +14,19 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefpipe.analyst import analyst_connection
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.settings import Settings
+from prefpipe.sql import sql
 from tasks.nightly import read_registry, score_unit
-
-LEADERBOARD = """
-SELECT model_id, evalset, run_date, round(max(value) FILTER (level = 'score' AND name = 'score'), 4) AS score,
-       round(max(value) FILTER (level = 'section' AND name = 'Chat Hard'), 4) AS chat_hard,
-       round(max(value) FILTER (level = 'section' AND name = 'custom'), 4) AS custom,
-       count(*) FILTER (level = 'subset') AS subsets
-FROM leaderboard GROUP BY ALL ORDER BY evalset, score DESC NULLS LAST, chat_hard DESC NULLS LAST, model_id"""
-
 
 TASK_RUNNERS = ("threads", "dask")
 
 
 @flow(name="nightly", log_prints=True)
-def nightly_flow(settings: Settings | None = None, force: bool = False, threshold: float = 0.02,
+def nightly_flow(settings: Settings | None = None, force: bool = False, threshold: float | None = None,
                  run_date: date | None = None, task_runner: str = "threads", dask_address: str | None = None) -> dict:
     """Every active model on every registered set. Units run on threads in this process, or with
     TASK_RUNNER dask on a Dask cluster: a local one, or the scheduler at DASK_ADDRESS."""
     settings = settings or Settings.from_env()
+    threshold = settings.regression_threshold if threshold is None else threshold
     check_task_runner(task_runner, dask_address)
     run_date = run_date or date.today()
     run_id, started = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}", time.time()
@@ -41,16 +35,15 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets on "
           f"{task_runner}{f' at {dask_address}' if dask_address else ''}")
     runner = make_task_runner(task_runner, dask_address, len(units))
-    outcomes, failed = score_units.with_options(task_runner=runner)(  # absolute: workers may run elsewhere
+    outcomes, failed = nightly_units.with_options(task_runner=runner)(  # absolute: workers may run elsewhere
         settings.results.resolve(), units, run_id, run_date, force, started)
     board, regressions = [], []
     con, runs, foreign = analyst_connection(settings.results, regression_threshold=threshold)
     for path in foreign:
         print(f"skipped {path}: not a result partition (evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN)")
     if runs:
-        board = con.sql(LEADERBOARD).to_arrow_table().to_pylist()
-        regressions = con.sql("SELECT * FROM regressions ORDER BY model_id, evalset, level, name"
-                              ).to_arrow_table().to_pylist()
+        board = con.sql(sql("queries/leaderboard.sql")).to_arrow_table().to_pylist()
+        regressions = con.sql(sql("queries/regressions.sql")).to_arrow_table().to_pylist()
         create_table_artifact(key="leaderboard", table=[{k: str(v) if k == "run_date" else v for k, v in r.items()}
                                                         for r in board],
                               description=f"Latest run per model and set ({run_id})")
@@ -70,7 +63,7 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
 
 
 @flow(name="nightly-units", log_prints=True)
-def score_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool, started: float
+def nightly_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool, started: float
                 ) -> tuple[dict[str, str], list[str]]:
     """Score the units concurrently on this flow's task runner; one failing unit does not stop the others.
     Returns what each finished unit did, and a line for each failed one."""
@@ -86,33 +79,6 @@ def score_units(results: Path, units: list[tuple], run_id: str, run_date: date, 
             outcomes[f"{model_id} on {name}"] = outcome
             print(f"{model_id} on {name}: {outcome}")
     return outcomes, failed
-
-
-def serve_nightly(cron: str = "0 2 * * *", timezone: str = "UTC", threshold: float = 0.02,
-                  task_runner: str = "threads", dask_address: str | None = None) -> None:
-    """Serve the `nightly/nightly` deployment: the flow runs whenever the schedule is due, until stopped.
-    Needs a Prefect server (PREFECT_API_URL); `prefpipe serve` starts a local one when none is set."""
-    from prefect.deployments.runner import EntrypointType
-
-    check_task_runner(task_runner, dask_address)
-    nightly_flow.serve(name="nightly", schedule=nightly_schedule(cron, timezone),
-                       parameters={"threshold": threshold, "task_runner": task_runner, "dask_address": dask_address},
-                       description="Every active reward model on every registered evaluation set, into the lake",
-                       entrypoint_type=EntrypointType.MODULE_PATH)  # found by import, from any folder
-
-
-def nightly_schedule(cron: str, timezone: str):
-    """The cron schedule, or a one-line error naming the option that is wrong."""
-    from prefect.client.schemas.schedules import CronSchedule
-    from prefect.schedules import Cron
-    from pydantic import ValidationError
-
-    try:
-        CronSchedule(cron=cron, timezone=timezone)
-    except ValidationError as e:
-        error = e.errors()[0]
-        raise InputError(error["msg"].removeprefix("Value error, "), field=f"--{error['loc'][0]}") from None
-    return Cron(cron, timezone=timezone)
 
 
 def check_task_runner(kind: str, address: str | None) -> None:

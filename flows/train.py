@@ -10,12 +10,12 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_image_artifact, create_table_artifact
 
-from prefpipe.data import SNAPSHOT, describe, read_units
+from prefpipe.config import TrainConfig
 from prefpipe.errors import InputError
 from prefpipe.metrics import PLOT
 from prefpipe.names import check_name
 from prefpipe.settings import Settings
-from prefpipe.train import TrainConfig
+from prefpipe.units import SNAPSHOT, describe, read_units
 from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
 
 METRIC_COLUMNS = ["split", "group", "name", "pairs", "accuracy", "log_loss", "ece"]

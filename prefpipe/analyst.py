@@ -13,6 +13,7 @@ The sandbox is DuckDB's own, not string checks:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,8 +37,8 @@ class Analyst(NamedTuple):
 
 def analyst_connection(results: Path, tables: Path | None = None, regression_threshold: float = 0.02) -> Analyst:
     """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql) when it
-    holds results, and over the latest copy of the warehouse tables (sql/views/warehouse.sql, then the
-    warehouse's own pairs and curation views) when there is one. It never opens the warehouse file, so it
+    holds results, and over the latest copy of the warehouse tables (a view per table, then the warehouse's
+    own pairs and curation views) when there is one. It never opens the warehouse file, so it
     never waits for its lock. The folders of the lake that are not result partitions are skipped, for the
     caller to report."""
     runs, foreign = result_runs(results)
@@ -51,9 +52,11 @@ def analyst_connection(results: Path, tables: Path | None = None, regression_thr
         con.execute("SET VARIABLE summary_files = ?", [[str(r / "summary.parquet") for r in runs]])
         con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
         run_script(con, "views/eval.sql")
-    if copy is not None:
-        con.execute("SET VARIABLE tables = ?", [str(copy)])
-        for script in ("views/warehouse.sql", "ddl/002_pairs_view.sql", "ddl/003_curation_views.sql"):
+    if copy is not None:  # a view per table, then the warehouse's own views over them
+        for table in sorted(copy.glob("*.parquet")):
+            if re.fullmatch(r"[a-z][a-z0-9_]*", table.stem):
+                con.read_parquet(str(table)).create_view(table.stem)
+        for script in ("ddl/002_pairs_view.sql", "ddl/003_curation_views.sql"):
             run_script(con, script)
     con.execute("SET lock_configuration = true")
     return Analyst(con, runs, foreign)

@@ -1,36 +1,36 @@
-"""The `prefpipe` command. Errors are one line on stderr (exit 1); usage errors exit 2."""
+"""The `prefpipe` command: a thin face over the flows (flows/) and the library. Errors are one line on
+stderr (exit 1); usage errors exit 2. Defaults come from Settings and TrainConfig, never from here."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import os
-import signal
 import sys
 import traceback
+import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-for _name, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false",
-                      "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1",
-                      # Prefect's run log is the command's output; stderr holds the command's one-line error
-                      "PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM": "ext://sys.stdout"}.items():
-    os.environ.setdefault(_name, _value)
+# Prefect's run log is the command's output; stderr holds the command's one-line error
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM", "ext://sys.stdout")
 
-import typer  # noqa: E402
+import typer
 
-from prefpipe.errors import PrefpipeError  # noqa: E402
-from prefpipe.names import check_name  # noqa: E402
-from prefpipe.settings import Settings  # noqa: E402
+from prefpipe.errors import InputError, PrefpipeError
+from prefpipe.names import check_name
+from prefpipe.settings import Settings
+from prefpipe.text import format_records, format_table
 
 app = typer.Typer(help="Curate human preference data and evaluate reward models.", add_completion=False,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 STATE = {"debug": False}
+DEFAULTS = Settings()
 
 WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file "
                          "[default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb]")]
-
-
 ThresholdOpt = Annotated[float, typer.Option(help="A drop larger than this against the previous night fails the run.")]
 TaskRunnerOpt = Annotated[str, typer.Option(help="threads (in this process) | dask (a Dask cluster, via prefect-dask)")]
 DaskAddressOpt = Annotated[str | None, typer.Option(help="With --task-runner dask: the scheduler's address "
@@ -60,22 +60,24 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks o
     STATE["debug"] = debug
 
 
+# -- data ------------------------------------------------------------------------------------------------
+
 @app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or folders (each file one batch).")],
            warehouse: WarehouseOpt = None,
            fmt: Annotated[str, typer.Option("--format", help="auto|canonical|csv|parquet|hh-rlhf|oasst|pandalm|"
                                             "pairwise|ratings (auto: detected from the content)")] = "auto",
-           max_quarantined: Annotated[float | None, typer.Option(
-               "--max-quarantined", help="Fail a batch whose quarantined share is above this [default: 0.5]")] = None,
-           ) -> None:
+           max_quarantined: Annotated[float, typer.Option(
+               "--max-quarantined", help="Fail a batch whose quarantined share is above this.")
+           ] = DEFAULTS.max_quarantined_share) -> None:
     """Ingest annotation batches into the warehouse and build their pairs."""
-    from flows.ingest import ingest_flow
+    from flows.ingest import ingest_flow, summary_table
     from prefpipe.ingest import batch_files
 
     settings = Settings.from_env(warehouse=warehouse, max_quarantined_share=max_quarantined)
     files = batch_files(paths)  # fail on a missing file before starting Prefect
     summaries = ingest_flow([str(p) for p in files], settings=settings, fmt=fmt)
-    _print_summaries(summaries)
+    typer.echo("\n" + summary_table(summaries))
     if any(s.status == "failed" for s in summaries):
         raise PrefpipeError("; ".join(s.message for s in summaries if s.status == "failed"))
 
@@ -86,11 +88,7 @@ def stats(warehouse: WarehouseOpt = None) -> None:
     with _open_warehouse(warehouse) as wh:
         counts = wh.counts()
         typer.echo(format_table(list(counts), [tuple(counts.values())]))
-        for title, view in (("Batches", "batch_counts"), ("Quarantine by rule", "quarantine_by_rule"),
-                            ("Per source", "source_stats"), ("Per annotator", "annotator_stats"),
-                            ("Agreement where a prompt was judged more than once", "agreement"),
-                            ("Agreement between two annotators", "annotator_agreement")):
-            columns, rows = wh.query(f"SELECT * FROM {view} LIMIT 20")
+        for title, columns, rows in wh.curation_views():
             typer.echo(f"\n{title}\n" + (format_table(columns, rows) if rows else "(none)"))
 
 
@@ -109,29 +107,12 @@ def export(out: Annotated[Path, typer.Argument(help="Output file: .jsonl or .par
     typer.echo(f"{out}: {rows} pairs ({split})")
 
 
-@app.command()
-def train(base: Annotated[str, typer.Option(help="A local model folder [default: the packaged all-MiniLM-L6-v2]")] = "",
-          loss: Annotated[str, typer.Option(help="bt | bt-margin | plackett-luce")] = "bt",
-          epochs: Annotated[int, typer.Option()] = 1,
-          lr: Annotated[float, typer.Option(help="Peak learning rate (linear warm-up and decay).")] = 3e-5,
-          max_tokens: Annotated[int, typer.Option(help="Padded tokens per batch (whole annotations).")] = 8192,
-          max_length: Annotated[int, typer.Option(help="Tokens per input; the prompt is cut from the left.")] = 512,
-          accumulate: Annotated[int, typer.Option(help="Batches per optimizer step.")] = 1,
-          margin_scale: Annotated[float, typer.Option(help="bt-margin: -log σ(Δ - scale × rank gap).")] = 1.0,
-          center_coefficient: Annotated[float, typer.Option(help="Reward centring: coef × mean (r_c + r_r)².")] = 0.0,
-          seed: Annotated[int, typer.Option()] = 0,
-          checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints (0: none).")] = 200,
-          bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast where supported.")] = False,
-          dropout: Annotated[bool, typer.Option("--dropout/--no-dropout", help="Keep the backbone's dropout.")] = False,
-          device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = "auto",
-          processes: Annotated[int, typer.Option("--nproc", help="Data-parallel processes (torchrun).")] = 1,
-          name: Annotated[str | None, typer.Option(help="Model id [default: rm-LOSS-TIME]")] = None,
-          resume: Annotated[str | None, typer.Option(help="Continue the run of this model id (or folder) from its "
-                                                     "last checkpoint; the other options are ignored.")] = None,
-          warehouse: WarehouseOpt = None) -> None:
+# -- training: the options are TrainConfig's fields ---------------------------------------------------------
+
+def train(*, processes: int, name: str | None, resume: str | None, warehouse: Path | None, **options) -> None:
     """Train a Bradley-Terry reward model on the training split, evaluate it and register it."""
     from flows.train import resume_folder, train_flow
-    from prefpipe.train import TrainConfig
+    from prefpipe.config import TrainConfig
 
     settings = Settings.from_env(warehouse=warehouse)
     if name is not None:
@@ -141,13 +122,44 @@ def train(base: Annotated[str, typer.Option(help="A local model folder [default:
         resume_folder(settings, resume)  # a wrong name fails before Prefect starts
     else:
         _require_warehouse(settings)
-        config = TrainConfig(base=base, loss=loss, epochs=epochs, lr=lr, max_tokens=max_tokens, max_length=max_length,
-                             accumulate=accumulate, margin_scale=margin_scale, center_coefficient=center_coefficient,
-                             seed=seed, checkpoint_every=checkpoint_every, bf16=bf16, dropout=dropout,
-                             device=device)
+        config = TrainConfig(**options)
     result = train_flow(config, settings=settings, name=name, resume=resume, processes=processes)
     typer.echo(f"\n{result['model_id']}: {result['path']}")
 
+
+def config_options(config: type) -> list[inspect.Parameter]:
+    """One option per field of a config dataclass, with the field's default and help (as TRL makes its
+    command line from its config), so that each lives in one place."""
+    hints = typing.get_type_hints(config)
+    options = []
+    for field in dataclasses.fields(config):
+        flag = "--" + field.name.replace("_", "-")
+        declared = f"{flag}/--no-{flag[2:]}" if hints[field.name] is bool else flag
+        option = typer.Option(declared, help=field.metadata.get("help"))
+        options.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
+                                         annotation=Annotated[hints[field.name], option]))
+    return options
+
+
+def _train_command() -> None:
+    from prefpipe.config import TrainConfig
+
+    own = {"processes": (int, 1, typer.Option("--nproc", help="Data-parallel processes (torchrun).")),
+           "name": (str | None, None, typer.Option(help="Model id [default: rm-LOSS-TIME]")),
+           "resume": (str | None, None, typer.Option(help="Continue the run of this model id (or folder) from its "
+                                                     "last checkpoint; the other options are ignored.")),
+           "warehouse": (Path | None, None, typer.Option(help="DuckDB file [default: $PREFPIPE_WAREHOUSE or "
+                                                         "$PREFPIPE_HOME/warehouse.duckdb]"))}
+    train.__signature__ = inspect.Signature(config_options(TrainConfig) + [
+        inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
+        for key, (kind, default, option) in own.items()])
+    app.command()(train)
+
+
+_train_command()
+
+
+# -- the registry -------------------------------------------------------------------------------------------
 
 models_app = typer.Typer(help="The model registry: list (default), add, activate, deactivate.",
                          no_args_is_help=False)
@@ -162,7 +174,7 @@ def models(ctx: typer.Context, warehouse: WarehouseOpt = None) -> None:
     if ctx.invoked_subcommand is not None:
         return
     columns, rows = [], []
-    if Settings.from_env(warehouse=warehouse).warehouse.exists():
+    if Settings.from_env(warehouse=warehouse).warehouse.exists():  # listing makes no warehouse
         with _open_warehouse(warehouse) as wh:
             columns, rows = list_models(wh)
     typer.echo(format_table(columns, rows) if rows else
@@ -183,7 +195,7 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
     from prefpipe.registry import add_model
 
     check_name(name)
-    with _changing_warehouse(warehouse) as wh:
+    with _changing_warehouse(warehouse) as (wh, _):
         add_model(wh, path, name, reference, replace=replace)
     kind = f"DPO policy against {reference}" if reference else "reward model"
     typer.echo(f"{name}: registered ({path}, {kind}), active")
@@ -204,7 +216,7 @@ def models_activate(name: str, warehouse: WarehouseOpt = None) -> None:
 def _set_active(name: str, active: bool, warehouse: Path | None) -> None:
     from prefpipe.registry import set_active
 
-    with _changing_warehouse(warehouse) as wh:
+    with _changing_warehouse(warehouse) as (wh, _):
         set_active(wh, name, active)
     typer.echo(f"{name}: {'active' if active else 'inactive'}")
 
@@ -222,21 +234,14 @@ def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-
                                                                "this split instead of a file.")] = None,
                 warehouse: WarehouseOpt = None) -> None:
     """Register an evaluation set (or a new version of it)."""
-    import tempfile
-
-    from prefpipe.export import export_pairs
-    from prefpipe.registry import register_evalset
+    from prefpipe.registry import register_evalset, register_split
 
     if (path is None) == (from_split is None):
         raise PrefpipeError("give a file or --from-split SPLIT (one of them)")
     check_name(name)
-    settings = Settings.from_env(warehouse=warehouse)
-    with _changing_warehouse(warehouse) as wh, tempfile.TemporaryDirectory() as tmp:
-        if from_split:
-            path = Path(tmp) / f"{name}-{from_split}.jsonl"
-            export_pairs(wh, path, from_split, layout="rewardbench")
-        row, new = register_evalset(wh, settings.home, path, name, fmt,
-                                    source=f"warehouse:{from_split}" if from_split else None)
+    with _changing_warehouse(warehouse) as (wh, settings):
+        row, new = (register_split(wh, settings.home, from_split, name) if from_split
+                    else register_evalset(wh, settings.home, path, name, fmt))
     state = "registered" if new else "unchanged, already registered"
     typer.echo(f"{row['name']}: version {row['version'][:12]} {state}: {row['examples']} examples, {row['format']}, "
                f"subsets {', '.join(row['subsets'])}")
@@ -256,104 +261,37 @@ def evalset_list(warehouse: WarehouseOpt = None) -> None:
                if rows else "(no evaluation sets yet: run `prefpipe evalset add`)")
 
 
+# -- evaluation -----------------------------------------------------------------------------------------------
+
 @app.command()
 def nightly(force: Annotated[bool, typer.Option(help="Score again units that already have results.")] = False,
-            threshold: ThresholdOpt = 0.02, task_runner: TaskRunnerOpt = "threads", dask_address: DaskAddressOpt = None,
-            warehouse: WarehouseOpt = None) -> None:
+            threshold: ThresholdOpt = DEFAULTS.regression_threshold, task_runner: TaskRunnerOpt = "threads",
+            dask_address: DaskAddressOpt = None, warehouse: WarehouseOpt = None) -> None:
     """Score every active model on every registered evaluation set now (the nightly flow, once)."""
+    from flows.demo import LEADERBOARD_EMPTY
     from flows.nightly import check_task_runner, nightly_flow
 
     settings = Settings.from_env(warehouse=warehouse)
     check_task_runner(task_runner, dask_address)
-    _print_leaderboard(nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
-                                    dask_address=dask_address)["leaderboard"])
+    board = nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
+                         dask_address=dask_address)["leaderboard"]
+    typer.echo("\n" + format_records(board, LEADERBOARD_EMPTY))
 
 
 @app.command()
-def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation runs (cron).")] = "0 2 * * *",
-          timezone: Annotated[str, typer.Option(help="The cron's time zone (IANA name).")] = "UTC",
-          threshold: ThresholdOpt = 0.02, task_runner: TaskRunnerOpt = "threads", dask_address: DaskAddressOpt = None,
-          port: Annotated[int, typer.Option(help="Port of the local Prefect server, when one is started.")] = 4200,
+def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation runs (cron).")] = DEFAULTS.nightly_cron,
+          timezone: Annotated[str, typer.Option(help="The cron's time zone (IANA name).")] = DEFAULTS.nightly_timezone,
+          threshold: ThresholdOpt = DEFAULTS.regression_threshold, task_runner: TaskRunnerOpt = "threads",
+          dask_address: DaskAddressOpt = None,
+          port: Annotated[int, typer.Option(help="Port of the local Prefect server, when one is started.")
+                          ] = DEFAULTS.prefect_port,
           warehouse: WarehouseOpt = None) -> None:
     """Run the nightly evaluation on a schedule, until stopped (Ctrl-C). Uses the Prefect server of
     PREFECT_API_URL, or starts a local one (its log: $PREFPIPE_HOME/prefect-server.log)."""
-    from flows.nightly import check_task_runner, nightly_schedule
+    from flows.serve import serve as serve_nightly
 
-    settings = Settings.from_env(warehouse=warehouse)
-    nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
-    check_task_runner(task_runner, dask_address)
-    for name in ("home", "warehouse", "results", "models", "tables"):  # scheduled runs are subprocesses
-        os.environ[f"PREFPIPE_{name.upper()}"] = str(getattr(settings, name).resolve())
-    with _prefect_api(settings.home / "prefect-server.log", port) as url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        from flows.nightly import serve_nightly
-
-        typer.echo(f"nightly evaluation: cron '{cron}' ({timezone}) on the Prefect server at {url}; "
-                   "stop with Ctrl-C")
-        signal.signal(signal.SIGINT, _stop_gracefully)
-        try:  # Ctrl-C or `kill`: Prefect pauses the schedule, then the server (if started here) stops
-            with temporary_settings({PREFECT_API_URL: url}):
-                serve_nightly(cron, timezone, threshold, task_runner, dask_address)
-        except* KeyboardInterrupt:
-            pass
-        typer.echo("stopped; the schedule is paused until the next `prefpipe serve`")
-
-
-def _stop_gracefully(*_: object) -> None:
-    """Ctrl-C: the runner's own graceful shutdown (as on SIGTERM). A task cancelled by asyncio's Ctrl-C
-    handler can absorb the cancellation and keep serving; a second Ctrl-C interrupts at once."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-@contextmanager
-def _prefect_api(log: Path, port: int):
-    """The configured Prefect API, or a local Prefect server started for the time of the block."""
-    import subprocess
-    import time
-
-    from prefect.settings import get_current_settings
-
-    if configured := get_current_settings().api.url:
-        yield configured
-        return
-    url = f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_API_URL"] = url  # for the subprocesses that run the flow
-    if _answers(url):  # a server that someone started without configuring it
-        yield url
-        return
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        # a session of its own: Ctrl-C stops `serve` first, which pauses its schedule, then the server
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        typer.echo(f"starting a local Prefect server at {url} (log: {log})")
-        deadline = time.monotonic() + 120
-        while not _answers(url):
-            if server.poll() is not None:
-                raise PrefpipeError(f"the local Prefect server stopped with exit code {server.returncode}; see {log}")
-            if time.monotonic() > deadline:
-                raise PrefpipeError(f"the local Prefect server did not answer at {url} within 120 s; see {log}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    serve_nightly(Settings.from_env(warehouse=warehouse), cron=cron, timezone=timezone, threshold=threshold,
+                  task_runner=task_runner, dask_address=dask_address, port=port, echo=typer.echo)
 
 
 @app.command()
@@ -393,47 +331,14 @@ def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the vi
 def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to generate.")] = 400,
          epochs: Annotated[int, typer.Option(help="Epochs of the demo model (0: do not train).")] = 2,
          warehouse: WarehouseOpt = None) -> None:
-    """Generate a synthetic batch (ties, drops, edits, several annotators), ingest it, and train a reward
-    model on it (the packaged MiniLM)."""
-    from flows.ingest import ingest_flow
-    from flows.train import train_flow
-    from prefpipe.synth import synthetic_batch
-    from prefpipe.train import TrainConfig
+    """Generate a synthetic batch (ties, drops, edits, several annotators), ingest it, train a reward model on
+    it (the packaged MiniLM), register its curated test split and run the nightly evaluation once."""
+    from flows.demo import demo as run_demo
 
-    settings = Settings.from_env(warehouse=warehouse)
-    batch = synthetic_batch(settings.home / "samples" / f"synthetic-{annotations}.jsonl", annotations)
-    typer.echo(f"Generated {batch} ({annotations} annotations and 3 malformed lines)")
-    _print_summaries(ingest_flow([str(batch)], settings=settings))
-    if epochs:
-        typer.echo(f"\nTraining a reward model (all-MiniLM-L6-v2, {epochs} epochs) on the training split")
-        result = train_flow(TrainConfig(epochs=epochs, lr=1e-4, max_tokens=2048), settings=settings)
-        test = result["metrics"]["test"]
-        typer.echo(f"\n{result['model_id']}: held-out (test) accuracy {test['accuracy']:.3f} on {test['pairs']} "
-                   f"pairs (chance 0.5); log loss {test['log_loss']:.3f}, ECE {test['ece']:.3f}\n{result['path']}")
-        _demo_nightly(settings)
+    run_demo(Settings.from_env(warehouse=warehouse), annotations, epochs, echo=typer.echo)
 
 
-def _demo_nightly(settings: Settings) -> None:
-    """Register the curated test split as an evaluation set and run the nightly evaluation once."""
-    import tempfile
-
-    from flows.nightly import nightly_flow
-    from prefpipe.export import export_pairs
-    from prefpipe.registry import register_evalset
-    from prefpipe.warehouse import Warehouse
-
-    with Warehouse.open(settings) as wh, tempfile.TemporaryDirectory() as tmp:
-        curated = Path(tmp) / "curated-test.jsonl"
-        export_pairs(wh, curated, "test", layout="rewardbench")
-        register_evalset(wh, settings.home, curated, "curated-test", source="warehouse:test")
-    typer.echo("\nNightly evaluation (every active model on every registered set), once:")
-    _print_leaderboard(nightly_flow(settings)["leaderboard"])
-
-
-def _print_leaderboard(board: list[dict]) -> None:
-    typer.echo("\n" + (format_table(list(board[0]), [tuple(r.values()) for r in board]) if board
-                       else "(no results: register models and evaluation sets first)"))
-
+# -- helpers ---------------------------------------------------------------------------------------------------
 
 def _open_warehouse(warehouse: Path | None):
     from prefpipe.warehouse import Warehouse
@@ -445,14 +350,14 @@ def _open_warehouse(warehouse: Path | None):
 
 @contextmanager
 def _changing_warehouse(warehouse: Path | None):
-    """The warehouse (made if there is none yet), for a command that changes it; its Parquet copy for
-    `prefpipe sql` is renewed after."""
+    """The warehouse (made if there is none yet) and the settings, for a command that changes it; its
+    Parquet copy for `prefpipe sql` is renewed after."""
     from prefpipe.tables import publish_tables
     from prefpipe.warehouse import Warehouse
 
     settings = Settings.from_env(warehouse=warehouse)
     with Warehouse.open(settings) as wh:
-        yield wh
+        yield wh, settings
         publish_tables(wh.con, settings.tables)
 
 
@@ -461,16 +366,7 @@ def _require_warehouse(settings: Settings) -> None:
         raise PrefpipeError(f"{settings.warehouse}: no warehouse yet; run `prefpipe ingest` first")
 
 
-def _print_summaries(summaries) -> None:
-    from flows.ingest import SUMMARY_COLUMNS, summary_row
-
-    columns = SUMMARY_COLUMNS[:-1]
-    typer.echo("\n" + format_table(columns, [tuple(summary_row(s)[c] for c in columns) for s in summaries]))
-
-
 def _read_text(path: Path) -> str:
-    from prefpipe.errors import InputError
-
     try:
         return path.read_text()
     except FileNotFoundError:
@@ -481,13 +377,7 @@ def _read_text(path: Path) -> str:
         raise InputError(f"cannot read: {e.strerror}", file=path) from None
 
 
-def format_table(columns: list[str], rows: list[tuple]) -> str:
-    cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
+# -- entry points -------------------------------------------------------------------------------------------
 
 def main() -> None:
     """The `prefpipe` command: run under a guard, so that no process it starts outlives it (SIGKILL too)."""

@@ -4,7 +4,7 @@
 
 β is left out: it scales every reward alike and changes no comparison. The policy and the reference
 are causal LMs from local folders and share the policy's tokenizer. The input is the same prompt and
-response text that reward models read (`prefpipe.data.prompt_and_response`), the prompt's tokens then
+response text that reward models read (`prefpipe.inputs.prompt_and_response`), the prompt's tokens then
 the response's, with EOS after the response when there is no chat template (as TRL's DPO trainer
 writes its completions).
 """
@@ -16,19 +16,10 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
-from prefpipe.data import InputBuilder
 from prefpipe.errors import InputError
-from prefpipe.model import (
-    LOADING,
-    SCORE_TOKENS,
-    is_causal_lm,
-    length_batches,
-    load_tokenizer,
-    max_positions,
-    model_config,
-    pad,
-    quiet_transformers,
-)
+from prefpipe.inputs import InputBuilder
+from prefpipe.model import LOADING, SCORE_TOKENS, length_batches, load_tokenizer, max_positions, pad, quiet_transformers
+from prefpipe.model_files import is_causal_lm, model_config
 
 
 def check_causal_lm(path: Path | str, field: str) -> dict:

@@ -1,4 +1,4 @@
-"""Evaluation sets: RewardBench rows read into one shape, and scored with every distinct text once.
+"""Evaluation sets: RewardBench rows read into one shape; any bad row fails naming its file, line and field.
 
 Formats (JSON Lines, a JSON array, or Parquet):
 - rewardbench: {id, prompt, chosen, rejected, subset}, chosen and rejected strings, prompt a string or
@@ -9,16 +9,13 @@ Formats (JSON Lines, a JSON array, or Parquet):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefpipe.data import InputBuilder
 from prefpipe.errors import InputError
-from prefpipe.model import SCORE_TOKENS, max_positions, score
 
 FORMATS = ("rewardbench", "rewardbench2")
 
@@ -116,31 +113,3 @@ def _texts(row: dict, key: str, fmt: str, path: Path, line: int) -> tuple[str, .
     wanted = "a string" if fmt == "rewardbench" else "a non-empty list of strings"
     raise InputError(f"must be {wanted} in the {fmt} format, got {type(value).__name__}", file=path, line=line,
                      field=key)
-
-
-Scores = list[tuple[list[float], list[float]]]
-
-
-def score_examples(model, tokenizer, examples: list[Example], *, max_length: int = 2048,
-                   max_tokens: int = SCORE_TOKENS, device: str = "cpu") -> Scores:
-    """(chosen scores, rejected scores) per example from a reward model. Every distinct (prompt, text) is
-    scored once, in batches sorted by length; a score does not depend on the batch it was in."""
-    builder = InputBuilder(tokenizer, min(max_length, max_positions(model) or max_length))
-    return score_distinct(examples, lambda items: score(model, builder.build(items), tokenizer.pad_token_id,
-                                                        max_tokens=max_tokens, device=device))
-
-
-def score_distinct(examples: list[Example], scorer: Callable[[list[tuple[str | list[dict], str]]], list[float]]
-                   ) -> Scores:
-    """(chosen scores, rejected scores) per example, with SCORER called once on every distinct
-    (prompt, text): a reward model, or the implicit reward of a DPO policy (`prefpipe.dpo`)."""
-    keys: dict[tuple[str, str], int] = {}
-    for e in examples:
-        for text in e.chosen + e.rejected:
-            keys.setdefault((json.dumps(e.prompt), text), len(keys))
-    values = scorer([(json.loads(p), t) for p, t in keys])
-    out = []
-    for e in examples:
-        prompt = json.dumps(e.prompt)
-        out.append(([values[keys[prompt, t]] for t in e.chosen], [values[keys[prompt, t]] for t in e.rejected]))
-    return out

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from functools import cache
 from pathlib import Path
@@ -23,7 +22,6 @@ import pyarrow as pa
 
 from prefpipe.errors import PrefpipeError
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 SUITE_PATH = Path(__file__).resolve().parent.parent / "schemas" / "responses.gx.json"
 PROFILE_COLUMNS = ["text_chars", "rank", "response_id_kind", "text_kind", "rank_kind", "dropped_kind",
                    "drop_reason_kind", "edited_from_kind"]

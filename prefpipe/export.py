@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from prefpipe.errors import InputError
-from prefpipe.sql import run_script
+from prefpipe.settings import SPLITS
+from prefpipe.sql import run_script, sql
 from prefpipe.warehouse import Warehouse
 
-SPLITS = ("train", "validation", "test")
-SUFFIXES = {".jsonl": "json", ".parquet": "parquet"}
+SUFFIXES = {".jsonl": "export/to_jsonl.sql", ".parquet": "export/to_parquet.sql"}
 
 
 LAYOUTS = ("pairwise", "rewardbench")
@@ -31,16 +31,10 @@ def export_pairs(wh: Warehouse, out: Path, split: str | None = "train", layout: 
     if layout not in LAYOUTS:
         raise InputError(f"must be one of {', '.join(LAYOUTS)}, got {layout!r}", field="--format")
     wh.set_variables(split=split)
-    run_script(wh.con, "export/pairwise.sql")
-    conversational = wh.con.execute("SELECT bool_or(prompt_is_messages) FROM export_rows").fetchone()[0]
-    chosen = ("[{'role': 'assistant', 'content': chosen_text}] AS chosen, "
-              "[{'role': 'assistant', 'content': rejected_text}] AS rejected" if conversational
-              and layout == "pairwise" else "chosen_text AS chosen, rejected_text AS rejected")
-    prompt = "prompt_messages" if conversational else "prompt_text"
-    columns = ("margin, weight, split, prompt_id, annotator_id" if layout == "pairwise"
-               else "'curated-' || split AS subset")
+    run_script(wh.con, "export/pairs.sql")
+    [(messages,)] = wh.con.table("export_has_messages").fetchall()
+    wh.con.table(f"export_{layout}_{'messages' if messages else 'text'}").create_view("export_out")
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    rows = wh.con.execute(f"COPY (SELECT id, {prompt} AS prompt, {chosen}, {columns} FROM export_rows ORDER BY id) "
-                          f"TO ? (FORMAT {SUFFIXES[out.suffix]})", [str(temporary)]).fetchone()[0]  # its row count
+    [(rows,)] = wh.con.execute(sql(SUFFIXES[out.suffix]), [str(temporary)]).fetchall()  # COPY's row count
     temporary.replace(out)
     return rows

@@ -9,7 +9,6 @@ Files are streamed in blocks, never loaded whole; what does not fit in memory sp
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import zlib
 from collections.abc import Iterator
@@ -26,21 +25,13 @@ from prefpipe.sql import run_script
 
 LONG_COLUMNS = ("prompt_id", "prompt", "annotator_id", "annotation_id", "response_id", "text", "rank",
                 "dropped", "drop_reason", "edited_from")
-REQUIRED_LONG_COLUMNS = ("prompt_id", "prompt", "response_id", "text")
+# The long-table formats: the SQL that turns a table's rows into cells (sql/adapters/), and the columns it
+# needs (a tuple: any one of them). Every other format is read as records by sql/adapters/FORMAT.sql.
+LONG_TABLES = {"csv": ("adapters/long_table.sql", ("prompt_id", "prompt", "response_id", "text")),
+               "parquet": ("adapters/long_table.sql", ("prompt_id", "prompt", "response_id", "text")),
+               "ratings": ("adapters/ratings_table.sql", ("prompt", "score", ("text", "response")))}
 BLOCK_BYTES = 32 << 20
 SNIFF_BYTES = 1 << 20
-# CSV cells are text: a whole number or true/false becomes a JSON number or boolean (anything else
-# stays a string, and so fails the rank and dropped rules); a prompt may be a JSON list of messages.
-_CSV_SCALAR = ("CASE WHEN trim({0}) = '' THEN NULL WHEN regexp_full_match(trim({0}), '-?[0-9]{{1,18}}') "
-               "OR lower(trim({0})) IN ('true', 'false') THEN lower(trim({0}))::JSON ELSE to_json({0}) END")
-CSV_CELLS = {"rank": _CSV_SCALAR, "dropped": _CSV_SCALAR,
-             "prompt": "CASE WHEN left(ltrim({0}), 1) = '[' AND json_valid({0}) THEN {0}::JSON "
-                       "ELSE to_json({0}) END"}
-# How DuckDB reads each non-JSONL layout, and the file line of its first record (a CSV header is line 1). The
-# path is bound (a parameter, or the variable source_path for a view), never pasted into the SQL.
-SOURCES = {"parquet": ("read_parquet({})", 1), "csv": ("read_csv({}, all_varchar = true, header = true)", 2),
-           "array": ("read_json_objects({}, format = 'array')", 1)}
-SOURCE_PATH = "getvariable('source_path')"
 LINES_SCHEMA = pa.schema([("entry", pa.int64()), ("line", pa.int64()), ("raw", pa.large_string()),
                           ("read_rule", pa.string()), ("read_error", pa.string()), ("skip_reason", pa.string())])
 
@@ -162,12 +153,6 @@ def check_format(path: Path, fmt: str, found: Sample) -> None:
         raise InputError(f"not a {fmt} file: expected {FORMATS[fmt].expects}; found {found.describe()}", file=path)
 
 
-def content_hash(path: Path) -> str:
-    """sha256 of the file's bytes: a batch's id, so a re-sent file is recognised and skipped."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sample) -> None:
     """Read PATH (sampled as FOUND) as FMT into the temp table stage_parsed: one annotation per entry."""
     kind = found.kind
@@ -177,21 +162,31 @@ def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sam
         with _lines_stream(con, "lines_source", path):
             run_script(con, "ingest/01_parse.sql")
         return
-    if fmt in ("csv", "parquet") or (fmt == "ratings" and kind in ("csv", "parquet")):
-        _stage_long_table(con, path, fmt, found)
-        con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT line AS entry, line, raw, read_rule, "
-                    "read_error, NULL::VARCHAR AS skip_reason FROM long_lines")
+    con.execute("SET VARIABLE source_path = ?", [str(path)])  # bound, never pasted into the SQL
+    con.execute("SET VARIABLE layout = ?", [kind])
+    if kind in ("csv", "parquet"):
+        _read(con, path, kind, f"readers/{kind}.sql")
+    if fmt in LONG_TABLES and kind in ("csv", "parquet"):
+        cells, required = LONG_TABLES[fmt]
+        missing = [" or ".join(c) if isinstance(c, tuple) else c for c in required
+                   if not set(c if isinstance(c, tuple) else (c,)) & found.keys]
+        if missing:
+            raise InputError(f"missing column(s) {', '.join(missing)}; expected {FORMATS[fmt].expects}", file=path)
+        _read(con, path, fmt, "adapters/long_columns.sql", cells, "adapters/long_lines.sql")
     else:
         _stage_records(con, path, kind)
-        run_script(con, "adapters/records.sql")
-        adapter = fmt.replace("-", "_")
-        try:
-            run_script(con, f"adapters/{adapter}.sql")
-        except duckdb.Error as e:
-            raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None
-        run_script(con, "adapters/entries.sql")
+        _read(con, path, fmt, "adapters/records.sql", f"adapters/{fmt.replace('-', '_')}.sql", "adapters/entries.sql")
         con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT * FROM adapted_entries")
     run_script(con, "ingest/01_parse.sql")
+
+
+def _read(con: duckdb.DuckDBPyConnection, path: Path, what: str, *scripts: str) -> None:
+    """Run SCRIPTS on PATH's rows; a file that DuckDB cannot read as WHAT fails in one line."""
+    try:
+        for script in scripts:
+            run_script(con, script)
+    except duckdb.Error as e:
+        raise InputError(f"not a readable {what} file: {str(e).splitlines()[0]}", file=path) from None
 
 
 @contextmanager
@@ -230,20 +225,14 @@ def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> Non
             con.execute("CREATE OR REPLACE TEMP TABLE source_records AS "
                         "SELECT line, raw, read_rule, read_error FROM source_stream")
         return
-    source, first_row = SOURCES[kind]
-    value = "json::VARCHAR" if kind == "array" else "to_json(t)::VARCHAR"
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE source_records AS SELECT row_number() OVER () + {first_row - 1} "
-                    f"AS line, {value} AS raw, NULL::VARCHAR AS read_rule, NULL::VARCHAR AS read_error "
-                    f"FROM {source.format('?')} t", [str(path)])
-    except duckdb.Error as e:
-        raise InputError(f"not a readable {kind} file: {str(e).splitlines()[0]}", file=path) from None
+    _read(con, path, kind, "readers/array.sql" if kind == "array" else "readers/table_records.sql")
 
 
 def _first_array_item(path: Path) -> object:
     try:
-        row = duckdb.execute("SELECT json::VARCHAR FROM read_json_objects(?, format = 'array') LIMIT 1",
-                             [str(path)]).fetchone()
+        with duckdb.connect() as con:  # its own: the module's default connection belongs to the caller
+            row = con.execute("SELECT json::VARCHAR FROM read_json_objects(?, format = 'array') LIMIT 1",
+                              [str(path)]).fetchone()
     except duckdb.Error as e:
         raise InputError(f"not a readable JSON array: {str(e).splitlines()[0]}", file=path) from None
     try:
@@ -254,10 +243,12 @@ def _first_array_item(path: Path) -> object:
 
 def _table_columns(path: Path, kind: str) -> list[str]:
     try:
-        cursor = duckdb.execute(f"SELECT * FROM {SOURCES[kind][0].format('?')} LIMIT 0", [str(path)])
+        with duckdb.connect() as con:  # its own: the module's default connection belongs to the caller
+            table = con.read_parquet(str(path)) if kind == "parquet" else con.read_csv(str(path), header=True,
+                                                                                       all_varchar=True)
+            return [c.lower() for c in table.columns]
     except duckdb.Error as e:
         raise InputError(f"not a readable table: {str(e).splitlines()[0]}", file=path) from None
-    return [d[0].lower() for d in cursor.description]
 
 
 def _open(path: Path):
@@ -319,45 +310,3 @@ def _lines_table(chunk: bytes, first_line: int) -> pa.Table:
     rules = pc.if_else(pc.is_null(errors), pa.scalar(None, pa.string()), "utf8")
     numbers = pa.array(range(first_line, first_line + n), pa.int64())
     return pa.table([numbers, numbers, raw, rules, errors, pa.nulls(n, pa.string())], schema=LINES_SCHEMA)
-
-
-def _stage_long_table(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sample) -> None:
-    """One row per response -> one canonical line per annotation (sql/adapters/long_table.sql).
-
-    `ratings` tables have a numeric `score` instead of `rank` (higher is better; equal scores tie)
-    and may name the text `response`; their prompt_id defaults to a hash of the prompt.
-    """
-    source, first_row = SOURCES[found.kind]
-    # every CSV cell is read as text; ranks, booleans and message lists are recognised
-    cells = dict(CSV_CELLS) if found.kind == "csv" else {}
-    con.execute("SET VARIABLE source_path = ?", [str(path)])
-    con.execute(f"CREATE OR REPLACE TEMP VIEW long_source AS SELECT * FROM {source.format(SOURCE_PATH)}")
-    columns = sorted(found.keys)
-    required = REQUIRED_LONG_COLUMNS
-    if fmt == "ratings":
-        required = ("prompt", "score", "text" if "text" in columns else "response")
-        score = 'TRY_CAST("score"::VARCHAR AS DOUBLE)'
-        group = "coalesce({})".format(", ".join(f'"{c}"::VARCHAR' for c in ("annotation_id", "prompt_id", "prompt")
-                                                if c in columns))
-        given = [c for c in ("prompt_id", "response_id") if c in columns]
-        cells |= {c: "to_json({})" for c in given} | {
-            "text": "to_json({})".format('"text"' if "text" in columns else '"response"'),
-            "rank": f"""CASE WHEN "score" IS NULL THEN NULL WHEN {score} IS NULL THEN to_json('score ' || "score")
-                        ELSE to_json(dense_rank() OVER (PARTITION BY {group} ORDER BY {score} DESC)) END"""}
-        if "prompt_id" not in given:
-            cells["prompt_id"] = """to_json(stable_id('prompt', "prompt"::VARCHAR))"""
-        if "response_id" not in given:
-            cells["response_id"] = f"to_json(row_number() OVER (PARTITION BY {group} ORDER BY source_row)::VARCHAR)"
-        columns = [*columns, "prompt_id", "text", "response_id", "rank"]
-    missing = [c for c in required if c not in columns]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}; expected {FORMATS[fmt].expects}", file=path)
-    select = ", ".join((cells.get(c, "to_json({})") if c in columns else "NULL::JSON").format(f'"{c}"')
-                       + f" AS {c}" for c in LONG_COLUMNS)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW long_cells AS "
-                f"SELECT source_row + {first_row - 1} AS row, {select} "
-                f"FROM (SELECT *, row_number() OVER () AS source_row FROM long_source)")
-    try:
-        run_script(con, "adapters/long_table.sql")
-    except duckdb.Error as e:
-        raise InputError(f"not a readable {fmt} file: {str(e).splitlines()[0]}", file=path) from None

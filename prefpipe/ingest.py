@@ -13,9 +13,10 @@ from pathlib import Path
 
 from prefpipe.errors import InputError
 from prefpipe.expectations import PROFILES_SQL, failing_profiles, warm_up
-from prefpipe.formats import FORMATS, check_format, content_hash, detect_format, sample, stage_lines
+from prefpipe.files import content_hash
+from prefpipe.formats import FORMATS, check_format, detect_format, sample, stage_lines
 from prefpipe.settings import Settings
-from prefpipe.sql import run_script
+from prefpipe.sql import run_script, sql
 from prefpipe.warehouse import Warehouse
 
 
@@ -84,9 +85,9 @@ def read_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> Batch
     fmt = detect_format(path, found) if fmt == "auto" else fmt
     check_format(path, fmt, found)
     summary = BatchSummary(source=str(path), format=fmt, batch_id=content_hash(path))
-    previous = wh.con.execute("SELECT rows_in FROM batches WHERE batch_id = ?", [summary.batch_id]).fetchone()
-    if previous:
-        summary.status, summary.rows_in = "skipped", previous[0]
+    previous = wh.batch_rows(summary.batch_id)
+    if previous is not None:
+        summary.status, summary.rows_in = "skipped", previous
         summary._skip_all("batch already ingested")
         return summary
     warm_up(_docs_dir(settings))
@@ -110,25 +111,17 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
     run_script(con, "ingest/03_rules.sql")
     run_script(con, "ingest/04_pairs.sql")
 
-    summary.rows_in = con.execute("SELECT count(*) FROM stage_parsed").fetchone()[0]
-    summary.skipped_by_reason = dict(con.execute(
-        "SELECT skip_reason, count(*) AS n FROM stage_parsed WHERE skip_reason IS NOT NULL "
-        "GROUP BY ALL ORDER BY n DESC, skip_reason").fetchall())
+    [(summary.rows_in, skipped, quarantined, summary.loaded, summary.pairs, summary.ties, summary.identical_texts,
+      first)] = con.execute(sql("ingest/05_summary.sql")).fetchall()
+    summary.skipped_by_reason, summary.quarantined_by_rule = dict(skipped or []), dict(quarantined or [])
     summary.skipped = sum(summary.skipped_by_reason.values())
-    summary.quarantined_by_rule = dict(con.execute(
-        "SELECT rule, count(*) AS n FROM stage_quarantine GROUP BY rule ORDER BY n DESC, rule").fetchall())
     summary.quarantined = sum(summary.quarantined_by_rule.values())
-    summary.loaded = con.execute("SELECT count(*) FROM valid_annotations").fetchone()[0]
-    summary.pairs, summary.ties, summary.identical_texts = con.execute(
-        "SELECT pairs, ties, identical_texts FROM stage_pair_counts").fetchone()
     annotations = summary.loaded + summary.quarantined
     if annotations and summary.quarantined / annotations > settings.max_quarantined_share:
-        first = con.execute("SELECT line, reason FROM stage_quarantine ORDER BY entry LIMIT 1").fetchone()
         summary.status = "failed"
         summary.message = (f"{summary.source}: {summary.quarantined} of {annotations} annotations "
                            f"quarantined ({summary.quarantined / annotations:.0%}), above the "
-                           f"{settings.max_quarantined_share:.0%} allowed; nothing loaded. "
-                           f"First: line {first[0]}: {first[1]}")
+                           f"{settings.max_quarantined_share:.0%} allowed; nothing loaded. First: {first}")
         summary.pairs = summary.ties = summary.identical_texts = 0
         summary._skip_all("batch failed")
     else:
@@ -143,8 +136,8 @@ def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
     with wh.transaction() as con:
         wh.set_variables(batch_id=summary.batch_id, source=summary.source, format=summary.format,
                          rows_in=summary.rows_in, skipped=summary.skipped)
-        run_script(con, "ingest/05_load.sql")
-    summary.replaced = wh.con.execute("SELECT count(*) FROM replaced_keys").fetchone()[0]
+        run_script(con, "ingest/06_load.sql")
+    [(summary.replaced,)] = wh.con.table("replaced_keys").count("*").fetchall()
     summary.status = "loaded"
     summary.seconds = time.perf_counter() - summary.started
     return summary

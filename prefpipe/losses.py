@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("bt", "bt-margin", "plackett-luce")
-
 
 @dataclass
 class Pairs:

@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from prefpipe.data import SNAPSHOT, encode_units, read_units
 from prefpipe.files import follow_umask
+from prefpipe.inputs import builder_for, encode_units
 from prefpipe.model import load_reward_model, load_tokenizer, score
+from prefpipe.units import SNAPSHOT, read_units
 
 METRICS = "metrics.json"
 PLOT = "calibration.png"
@@ -56,13 +57,13 @@ def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation",
                    device: str = "auto") -> dict:
     """Score the held-out splits of RUN_DIR's snapshot with its trained model; write metrics.json and
     calibration.png; record the reward mean and std on the validation split in the model's config."""
-    from prefpipe.train import TrainConfig, input_builder
+    from prefpipe.config import TrainConfig
 
     run_dir = Path(run_dir)
     config = TrainConfig.load(run_dir)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     tokenizer, model = load_tokenizer(run_dir), load_reward_model(run_dir).to(device)
-    builder = input_builder(config, tokenizer, model)
+    builder = builder_for(tokenizer, model, config.max_length)
     units = read_units(run_dir / SNAPSHOT)
     result, deltas_by_split, rewards = {}, {}, {}
     for split in splits:

@@ -7,7 +7,6 @@ decoders (GPT/Llama-like) read the last token that the attention mask keeps, wha
 
 from __future__ import annotations
 
-import json
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-from prefpipe.errors import InputError
+from prefpipe.model_files import model_config
 
 # transformers builds a model under process-wide patches (weights first made on the "meta" device): two
 # threads loading at once (nightly units on the thread runner) can get each other's meta tensors.
@@ -25,26 +24,6 @@ LOADING = threading.Lock()
 # Padded tokens per inference batch. Measured on MiniLM (2 CPU cores, LLMBar): 2048 scored 1.6x faster than
 # 16384, whose activations no longer fit in cache; a GPU wants more (pass max_tokens).
 SCORE_TOKENS = 2048
-
-
-def model_config(path: str | Path, field: str | None = None) -> dict:
-    """The config.json of a local model folder; a missing folder or config fails in one line (transformers
-    would take the path for a hub id)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise InputError("no such model folder", file=path, field=field)
-    config = folder / "config.json"
-    if not config.is_file():
-        raise InputError("not a model folder (no config.json); models load from local folders only", file=path,
-                         field=field)
-    try:
-        return json.loads(config.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(f"not valid JSON: {e}", file=config, field=field) from None
-
-
-def is_causal_lm(config: dict) -> bool:
-    return any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in config.get("architectures") or [])
 
 
 def load_reward_model(path: str | Path) -> PreTrainedModel:

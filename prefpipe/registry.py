@@ -7,9 +7,9 @@ from pathlib import Path
 
 from prefpipe.errors import InputError
 from prefpipe.names import check_name
+from prefpipe.sql import sql
 from prefpipe.warehouse import Warehouse
 
-LISTED = ("model_id", "created_at", "active", "loss", "pairs", "base", "path", "reference")
 HEADLINE = ("accuracy", "log_loss", "ece", "pairs")
 
 
@@ -35,10 +35,7 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
 
 
 def list_models(wh: Warehouse) -> tuple[list[str], list[tuple]]:
-    return wh.query(f"SELECT {', '.join(LISTED[:5])}, "
-                    "round((metrics -> 'test' ->> 'accuracy')::DOUBLE, 3) AS test_accuracy, "
-                    "round((metrics -> 'test' ->> 'ece')::DOUBLE, 3) AS test_ece, "
-                    f"{', '.join(LISTED[5:])} FROM models ORDER BY created_at DESC, model_id")
+    return wh.query(sql("registry/models.sql"))
 
 
 # -- evaluation sets ------------------------------------------------------------------------------------
@@ -50,7 +47,7 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
     import shutil
 
     from prefpipe.evalsets import read_evalset_format
-    from prefpipe.formats import content_hash
+    from prefpipe.files import content_hash
 
     check_name(name)
     fmt, examples = read_evalset_format(path, fmt)
@@ -67,6 +64,19 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
                     [name, version, str(stored.resolve()), source or str(Path(path).resolve()), fmt, len(examples),
                      sorted({e.subset for e in examples})])
     return latest_evalsets(wh, name)[0], True
+
+
+def register_split(wh: Warehouse, home: Path, split: str, name: str) -> tuple[dict, bool]:
+    """The warehouse's curated pairs of SPLIT, as (a new version of) evaluation set NAME."""
+    import tempfile
+
+    from prefpipe.export import export_pairs
+
+    check_name(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}-{split}.jsonl"
+        export_pairs(wh, path, split, layout="rewardbench")
+        return register_evalset(wh, home, path, name, source=f"warehouse:{split}")
 
 
 def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
@@ -90,7 +100,7 @@ def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None =
 
         check_pair(path, reference)
     else:
-        from prefpipe.model import is_causal_lm, model_config
+        from prefpipe.model_files import is_causal_lm, model_config
 
         values = model_config(path)
         config = Path(path) / "config.json"

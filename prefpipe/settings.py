@@ -8,6 +8,8 @@ from pathlib import Path
 
 from prefpipe.errors import InputError
 
+SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -23,6 +25,10 @@ class Settings:
     lock_timeout_s: float = 30.0  # how long a second writer waits for the warehouse
     memory_limit: str = "2.5GB"  # DuckDB's buffer pool; larger batches spill to disk beside the warehouse
     data_docs: bool = True
+    regression_threshold: float = 0.02  # a nightly drop larger than this (accuracy, section, score) fails the run
+    nightly_cron: str = "0 2 * * *"  # when `prefpipe serve` runs the nightly evaluation (also in prefect.yaml)
+    nightly_timezone: str = "UTC"
+    prefect_port: int = 4200  # of the local Prefect server that `prefpipe serve` starts when none is configured
 
     @property
     def docs_dir(self) -> Path:

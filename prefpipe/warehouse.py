@@ -13,8 +13,12 @@ from prefpipe.errors import InputError, PrefpipeError, WarehouseBusy
 from prefpipe.settings import Settings
 from prefpipe.sql import SQL_DIR, run_script
 
-TABLES = {"batches": "batches", "annotations": "annotations", "responses": "responses",
-          "pairs": "comparisons", "quarantine": "quarantine"}
+COUNTED = {"batches": "batches", "annotations": "annotations", "responses": "responses",
+           "pairs": "comparisons", "quarantine": "quarantine"}  # what `prefpipe stats` counts, and where
+CURATION_VIEWS = {"Batches": "batch_counts", "Quarantine by rule": "quarantine_by_rule", "Per source": "source_stats",
+                  "Per annotator": "annotator_stats",
+                  "Agreement where a prompt was judged more than once": "agreement",
+                  "Agreement between two annotators": "annotator_agreement"}  # sql/ddl/003_curation_views.sql
 
 
 class Warehouse:
@@ -71,11 +75,17 @@ class Warehouse:
             self.con.execute(f"SET VARIABLE {name} = ?", [value])
 
     def counts(self) -> dict[str, int]:
-        return {name: self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for name, table in TABLES.items()}
+        return {name: self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+                for name, table in COUNTED.items()}
 
-    def has_batch(self, batch_id: str) -> bool:
-        return self.con.execute("SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchone()[0] > 0
+    def curation_views(self, rows: int = 20) -> list[tuple[str, list[str], list[tuple]]]:
+        """(title, columns, first ROWS rows) of each curation view, for `prefpipe stats`."""
+        return [(title, *self.query(f"SELECT * FROM {view} LIMIT ?", [rows])) for title, view in CURATION_VIEWS.items()]
+
+    def batch_rows(self, batch_id: str) -> int | None:
+        """The rows of the batch BATCH_ID (a file's sha256) if it was ingested before, else None."""
+        found = self.con.execute("SELECT rows_in FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
+        return found[0][0] if found else None
 
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
         cursor = self.con.execute(sql, params or [])

@@ -1,5 +1,6 @@
 """Prefect tasks: one unit of work each, with retries where I/O can fail."""
 
+import prefpipe  # noqa: F401 - first: no telemetry, no hub, before Prefect is imported (prefpipe.OFFLINE)
 from prefpipe.errors import PrefpipeError
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import lake, registry, tables
+from prefpipe import evaluation, registry, tables
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
 from tasks import retry_unless_input_error
@@ -30,7 +30,7 @@ def score_unit(results: Path, model_id: str, model_path: str, reference: str | N
     """One model on one set: a new run folder in the lake, or skipped when these results exist."""
     print(f"{model_id} on {evalset['name']}: {evalset['examples']} examples"
           f"{f' (DPO policy against {reference})' if reference else ''}")
-    folder = lake.evaluate(Path(model_path), model_id, Path(evalset["path"]), evalset["name"], results,
+    folder = evaluation.evaluate(Path(model_path), model_id, Path(evalset["path"]), evalset["name"], results,
                            run_id=run_id, run_date=run_date, force=force, fmt=evalset["format"], started=started,
                            reference=None if reference is None else Path(reference))
     return "skipped (results exist for this model, set and code version)" if folder is None else str(folder)

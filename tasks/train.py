@@ -10,7 +10,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import data, metrics, registry, tables, train
+from prefpipe import metrics, registry, tables, train, units
+from prefpipe.config import CONFIG
 from prefpipe.errors import PrefpipeError
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
@@ -22,7 +23,7 @@ from tasks import retry_unless_input_error
 def snapshot_data(settings: Settings, run_dir: Path) -> dict:
     """The warehouse's units into RUN_DIR/data.parquet; the warehouse is closed again for training."""
     with Warehouse.open(settings) as wh:
-        return data.snapshot_units(wh.con, run_dir / data.SNAPSHOT)
+        return units.snapshot_units(wh.con, run_dir / units.SNAPSHOT)
 
 
 @task(cache_policy=NO_CACHE)
@@ -49,7 +50,7 @@ def evaluate_model(run_dir: Path) -> dict:
       cache_policy=NO_CACHE)
 def register_model(settings: Settings, model_id: str, run_dir: Path, snapshot: dict, results: dict,
                    replace: bool = False) -> None:
-    config = json.loads((run_dir / train.CONFIG).read_text())
+    config = json.loads((run_dir / CONFIG).read_text())
     with Warehouse.open(settings) as wh:
         registry.register_model(wh, model_id, run_dir, config, snapshot, results, replace=replace)
         tables.publish_tables(wh.con, settings.tables)

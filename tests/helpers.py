@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,51 @@ def read_deployment(url: str, name: str, wait_s: float = 0):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+
+
+# -- batches and what the warehouse made of them -------------------------------------------------------
+
+def annotation(prompt_id: str = "p-1", *ranks, annotator: str = "ann-1", **fields) -> dict:
+    """A canonical annotation; ranks given as ints (or None = unranked), texts made distinct."""
+    responses = [{"response_id": chr(97 + i), "text": f"text {prompt_id} {i}"} | ({} if r is None else {"rank": r})
+                 for i, r in enumerate(ranks or (1, 2))]
+    return {"prompt_id": prompt_id, "prompt": f"prompt {prompt_id}", "annotator_id": annotator,
+            "responses": responses} | fields
+
+
+def write_batch(path: Path, *lines: dict | str) -> Path:
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def quarantine(wh) -> dict[int, tuple[str, str]]:
+    return {line: (rule, reason) for line, rule, reason in
+            wh.con.execute("SELECT line, rule, reason FROM quarantine").fetchall()}
+
+
+def pairs(wh, annotation_id: str | None = None) -> set[tuple[str, str, int]]:
+    rows = wh.con.execute("SELECT chosen_id, rejected_id, margin FROM pairs WHERE ? IS NULL OR annotation_id = ?",
+                          [annotation_id, annotation_id]).fetchall()
+    return set(rows)
+
+
+# -- warehouses for the flow tests -------------------------------------------------------------------------
+
+CONSISTENT = """
+SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM annotations), (SELECT count(*) FROM responses),
+       (SELECT count(*) FROM pairs), (SELECT count(*) FROM quarantine),
+       (SELECT count(*) FROM pairs ANTI JOIN annotations USING (annotation_id)),
+       (SELECT coalesce(sum(loaded), 0) FROM batches)"""  # counts, orphan pairs, and loaded as the batches say
+
+
+def one_model_one_set(settings, tmp_path: Path):
+    """A warehouse with one tiny reward model and the first 20 LLMBar examples as the set `small`."""
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import tiny_reward_model
+    from prefpipe.warehouse import Warehouse
+
+    small = first_rows(LLMBAR, 20, tmp_path / "small.jsonl")
+    with Warehouse.open(settings) as wh:
+        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
+        register_evalset(wh, settings.home, small, "small")
+    return settings

@@ -8,8 +8,7 @@ import random
 from collections import Counter
 
 import pytest
-from conftest import write_batch
-from helpers import HH, OASST, PANDALM, read_text
+from helpers import HH, OASST, PANDALM, read_text, write_batch
 
 from prefpipe.errors import InputError
 from prefpipe.formats import detect_format

@@ -10,13 +10,13 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import annotation, write_batch
-from helpers import cli, run_cli
+from helpers import annotation, cli, run_cli, write_batch
 
 from prefpipe import lake
 from prefpipe.analyst import analyst_connection, read_only_query
 from prefpipe.errors import InputError
 from prefpipe.evalsets import Example
+from prefpipe.evaluation import result_tables
 from prefpipe.ingest import ingest_file
 from prefpipe.tables import publish_tables
 
@@ -81,7 +81,7 @@ def home(tmp_path: Path, settings_factory) -> Path:
         publish_tables(wh.con, settings.tables)
     run = lake.Run("r1", date(2026, 11, 28), "m", "hash", "set", "sethash", "code")
     examples = [Example(str(i), "llmbar-natural", "q", ("a",), ("b",)) for i in range(4)]
-    lake.write_results(settings.results, run, *lake.result_tables(run, examples, [([1.0], [0.0])] * 3 + [([0.0], [1.0])],
+    lake.write_results(settings.results, run, *result_tables(run, examples, [([1.0], [0.0])] * 3 + [([0.0], [1.0])],
                                                                     "rewardbench"))
     return settings.home
 

@@ -9,9 +9,10 @@ import torch
 from helpers import LLMBAR
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from prefpipe.data import prompt_and_response, render_text
 from prefpipe.errors import InputError
-from prefpipe.evalsets import read_evalset, score_examples
+from prefpipe.evalsets import read_evalset
+from prefpipe.evaluation import score_examples
+from prefpipe.inputs import prompt_and_response, render_text
 from prefpipe.model import load_reward_model
 from prefpipe.synth import tiny_reward_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import write_batch
+from helpers import write_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -6,7 +6,7 @@ import gzip
 
 import duckdb
 import pytest
-from conftest import pairs, write_batch
+from helpers import pairs, write_batch
 
 from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file

@@ -7,7 +7,7 @@ import gzip
 import json
 
 import pytest
-from conftest import annotation, quarantine, write_batch
+from helpers import annotation, quarantine, write_batch
 
 from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file

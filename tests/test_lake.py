@@ -8,14 +8,16 @@ import stat
 from datetime import date
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import LLMBAR
+from helpers import LLMBAR, annotation
 
 from prefpipe import lake
 from prefpipe.analyst import analyst_connection, read_only_query
+from prefpipe.evaluation import evaluate, scoring_sources
 from prefpipe.synth import tiny_reward_model
-from prefpipe.tables import WAREHOUSE_TABLES, latest_tables, publish_tables
+from prefpipe.tables import latest_tables, publish_tables, warehouse_tables
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def model_dir(tmp_path_factory):
 def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_path, model_dir):
     results = tmp_path / "results"
     day = date(2026, 11, 28)
-    folder = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1", run_date=day)
+    folder = evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1", run_date=day)
     assert folder == results / "evalset=llmbar" / "model=tiny" / "run_date=2026-11-28" / "run_id=r1"
     assert sorted(p.name for p in folder.iterdir()) == ["scores.parquet", "summary.parquet"]
     assert sorted(p.name for p in results.iterdir()) == [".locks", "evalset=llmbar"]  # no staging left behind
@@ -53,16 +55,16 @@ def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_p
     assert summary["section", "Chat Hard"]["value"] == pytest.approx(chat_hard)
     assert summary["score", "score"]["value"] is None  # Chat, Safety and Reasoning are not in this set
 
-    # diagnostics: the margin distribution, and "always pick the longer answer" per subset, from the raw file
-    margins = sorted(r["margin"] for r in rows.values())
-    assert summary["diagnostic", "margin_p50"]["value"] == pytest.approx(margins[209])  # 419 margins: the 210th
-    assert summary["diagnostic", "margin_p10"]["value"] <= summary["diagnostic", "margin_p90"]["value"]
+    # diagnostics: the score-gap distribution, and "always pick the longer answer" per subset, from the raw file
+    gaps = sorted(r["score_gap"] for r in rows.values())
+    assert summary["diagnostic", "score_gap_p50"]["value"] == pytest.approx(gaps[209])  # 419 gaps: the 210th
+    assert summary["diagnostic", "score_gap_p10"]["value"] <= summary["diagnostic", "score_gap_p90"]["value"]
     for subset, n in counts.items():
         longer = sum(len(r["chosen"]) > len(r["rejected"]) for r in raw.values() if r["subset"] == subset) / n
         assert summary["length_bias", subset]["value"] == pytest.approx(longer)
 
-    assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r2", run_date=day) is None
-    again = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r3", run_date=day, force=True)
+    assert evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r2", run_date=day) is None
+    again = evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r3", run_date=day, force=True)
     assert again.name == "run_id=r3" and folder.exists()  # forced: a new run folder; history is kept
 
 
@@ -77,15 +79,14 @@ def test_a_run_killed_while_writing_leaves_no_partition(tmp_path, model_dir, mon
 
     monkeypatch.setattr(lake.pq, "write_table", dies_on_the_summary)
     with pytest.raises(KeyboardInterrupt):
-        lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1")
+        evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1")
     assert list(results.rglob("*.parquet")) == [] and not list(results.glob(".staging-*"))
     monkeypatch.setattr(lake.pq, "write_table", real_write)
-    assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1") is not None  # a rerun works
+    assert evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1") is not None  # a rerun works
 
 
 def test_warehouse_tables_are_published_whole_and_sql_reads_them_while_the_warehouse_is_locked(
         tmp_path, wh, settings, ingest):
-    from conftest import annotation
 
     from prefpipe.sql import sql
 
@@ -104,7 +105,9 @@ def test_warehouse_tables_are_published_whole_and_sql_reads_them_while_the_wareh
 
     # the warehouse stays open (locked) in this process: the analyst connection never opens it
     con = analyst_connection(settings.results, tables).con
-    for table in (*WAREHOUSE_TABLES, "pairs", "annotation_summary"):
+    names = warehouse_tables(wh.con)
+    assert {"batches", "annotations", "responses", "comparisons", "quarantine", "models", "evalsets"} <= set(names)
+    for table in (*names, "pairs", "annotation_summary"):
         assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == wh.con.execute(
             f"SELECT count(*) FROM {table}").fetchone(), table
     weeks = con.execute(sql("queries/annotation_throughput.sql")).fetchall()
@@ -126,21 +129,47 @@ def test_two_runs_at_once_write_each_unit_once(tmp_path, model_dir, force):
     results, started = tmp_path / "results", time.time()  # two nightly runs that began together
 
     def run(run_id: str):
-        return lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id=run_id, force=force, started=started)
+        return evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id=run_id, force=force, started=started)
 
     with ThreadPoolExecutor(2) as pool:
         written = [f for f in pool.map(run, ["first", "second"]) if f is not None]
     assert len(written) == 1 and len(list(results.rglob("summary.parquet"))) == 1  # the other waited, then skipped
     if force:  # a forced run that begins later scores again
-        assert lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="third", force=True) is not None
+        assert evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="third", force=True) is not None
 
 
 def test_written_folders_and_files_follow_the_umask(tmp_path, model_dir, wh, settings):
     old = os.umask(0o022)
     try:
-        folder = lake.evaluate(model_dir, "tiny", LLMBAR, "llmbar", tmp_path / "results", run_id="r1")
+        folder = evaluate(model_dir, "tiny", LLMBAR, "llmbar", tmp_path / "results", run_id="r1")
         copy = publish_tables(wh.con, settings.tables)
     finally:
         os.umask(old)
     for path in (folder, *folder.iterdir(), copy, *copy.iterdir()):
         assert stat.S_IMODE(path.stat().st_mode) == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_results_written_before_the_rename_read_as_score_gap(tmp_path, model_dir):
+    results = tmp_path / "results"
+    new = evaluate(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="new", run_date=date(2026, 11, 28))
+    old = results / "evalset=llmbar" / "model=tiny" / "run_date=2026-11-27" / "run_id=old"
+    old.mkdir(parents=True)  # as prefpipe 0.1 wrote it: `margin`, and diagnostics margin_p10 ...
+    scores = pq.read_table(new / "scores.parquet")
+    pq.write_table(scores.rename_columns(["margin" if c == "score_gap" else c for c in scores.column_names]),
+                   old / "scores.parquet")
+    summary = pq.read_table(new / "summary.parquet").to_pylist()
+    pq.write_table(pa.Table.from_pylist([r | {"name": r["name"].replace("score_gap_", "margin_")} for r in summary]),
+                   old / "summary.parquet")
+    con = analyst_connection(results).con
+    assert con.execute("SELECT run_id, count(score_gap), sum(score_gap) FROM eval_scores GROUP BY ALL ORDER BY 1"
+                       ).fetchall() == [("new", 419, pytest.approx(sum(scores["score_gap"].to_pylist()))),
+                                        ("old", 419, pytest.approx(sum(scores["score_gap"].to_pylist())))]
+    assert con.execute("SELECT DISTINCT name FROM eval_summary WHERE level = 'diagnostic' ORDER BY 1").fetchall() == [
+        ("ece",), ("score_gap_p10",), ("score_gap_p50",), ("score_gap_p90",)]
+
+
+def test_the_code_version_covers_every_module_that_makes_a_score():
+    names = {p.name for p in scoring_sources()}
+    assert {"evaluation.py", "evalsets.py", "inputs.py", "model.py", "dpo.py", "rewardbench.py",
+            "rewardbench_sections.json"} <= names  # found through the imports, none declared by hand
+    assert not names & {"cli.py", "train.py", "ingest.py", "formats.py"}  # training and ingest do not score

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import annotation, pairs, quarantine
+from helpers import annotation, pairs, quarantine
 
 from prefpipe.errors import InputError
 

@@ -16,12 +16,15 @@ import torch
 from hypothesis import strategies as st
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from prefpipe import data, metrics, train
-from prefpipe.data import InputBuilder, Unit, encode_units, prompt_and_response, token_batches
+from prefpipe import metrics, train, units
+from prefpipe.batches import token_batches
+from prefpipe.config import TrainConfig
 from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file
-from prefpipe.model import load_reward_model, score
+from prefpipe.inputs import InputBuilder, encode_units, prompt_and_response, render_text
+from prefpipe.model import load_reward_model, pad, score
 from prefpipe.synth import synthetic_batch, tiny_reward_model
+from prefpipe.units import Unit
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +48,8 @@ def snapshot(tmp_path_factory, settings_factory) -> Path:
     with Warehouse.open(settings) as wh:
         summary = ingest_file(wh, synthetic_batch(root / "batch.jsonl", 200, bad_lines=0), settings, "auto")
         assert summary.pairs > 1000
-        path = root / data.SNAPSHOT
-        described = data.snapshot_units(wh.con, path)
+        path = root / units.SNAPSHOT
+        described = units.snapshot_units(wh.con, path)
         assert sum(described["pairs"].values()) == summary.pairs  # every pair of the warehouse, once
     return path
 
@@ -54,8 +57,8 @@ def snapshot(tmp_path_factory, settings_factory) -> Path:
 def run_folder(tmp_path: Path, snapshot: Path, **config) -> Path:
     run_dir = tmp_path / config.pop("name", "run")
     run_dir.mkdir()
-    (run_dir / data.SNAPSHOT).write_bytes(snapshot.read_bytes())
-    train.TrainConfig(**{"lr": 3e-3, "epochs": 2, "max_tokens": 2048} | config).save(run_dir)
+    (run_dir / units.SNAPSHOT).write_bytes(snapshot.read_bytes())
+    TrainConfig(**{"lr": 3e-3, "epochs": 2, "max_tokens": 2048} | config).save(run_dir)
     return run_dir
 
 
@@ -99,7 +102,7 @@ def test_an_input_that_fits_is_kept_whole_and_a_longer_one_keeps_the_prompts_end
                                                                                   max_length):
     builder = InputBuilder(tokenizers[kind], max_length)
     p, r = list(range(1000, 1000 + prompt)), list(range(2000, 2000 + response))
-    ids, start = builder.fit(p, r)
+    ids, start = builder.truncate(p, r)
     room = max_length - len(builder.prefix) - len(builder.suffix)
     if prompt + response <= room:
         assert ids == builder.prefix + p + r + builder.suffix  # whole
@@ -131,7 +134,7 @@ def test_pairs_identical_after_truncation_are_left_out_and_counted(tiny):
 
 def test_token_batches_are_whole_units_within_budget_and_deterministic(snapshot, tiny):
     tokenizer = AutoTokenizer.from_pretrained(tiny["encoder"])
-    encoded, _ = encode_units(InputBuilder(tokenizer, 512), data.read_units(snapshot, "train"))
+    encoded, _ = encode_units(InputBuilder(tokenizer, 512), units.read_units(snapshot, "train"))
     budget = 1024
     batches = token_batches(encoded, budget, seed=1, epoch=0)
     assert sorted(i for b in batches for i in b) == list(range(len(encoded)))  # every unit once per epoch
@@ -153,7 +156,7 @@ def test_training_is_deterministic_learns_and_saves_a_plain_hf_model(tmp_path, s
     figures = train.fit(a, progress=False)
     train.fit(b, progress=False)
     assert_same_weights(a, b, atol=0.0)  # seeded and deterministic on CPU
-    assert figures["comparisons"] == 2 * sum(1 for u in data.read_units(snapshot, "train") for _ in u.pairs)
+    assert figures["comparisons"] == 2 * sum(1 for u in units.read_units(snapshot, "train") for _ in u.pairs)
     assert not (a / train.CHECKPOINT).exists()
 
     results = metrics.evaluate_model(a)
@@ -161,19 +164,19 @@ def test_training_is_deterministic_learns_and_saves_a_plain_hf_model(tmp_path, s
     assert set(results["test"]["by_annotator"]) == {f"ann-{i}" for i in range(4)}
     assert (a / metrics.PLOT).read_bytes()[:4] == b"\x89PNG"
     config = json.loads((a / "config.json").read_text())["prefpipe"]
-    assert config["data_snapshot"]["hash"] == data.describe(data.read_units(snapshot))["hash"]
+    assert config["data_snapshot"]["hash"] == units.describe(units.read_units(snapshot))["hash"]
     assert config["reward_stats_split"] == "validation" and config["reward_std"] > 0
 
     # plain transformers, no custom code, gives prefpipe's rewards; the mean/std match the recorded ones
     tokenizer = AutoTokenizer.from_pretrained(a)
     plain = AutoModelForSequenceClassification.from_pretrained(a).eval()
-    units = data.read_units(snapshot, "validation")
-    encoded, _ = encode_units(InputBuilder(tokenizer, 512), units)
+    held_out = units.read_units(snapshot, "validation")
+    encoded, _ = encode_units(InputBuilder(tokenizer, 512), held_out)
     inputs = [s for e in encoded for s in e.inputs]
     ours = score(load_reward_model(a), inputs, tokenizer.pad_token_id, max_tokens=256)
     by_input = {tuple(s): v for s, v in zip(inputs, ours, strict=True)}
     with torch.inference_mode():
-        for text in [data.render_text(tokenizer, u.prompt, t) for u in units[:5] for t in u.texts]:
+        for text in [render_text(tokenizer, u.prompt, t) for u in held_out[:5] for t in u.texts]:
             ids = tokenizer(text, return_tensors="pt")  # one string, as any other tool would tokenize it
             assert math.isclose(plain(**ids).logits[0, 0].item(), by_input[tuple(ids["input_ids"][0].tolist())],
                                 abs_tol=1e-5)
@@ -235,21 +238,21 @@ def test_decoder_backbone_trains_and_reloads_with_plain_transformers(tmp_path, s
     train.fit(run_dir, progress=False)
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
     plain = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
-    unit = data.read_units(snapshot, "test")[0]
+    unit = units.read_units(snapshot, "test")[0]
     encoded, _ = encode_units(InputBuilder(tokenizer, 512), [unit])
     ours = score(load_reward_model(run_dir), encoded[0].inputs, tokenizer.pad_token_id)
     with torch.inference_mode():
-        ids, mask = data.pad(encoded[0].inputs, tokenizer.pad_token_id)  # right padding, pad ≠ EOS
+        ids, mask = pad(encoded[0].inputs, tokenizer.pad_token_id)  # right padding, pad ≠ EOS
         assert torch.allclose(plain(input_ids=ids, attention_mask=mask).logits[:, 0], torch.tensor(ours), atol=1e-5)
 
 
 def test_bad_options_name_the_flag(tmp_path, tiny):
     with pytest.raises(InputError, match="--loss: must be one of bt, bt-margin, plackett-luce, got 'hinge'"):
-        train.TrainConfig(base=str(tiny["encoder"]), loss="hinge")
+        TrainConfig(base=str(tiny["encoder"]), loss="hinge")
     with pytest.raises(InputError, match="--base: not a model folder"):
-        train.TrainConfig(base=str(tmp_path))
+        TrainConfig(base=str(tmp_path))
     with pytest.raises(InputError, match="--center-coefficient: applies to the pairwise losses"):
-        train.TrainConfig(base=str(tiny["encoder"]), loss="plackett-luce", center_coefficient=0.1)
+        TrainConfig(base=str(tiny["encoder"]), loss="plackett-luce", center_coefficient=0.1)
 
 
 @pytest.mark.slow

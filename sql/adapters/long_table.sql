@@ -1,23 +1,15 @@
--- Canonical lines from a long table (CSV or Parquet, one row per response). Input: the view
--- long_cells(row, prompt_id, prompt, annotator_id, annotation_id, response_id, text, rank, dropped,
--- drop_reason, edited_from) with every cell already a JSON value. Rows group into annotations by
--- annotation_id (default prompt_id/annotator_id); an annotation's line is its first row.
-CREATE OR REPLACE TEMP TABLE long_lines AS
-WITH keyed AS (
-    SELECT *, coalesce(annotation_id ->> '$',
-                       (prompt_id ->> '$') || '/' || coalesce(annotator_id ->> '$', 'anonymous')) AS key
-    FROM long_cells
-)
-SELECT min(row) AS line,
-       json_object('prompt_id', first(prompt_id ORDER BY row), 'prompt', first(prompt ORDER BY row),
-                   'annotator_id', first(annotator_id ORDER BY row),
-                   'annotation_id', first(annotation_id ORDER BY row),
-                   'responses', to_json(list(json_object(
-                       'response_id', response_id, 'text', text, 'rank', rank, 'dropped', dropped,
-                       'drop_reason', drop_reason, 'edited_from', edited_from) ORDER BY row)))::VARCHAR AS raw,
-       CASE WHEN count(DISTINCT prompt) > 1 OR count(DISTINCT prompt_id) > 1 OR count(DISTINCT annotator_id) > 1
-            THEN 'rows' END AS read_rule,
-       CASE WHEN count(DISTINCT prompt) > 1 OR count(DISTINCT prompt_id) > 1 OR count(DISTINCT annotator_id) > 1
-            THEN format('rows {} of annotation {} disagree on prompt_id, prompt or annotator_id',
-                        string_agg(row::VARCHAR, ', ' ORDER BY row), key) END AS read_error
-FROM keyed GROUP BY key;
+-- The canonical long table (CSV or Parquet, one row per response) as cells: source_rows(source_line, the
+-- file's columns) -> long_cells(row, prompt_id, prompt, annotator_id, annotation_id, response_id, text,
+-- rank, dropped, drop_reason, edited_from), every cell a JSON value (csv_scalar and csv_prompt: 00_macros.sql).
+-- After long_columns.sql: the required columns (prompt_id, prompt, response_id, text) were checked, the others
+-- may be empty.
+
+CREATE OR REPLACE TEMP VIEW long_cells AS
+SELECT source_line AS row, to_json(prompt_id) AS prompt_id,
+       CASE WHEN getvariable('layout') = 'csv' THEN csv_prompt(prompt::VARCHAR) ELSE to_json(prompt) END AS prompt,
+       to_json(annotator_id) AS annotator_id, to_json(annotation_id) AS annotation_id,
+       to_json(response_id) AS response_id, to_json(text) AS text,
+       CASE WHEN getvariable('layout') = 'csv' THEN csv_scalar(rank::VARCHAR) ELSE to_json(rank) END AS rank,
+       CASE WHEN getvariable('layout') = 'csv' THEN csv_scalar(dropped::VARCHAR) ELSE to_json(dropped) END AS dropped,
+       to_json(drop_reason) AS drop_reason, to_json(edited_from) AS edited_from
+FROM source_rows;

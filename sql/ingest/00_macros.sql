@@ -27,6 +27,15 @@ CREATE OR REPLACE TEMP MACRO repeated_key(raw) AS CASE
     THEN flatten(list_transform(record_keys(raw), lambda object_keys: list_filter(
         object_keys, lambda key, place: list_position(object_keys, key) < place)))[1] END;
 
+-- CSV cells are text: a whole number or true/false becomes a JSON number or boolean (anything else stays a
+-- string, and so fails the rank and dropped rules); a prompt that is a JSON list is a list of messages.
+CREATE OR REPLACE TEMP MACRO csv_scalar(v) AS CASE
+    WHEN trim(v) = '' THEN NULL
+    WHEN regexp_full_match(trim(v), '-?[0-9]{1,18}') OR lower(trim(v)) IN ('true', 'false') THEN lower(trim(v))::JSON
+    ELSE to_json(v) END;
+CREATE OR REPLACE TEMP MACRO csv_prompt(v) AS CASE
+    WHEN left(ltrim(v), 1) = '[' AND json_valid(v) THEN v::JSON ELSE to_json(v) END;
+
 -- A stable short id from any text (prompt ids and keys made by the format adapters).
 CREATE OR REPLACE TEMP MACRO stable_id(prefix, v) AS prefix || '-' || md5(v::VARCHAR)[:16];
 

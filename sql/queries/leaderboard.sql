@@ -5,7 +5,8 @@ SELECT evalset, model_id, run_date,
        round(max(value) FILTER (level = 'section' AND name = 'Chat Hard'), 4) AS chat_hard,
        round(max(value) FILTER (level = 'section' AND name = 'Safety'), 4) AS safety,
        round(max(value) FILTER (level = 'section' AND name = 'Reasoning'), 4) AS reasoning,
-       round(max(value) FILTER (level = 'section' AND name = 'custom'), 4) AS custom
+       round(max(value) FILTER (level = 'section' AND name = 'custom'), 4) AS custom,
+       count(*) FILTER (level = 'subset') AS subsets
 FROM leaderboard
 GROUP BY ALL
 ORDER BY evalset, score DESC NULLS LAST, chat_hard DESC NULLS LAST, model_id;

@@ -2,11 +2,16 @@
 -- getvariable('summary_files'): the files of the lake's run folders (prefpipe.lake.result_runs, which
 -- leaves out anything else found there); getvariable('regression_threshold'): how far a value may drop
 -- before it counts as a regression. Hive partitions: evalset, model, run_date, run_id.
+-- Results written before prefpipe 0.2 call the score gap (best chosen - best rejected) `margin`, the word
+-- that means a rank gap in `pairs`; both are read as score_gap, and their diagnostics renamed to match.
 CREATE OR REPLACE VIEW eval_scores AS
-SELECT * FROM read_parquet(getvariable('score_files'), hive_partitioning = true, union_by_name = true);
+SELECT COLUMNS(lambda c: c NOT IN ('margin', 'score_gap')),
+       coalesce(*COLUMNS(lambda c: c IN ('score_gap', 'margin'))) AS score_gap
+FROM read_parquet(getvariable('score_files'), hive_partitioning = true, union_by_name = true);
 
 CREATE OR REPLACE VIEW eval_summary AS
-SELECT * FROM read_parquet(getvariable('summary_files'), hive_partitioning = true, union_by_name = true);
+SELECT * REPLACE (CASE WHEN level = 'diagnostic' THEN replace(name, 'margin_', 'score_gap_') ELSE name END AS name)
+FROM read_parquet(getvariable('summary_files'), hive_partitioning = true, union_by_name = true);
 
 -- Every run of a model on a set, newest first (recency 1 = the latest).
 CREATE OR REPLACE VIEW run_order AS

@@ -1,0 +1,36 @@
+"""The demo: the whole house on a synthetic batch, in the order a team meets it. Generate a batch (ties,
+drops, edits, several annotators, three malformed lines), ingest it, train a reward model on it (the
+packaged MiniLM), register the curated test split as an evaluation set and run the nightly evaluation once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flows.ingest import ingest_flow, summary_table
+from flows.nightly import nightly_flow
+from flows.train import train_flow
+from prefpipe.config import TrainConfig
+from prefpipe.registry import register_split
+from prefpipe.settings import Settings
+from prefpipe.synth import synthetic_batch
+from prefpipe.text import format_records
+from prefpipe.warehouse import Warehouse
+
+LEADERBOARD_EMPTY = "(no results: register models and evaluation sets first)"
+
+
+def demo(settings: Settings, annotations: int = 400, epochs: int = 2, echo: Callable[[str], None] = print) -> None:
+    batch = synthetic_batch(settings.home / "samples" / f"synthetic-{annotations}.jsonl", annotations)
+    echo(f"Generated {batch} ({annotations} annotations and 3 malformed lines)")
+    echo("\n" + summary_table(ingest_flow([str(batch)], settings=settings)))
+    if not epochs:
+        return
+    echo(f"\nTraining a reward model (all-MiniLM-L6-v2, {epochs} epochs) on the training split")
+    result = train_flow(TrainConfig(epochs=epochs, lr=1e-4, max_tokens=2048), settings=settings)  # brief: a higher lr
+    test = result["metrics"]["test"]
+    echo(f"\n{result['model_id']}: held-out (test) accuracy {test['accuracy']:.3f} on {test['pairs']} pairs "
+         f"(chance 0.5); log loss {test['log_loss']:.3f}, ECE {test['ece']:.3f}\n{result['path']}")
+    with Warehouse.open(settings) as wh:
+        register_split(wh, settings.home, "test", "curated-test")
+    echo("\nNightly evaluation (every active model on every registered set), once:")
+    echo("\n" + format_records(nightly_flow(settings)["leaderboard"], LEADERBOARD_EMPTY))

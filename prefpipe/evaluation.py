@@ -1,0 +1,166 @@
+"""Evaluation: score a reward model or a DPO policy on an evaluation set and summarise it as RewardBench
+does, into one run of the lake (prefpipe.lake stores it).
+
+Every distinct (prompt, text) is scored once, in batches sorted by length; a score does not depend on the
+batch it was in. A result carries the code version that made it: the package version and a hash of every
+prefpipe module this one imports, directly or not (found by reading their imports, so a new scoring module
+cannot be left out), and of the RewardBench table.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+
+from prefpipe.evalsets import Example, read_evalset_format
+from prefpipe.files import content_hash, folder_hash
+from prefpipe.lake import Run, unit_lock, write_results, written_at
+from prefpipe.rewardbench import TABLE, best_of_n_credit, best_of_n_scores, pairwise_scores, section_of
+
+PACKAGE = Path(__file__).resolve().parent
+Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
+
+
+def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
+             run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
+             reference: Path | None = None, device: str = "cpu", started: float | None = None) -> Path | None:
+    """Score one model on one evaluation set and write the run folder; None when these results exist
+    (same model, set and code version), or with `force` when a concurrent run wrote them after STARTED
+    (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward."""
+    fmt, examples = read_evalset_format(evalset_path, fmt)
+    model_hash = folder_hash(model_dir)
+    if reference is not None:  # the policy and its reference: a change to either is another model
+        model_hash = hashlib.sha256(f"{model_hash}:{folder_hash(reference)}".encode()).hexdigest()
+    run = Run(run_id, run_date or date.today(), model_id, model_hash, evalset, content_hash(evalset_path),
+              code_version())
+    started = time.time() if started is None else started
+    with unit_lock(results, evalset, model_id):
+        written = written_at(results, run)
+        if written is not None and (not force or written >= started):
+            return None
+        scores = score_distinct(examples, scorer(model_dir, reference, device))
+        return write_results(results, run, *result_tables(run, examples, scores, fmt))
+
+
+def scorer(model_dir: Path, reference: Path | None, device: str = "cpu"
+           ) -> Callable[[list[tuple[str | list[dict], str]]], list[float]]:
+    """Rewards of (prompt, response) items: a reward model's, or a DPO policy's implicit reward."""
+    if reference is not None:
+        from prefpipe.dpo import ImplicitReward
+
+        return ImplicitReward(model_dir, reference, device)
+    from prefpipe.model import load_reward_model, load_tokenizer
+
+    return reward_scorer(load_reward_model(model_dir).to(device), load_tokenizer(model_dir), device=device)
+
+
+def reward_scorer(model, tokenizer, *, max_length: int = 2048, max_tokens: int | None = None,
+                  device: str = "cpu") -> Callable[[list[tuple[str | list[dict], str]]], list[float]]:
+    """A reward model as a scorer of (prompt, response) items, inputs cut to the model's positions."""
+    from prefpipe.inputs import builder_for
+    from prefpipe.model import SCORE_TOKENS, score
+
+    builder = builder_for(tokenizer, model, max_length)
+    return lambda items: score(model, builder.build(items), tokenizer.pad_token_id,
+                               max_tokens=max_tokens or SCORE_TOKENS, device=device)
+
+
+def score_examples(model, tokenizer, examples: list[Example], **options) -> Scores:
+    """(chosen scores, rejected scores) per example from a reward model."""
+    return score_distinct(examples, reward_scorer(model, tokenizer, **options))
+
+
+def score_distinct(examples: list[Example], scorer: Callable[[list[tuple[str | list[dict], str]]], list[float]]
+                   ) -> Scores:
+    """(chosen scores, rejected scores) per example, with SCORER called once on every distinct
+    (prompt, text): a reward model, or the implicit reward of a DPO policy (`prefpipe.dpo`)."""
+    keys: dict[tuple[str, str], int] = {}
+    for e in examples:
+        for text in e.chosen + e.rejected:
+            keys.setdefault((json.dumps(e.prompt), text), len(keys))
+    values = scorer([(json.loads(p), t) for p, t in keys])
+    out = []
+    for e in examples:
+        prompt = json.dumps(e.prompt)
+        out.append(([values[keys[prompt, t]] for t in e.chosen], [values[keys[prompt, t]] for t in e.rejected]))
+    return out
+
+
+def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str) -> tuple[pa.Table, pa.Table]:
+    """Per-example rows and summary rows (subset, section, score) of one model on one evaluation set."""
+    rows = []
+    for e, (chosen, rejected) in zip(examples, scores, strict=True):
+        credit = best_of_n_credit(chosen, rejected) if fmt == "rewardbench2" else float(chosen[0] > rejected[0])
+        rows.append({"example_id": e.example_id, "subset": e.subset, "section": section_of(e.subset),
+                     "chosen_scores": chosen, "rejected_scores": rejected,
+                     "score_gap": max(chosen) - max(rejected), "credit": credit,
+                     "chosen_chars": max(map(len, e.chosen)), "rejected_chars": max(map(len, e.rejected))})
+    if fmt == "rewardbench2":
+        got = best_of_n_scores([(e.subset, e.example_id, c, r)
+                                for e, (c, r) in zip(examples, scores, strict=True)])
+        summary = [("subset", s, v) for s, v in got["subsets"].items()] + [("score", "score", got["score"])]
+    else:
+        got = pairwise_scores([(e.subset, c[0], r[0]) for e, (c, r) in zip(examples, scores, strict=True)])
+        summary = ([("subset", s, v["accuracy"]) for s, v in got["subsets"].items()]
+                   + [("section", s, v) for s, v in got["sections"].items() if v is not None]
+                   + [("score", k, got[k]) for k in ("score", "score_with_prior_sets")])
+    summary += diagnostics(rows)
+    counts = Counter(r["subset"] for r in rows)
+    provenance = run.provenance()
+    per_subset = ("subset", "length_bias")
+    summary_rows = [provenance | {"level": level, "name": name, "value": value,
+                                  "examples": counts.get(name) if level in per_subset else None}
+                    for level, name, value in summary]
+    return pa.Table.from_pylist([provenance | r for r in rows]), pa.Table.from_pylist(summary_rows)
+
+
+def diagnostics(rows: list[dict]) -> list[tuple[str, str, float]]:
+    """What the common tools do not report: the score-gap distribution, the calibration of σ(score gap), and
+    per subset the accuracy of "always pick the longer answer" (to read beside the model's accuracy)."""
+    from prefpipe.metrics import expected_calibration_error
+
+    gaps = sorted(r["score_gap"] for r in rows)
+    deciles = statistics.quantiles(gaps, n=10) if len(gaps) > 1 else gaps * 9
+    out = [("diagnostic", "score_gap_p10", deciles[0]), ("diagnostic", "score_gap_p50", statistics.median(gaps)),
+           ("diagnostic", "score_gap_p90", deciles[-1]), ("diagnostic", "ece", expected_calibration_error(gaps))]
+    longer: dict[str, list[bool]] = {}
+    for r in rows:
+        longer.setdefault(r["subset"], []).append(r["chosen_chars"] > r["rejected_chars"])
+    return out + [("length_bias", subset, sum(v) / len(v)) for subset, v in sorted(longer.items())]
+
+
+def code_version() -> str:
+    """The package version and a hash of what makes a score: a change to any of it is a new version."""
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in scoring_sources())).hexdigest()[:12]
+    return f"{metadata.version('prefpipe')}+{digest}"
+
+
+@cache
+def scoring_sources() -> tuple[Path, ...]:
+    """This module and every prefpipe module it imports, directly or not (also inside functions), and the
+    RewardBench table."""
+    found, todo = set(), [Path(__file__).stem]
+    while todo:
+        name = todo.pop()
+        if name in found or not (PACKAGE / f"{name}.py").is_file():
+            continue
+        found.add(name)
+        for node in ast.walk(ast.parse((PACKAGE / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "prefpipe":
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prefpipe."):
+                todo.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                todo += [a.name.split(".")[1] for a in node.names if a.name.startswith("prefpipe.")]
+    return (*sorted(PACKAGE / f"{name}.py" for name in found), TABLE)

@@ -1,0 +1,173 @@
+"""The nightly evaluation through the real flow: every unit, reruns, failures, regressions, Dask, a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import LLMBAR, ROOT, first_rows, one_model_one_set, run_cli
+
+from prefpipe.synth import synthetic_batch
+from prefpipe.warehouse import Warehouse
+
+pytestmark = pytest.mark.slow
+
+
+def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names_regressions(
+        prefect_harness, tmp_path, settings_factory):
+    from datetime import date
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flows.nightly import nightly_flow
+    from prefpipe.errors import PrefpipeError
+    from prefpipe.ingest import ingest_file
+    from prefpipe.registry import add_model, register_evalset, set_active
+    from prefpipe.synth import tiny_reward_model
+
+    settings = settings_factory(tmp_path)
+    llmbar = LLMBAR
+    small = first_rows(llmbar, 40, tmp_path / "small.jsonl")
+    models = {name: tiny_reward_model(tmp_path / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, synthetic_batch(tmp_path / "batch.jsonl", 60), settings)  # for the throughput query
+        for name, folder in models.items():
+            add_model(wh, folder, name)
+        register_evalset(wh, settings.home, llmbar, "llmbar")
+        register_evalset(wh, settings.home, small, "small")
+
+    def run_folders():
+        return sorted(str(p.parent.relative_to(settings.results)) for p in settings.results.rglob("summary.parquet"))
+
+    first = nightly_flow(settings, run_date=date(2026, 11, 27))
+    assert len(run_folders()) == 4 and len(first["leaderboard"]) == 4
+    assert {(r["model_id"], r["evalset"]) for r in first["leaderboard"]} == {(m, s) for m in "ab"
+                                                                            for s in ("llmbar", "small")}
+    second = nightly_flow(settings, run_date=date(2026, 11, 27))
+    assert all(v.startswith("skipped") for v in second["units"].values()) and len(run_folders()) == 4
+
+    # analysts: every example query answers; a statement that would write is refused
+    env = {"PREFPIPE_HOME": str(settings.home)}
+    for query in sorted((ROOT / "sql" / "queries").glob("*.sql")):
+        done = run_cli("sql", "-f", str(query), "--format", "csv", env=env)
+        assert done.returncode == 0, (query.name, done.stderr)
+        rows = len(done.stdout.splitlines()) - 1  # after the header
+        assert rows == 0 if query.name == "regressions.sql" else rows > 0, query.name  # one night: no regression
+    weeks = json.loads(run_cli("sql", "-f", str(ROOT / "sql" / "queries" / "annotation_throughput.sql"), "--format", "json", env=env).stdout)
+    assert [w["week"] for w in weeks] == ["2026-11-02"] and weeks[0]["annotations"] == 60
+    models_in_sql = run_cli("sql", "SELECT model_id, active FROM models ORDER BY model_id", "--format", "csv", env=env)
+    assert models_in_sql.stdout.splitlines() == ["model_id,active", "a,True", "b,True"]
+    board = json.loads(run_cli("sql", "SELECT * FROM leaderboard WHERE level = 'subset'", "--format", "json",
+                           env=env).stdout)
+    small_subsets = {json.loads(line)["subset"] for line in small.read_text().splitlines()}
+    assert len(board) == 2 * (5 + len(small_subsets))  # two models x (the LLMBar subsets + the small set's)
+    done = run_cli("sql", "DELETE FROM history", env=env)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("prefpipe: error: sql: prefpipe sql only reads: a DELETE statement would change "
+                                   "something; use SELECT (or EXPLAIN SELECT)")
+
+    (models["b"] / "model.safetensors").write_bytes(b"not a model")  # a corrupted model fails only its units
+    with pytest.raises(PrefpipeError, match=r"2 unit\(s\) failed: b on llmbar: .*; b on small: "):
+        nightly_flow(settings, run_date=date(2026, 11, 27))
+    assert len(run_folders()) == 4  # a's results exist (skipped); b wrote nothing
+
+    # a better result "last night" makes tonight's identical scores a regression
+    with Warehouse.open(settings) as wh:
+        set_active(wh, "b", False)
+    [real] = [f for f in run_folders() if f.startswith("evalset=small/model=a/")]
+    night = settings.results / "evalset=small" / "model=a" / "run_date=2026-11-28" / "run_id=fake"
+    night.mkdir(parents=True)
+    summary = pq.read_table(settings.results / real / "summary.parquet").to_pylist()
+    pq.write_table(pa.Table.from_pylist([r | {"value": 1.0, "run_date": date(2026, 11, 28), "run_id": "fake"}
+                                         for r in summary]), night / "summary.parquet")
+    (night / "scores.parquet").write_bytes((settings.results / real / "scores.parquet").read_bytes())
+    with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; a on small llmbar-natural"):
+        nightly_flow(settings, force=True, run_date=date(2026, 11, 29))
+
+
+def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefect_harness, tmp_path, settings_factory):
+    from datetime import date
+
+    import pyarrow.parquet as pq
+    from distributed import Client, LocalCluster
+
+    from flows.nightly import nightly_flow
+    from prefpipe.errors import InputError
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import tiny_reward_model
+
+    settings = settings_factory(tmp_path)
+    llmbar = LLMBAR
+    small = first_rows(llmbar, 30, tmp_path / "small.jsonl")
+    with Warehouse.open(settings) as wh:
+        add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
+        add_model(wh, tiny_reward_model(tmp_path / "policy", "causal-lm", seed=1, positions=2048), "dpo",
+                  reference=tiny_reward_model(tmp_path / "reference", "causal-lm", seed=2, positions=2048))
+        register_evalset(wh, settings.home, small, "small")
+
+    def margins(day: str) -> dict:
+        found = {}
+        for path in settings.results.glob(f"evalset=small/model=*/run_date={day}/*/scores.parquet"):
+            rows = pq.read_table(path).to_pylist()
+            found[rows[0]["model_id"]] = [round(r["score_gap"], 5) for r in rows]
+        return found
+
+    local = nightly_flow(settings, task_runner="dask", run_date=date(2026, 11, 27))  # a local cluster
+    assert sorted(local["units"]) == ["dpo on small", "rm on small"]
+    assert not any(v.startswith("skipped") for v in local["units"].values())
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, processes=True) as cluster:
+        nightly_flow(settings, force=True, task_runner="dask", dask_address=cluster.scheduler_address,
+                     run_date=date(2026, 11, 28))
+        with Client(cluster) as client:  # the units went through this cluster's scheduler
+            assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter) > 0
+    first, second = margins("2026-11-27"), margins("2026-11-28")
+    assert sorted(first) == ["dpo", "rm"] and first == second and len(first["rm"]) == 30
+    with pytest.raises(InputError, match=r"--task-runner: must be one of threads, dask, got 'ray'"):
+        nightly_flow(settings, task_runner="ray")
+    with pytest.raises(InputError, match=r"--dask-address: a Dask scheduler address needs --task-runner dask"):
+        nightly_flow(settings, dask_address="tcp://127.0.0.1:8786")
+
+
+def test_a_nightly_run_killed_mid_write_leaves_no_partition_and_its_leftovers_are_swept(
+        prefect_harness, tmp_path, settings_factory):
+    from datetime import date
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.nightly import nightly_flow
+    from prefpipe.analyst import analyst_connection
+    settings = one_model_one_set(settings_factory(tmp_path), tmp_path)
+    script = f"""
+import os, signal
+from datetime import date
+import pyarrow.parquet as pq
+from flows.nightly import nightly_flow
+from prefpipe import lake
+from prefpipe.settings import Settings
+real = pq.write_table
+def write(table, where, **kwargs):
+    if str(where).endswith("summary.parquet"):
+        os.kill(os.getpid(), signal.SIGKILL)  # killed between the two files of a unit: no cleanup runs
+    return real(table, where, **kwargs)
+lake.pq.write_table = write
+nightly_flow(Settings.from_env(home={str(settings.home)!r}, warehouse={str(settings.warehouse)!r}),
+             run_date=date(2026, 11, 27))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"PREFECT_API_URL": PREFECT_API_URL.value()})
+    assert done.returncode == -9, done.stderr[-2000:]
+    results = settings.results
+    [left] = results.glob(".staging-*")  # what the kill left: hidden, holding the first file only
+    assert [p.name for p in left.iterdir()] == ["scores.parquet"]
+    assert list(results.glob("evalset=*")) == [] and analyst_connection(results).runs == []  # no partition to read
+
+    nightly_flow(settings, run_date=date(2026, 11, 27))  # the next run writes the unit whole
+    assert left.exists()  # young: it could belong to a unit writing now
+    os.utime(left, (0, 0))  # a day old and more
+    nightly_flow(settings, force=True, run_date=date(2026, 11, 28))
+    assert not left.exists()
+    assert analyst_connection(results).con.execute("SELECT count(DISTINCT run_id) FROM eval_scores").fetchone() == (2,)
