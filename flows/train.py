@@ -14,7 +14,7 @@ from prefpipe.config import TrainConfig
 from prefpipe.errors import InputError
 from prefpipe.metrics import PLOT
 from prefpipe.names import check_name
-from prefpipe.settings import Settings
+from prefpipe.settings import HELD_OUT, Settings
 from prefpipe.units import SNAPSHOT, describe, read_units
 from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
 
@@ -80,7 +80,7 @@ def metric_rows(results: dict) -> list[dict]:
         return {"split": split, "group": group, "name": name, "pairs": m["pairs"],
                 **{k: None if m[k] is None else round(m[k], 4) for k in ("accuracy", "log_loss", "ece")}}
 
-    splits = [s for s in ("validation", "test") if s in results]
+    splits = [s for s in HELD_OUT if s in results]
     rows = [row(s, "all", "", results[s]) for s in splits]
     for s in splits:
         for group in ("by_source", "by_annotator"):

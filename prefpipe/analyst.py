@@ -21,6 +21,7 @@ import duckdb
 
 from prefpipe.errors import InputError
 from prefpipe.lake import result_runs
+from prefpipe.settings import Settings
 from prefpipe.sql import run_script
 from prefpipe.tables import latest_tables
 
@@ -35,7 +36,8 @@ class Analyst(NamedTuple):
     foreign: list[Path]  # what stands where partitions belong and was skipped
 
 
-def analyst_connection(results: Path, tables: Path | None = None, regression_threshold: float = 0.02) -> Analyst:
+def analyst_connection(results: Path, tables: Path | None = None,
+                       regression_threshold: float = Settings.regression_threshold) -> Analyst:
     """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql) when it
     holds results, and over the latest copy of the warehouse tables (a view per table, then the warehouse's
     own pairs and curation views) when there is one. It never opens the warehouse file, so it

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from prefpipe.files import follow_umask
 from prefpipe.inputs import builder_for, encode_units
 from prefpipe.model import load_reward_model, load_tokenizer, score
+from prefpipe.settings import HELD_OUT
 from prefpipe.units import SNAPSHOT, read_units
 
 METRICS = "metrics.json"
@@ -53,7 +54,7 @@ def expected_calibration_error(deltas: list[float], bins: int = BINS) -> float:
     return sum(b["count"] / total * abs(b["true"] - b["probability"]) for b in table if b["count"])
 
 
-def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = ("validation", "test"),
+def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = HELD_OUT,
                    device: str = "auto") -> dict:
     """Score the held-out splits of RUN_DIR's snapshot with its trained model; write metrics.json and
     calibration.png; record the reward mean and std on the validation split in the model's config."""

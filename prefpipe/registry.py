@@ -7,6 +7,7 @@ from pathlib import Path
 
 from prefpipe.errors import InputError
 from prefpipe.names import check_name
+from prefpipe.settings import HELD_OUT
 from prefpipe.sql import sql
 from prefpipe.warehouse import Warehouse
 
@@ -25,7 +26,7 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
             raise InputError(f"already registered (the model at {held[0]}{trained}); choose another --name, or "
                              "pass --replace to replace it and its record", field="--name", file=model_id)
         con.execute("DELETE FROM models WHERE model_id = ?", [model_id])
-        headline = {split: {k: metrics[split][k] for k in HEADLINE} for split in ("validation", "test")
+        headline = {split: {k: metrics[split][k] for k in HEADLINE} for split in HELD_OUT
                     if split in metrics}
         con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
                     "metrics, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

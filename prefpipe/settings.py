@@ -9,6 +9,7 @@ from pathlib import Path
 from prefpipe.errors import InputError
 
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
+HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
 
 
 @dataclass(frozen=True)
