@@ -1,11 +1,13 @@
 """The demo: the whole house on a synthetic batch, in the order a team meets it. Generate a batch (ties,
 drops, edits, several annotators, three malformed lines), ingest it, train a reward model on it (the
-packaged MiniLM), register the curated test split as an evaluation set and run the nightly evaluation once."""
+packaged MiniLM), register the curated test split as an evaluation set, run the nightly evaluation once, and
+end with what the reward would do to a policy: the tilt analysis over the test split's candidates."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from flows.analysis import rewards_flow, tilt_flow
 from flows.ingest import ingest_flow, summary_table
 from flows.nightly import nightly_flow
 from flows.train import train_flow
@@ -34,3 +36,16 @@ def demo(settings: Settings, annotations: int = 400, epochs: int = 2, echo: Call
         register_split(wh, settings.home, "test", "curated-test")
     echo("\nNightly evaluation (every active model on every registered set), once:")
     echo("\n" + format_records(nightly_flow(settings)["leaderboard"], LEADERBOARD_EMPTY))
+    echo(f"\nWhat {result['model_id']} would do to a policy: rewards of the test split's candidates (each "
+         "annotation's responses), then the tilted policy π_ref·exp(r/β) and best-of-n")
+    scored = rewards_flow([result["model_id"]], from_split="test", settings=settings)
+    tilted = tilt_flow(rewards=scored["run_id"], settings=settings)
+    echo("\n" + frontier_lines(tilted["frontier"]) + f"\n\nThe reward–KL frontier: {tilted['plot']}")
+
+
+def frontier_lines(rows: list[dict]) -> str:
+    """The frontier as a short table: each β and n, its KL, expected reward and win rate (means over prompts)."""
+    return format_records([{"policy": f"tilt β={r['beta']:g}" if r["kind"] == "tilt" else f"best-of-{r['n']}",
+                            "KL (nats)": f"{r['kl']:.3f}", "E[r]": f"{r['expected_reward']:.3f}",
+                            "E_ref[r]": f"{r['ref_reward']:.3f}",
+                            "win rate": "" if r["win_rate"] is None else f"{r['win_rate']:.3f}"} for r in rows], "")

@@ -30,13 +30,14 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     check_task_runner(task_runner, dask_address)
     run_date = run_date or date.today()
     run_id, started = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}", time.time()
-    models, evalsets = read_registry(settings)
-    units = [(model_id, path, reference, evalset) for model_id, path, reference in models for evalset in evalsets]
-    print(f"run {run_id}: {len(models)} active models x {len(evalsets)} evaluation sets on "
-          f"{task_runner}{f' at {dask_address}' if dask_address else ''}")
+    scored, evalsets = read_registry(settings)
+    units = [(s, evalset) for s in scored for evalset in evalsets]
+    combos = sum("combo" in s for s in scored)
+    print(f"run {run_id}: {len(scored) - combos} active models and {combos} combinations x {len(evalsets)} "
+          f"evaluation sets on {task_runner}{f' at {dask_address}' if dask_address else ''}")
     runner = make_task_runner(task_runner, dask_address, len(units))
     outcomes, failed = nightly_units.with_options(task_runner=runner)(  # absolute: workers may run elsewhere
-        settings.results.resolve(), units, run_id, run_date, force, started)
+        settings.results.resolve(), units, run_id, run_date, force, started, settings.tables.resolve())
     board, regressions = [], []
     con, runs, foreign = analyst_connection(settings.results, regression_threshold=threshold)
     for path in foreign:
@@ -63,13 +64,13 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
 
 
 @flow(name="nightly-units", log_prints=True)
-def nightly_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool, started: float
-                ) -> tuple[dict[str, str], list[str]]:
+def nightly_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool, started: float,
+                  tables_dir: Path) -> tuple[dict[str, str], list[str]]:
     """Score the units concurrently on this flow's task runner; one failing unit does not stop the others.
     Returns what each finished unit did, and a line for each failed one."""
-    futures = {(model_id, evalset["name"]): score_unit.submit(results, model_id, path, reference, evalset, run_id,
-                                                               run_date, force, started)
-               for model_id, path, reference, evalset in units}
+    futures = {(scored["id"], evalset["name"]): score_unit.submit(results, scored, evalset, run_id, run_date, force,
+                                                                   started, tables_dir)
+               for scored, evalset in units}
     outcomes, failed = {}, []
     for (model_id, name), future in futures.items():
         outcome = future.result(raise_on_failure=False)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from prefpipe.errors import InputError, PrefpipeError
-from prefpipe.settings import Settings
+from prefpipe.settings import PATHS, Settings
 
 SERVER_START_S = 120
 
@@ -30,7 +30,7 @@ def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, tas
 
     schedule = nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
     check_task_runner(task_runner, dask_address)
-    for name in ("home", "warehouse", "results", "models", "tables"):  # scheduled runs are subprocesses
+    for name in PATHS:  # scheduled runs are subprocesses
         os.environ[f"PREFPIPE_{name.upper()}"] = str(getattr(settings, name).resolve())
     with prefect_api(settings.home / "prefect-server.log", port, echo) as url:
         from prefect.deployments.runner import EntrypointType

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import duckdb
 
 from prefpipe.errors import InputError
-from prefpipe.lake import result_runs
+from prefpipe.lake import ANALYSES, REWARDS, partitions, result_runs
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script
 from prefpipe.tables import latest_tables
@@ -37,23 +37,34 @@ class Analyst(NamedTuple):
 
 
 def analyst_connection(results: Path, tables: Path | None = None,
-                       regression_threshold: float = Settings.regression_threshold) -> Analyst:
-    """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql) when it
-    holds results, and over the latest copy of the warehouse tables (a view per table, then the warehouse's
-    own pairs and curation views) when there is one. It never opens the warehouse file, so it
-    never waits for its lock. The folders of the lake that are not result partitions are skipped, for the
-    caller to report."""
+                       regression_threshold: float = Settings.regression_threshold, *, rewards: Path | None = None,
+                       analysis: Path | None = None) -> Analyst:
+    """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql), the
+    rewards runs (views/rewards.sql) and the analyses (views/analysis.sql) when they hold runs, and over the
+    latest copy of the warehouse tables (a view per table, then the warehouse's own pairs and curation views)
+    when there is one. It never opens the warehouse file, so it never waits for its lock. The folders of
+    the lake that are not run partitions are skipped, for the caller to report."""
     runs, foreign = result_runs(results)
     copy = latest_tables(tables) if tables is not None else None
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    readable = [f"{Path(p).resolve()}/" for p in (results, copy) if p is not None]  # a trailing / : no siblings
+    readable = [f"{Path(p).resolve()}/" for p in (results, copy, rewards, analysis) if p is not None]  # no siblings
     con.execute("SET allowed_directories = ?", [readable])
     con.execute("SET enable_external_access = false")
     if runs:
-        con.execute("SET VARIABLE score_files = ?", [[str(r / "scores.parquet") for r in runs]])
-        con.execute("SET VARIABLE summary_files = ?", [[str(r / "summary.parquet") for r in runs]])
+        _files(con, runs, score_files="scores", summary_files="summary")
         con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
         run_script(con, "views/eval.sql")
+    for root, layout, script, files in ((rewards, REWARDS, "views/rewards.sql", {"candidate_files": "candidates",
+                                                                                  "reward_files": "rewards"}),
+                                        (analysis, ANALYSES, "views/analysis.sql",
+                                         {"tilt_prompt_files": "prompts", "tilt_frontier_files": "frontier"})):
+        found, stray = partitions(root, layout) if root is not None else ([], [])
+        foreign += stray
+        if layout is ANALYSES:
+            found = [run for run in found if run.parent.parent.name == "analysis=tilt"]
+        if found:
+            _files(con, found, **files)
+            run_script(con, script)
     if copy is not None:  # a view per table, then the warehouse's own views over them
         for table in sorted(copy.glob("*.parquet")):
             if re.fullmatch(r"[a-z][a-z0-9_]*", table.stem):
@@ -62,6 +73,12 @@ def analyst_connection(results: Path, tables: Path | None = None,
             run_script(con, script)
     con.execute("SET lock_configuration = true")
     return Analyst(con, runs, foreign)
+
+
+def _files(con: duckdb.DuckDBPyConnection, runs: list[Path], **files: str) -> None:
+    """The variables that views read: for each, the list of RUNS' files of that name."""
+    for variable, name in files.items():
+        con.execute(f"SET VARIABLE {variable} = ?", [[str(run / f"{name}.parquet") for run in runs]])
 
 
 def read_only_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:

@@ -30,11 +30,11 @@ STATE = {"debug": False}
 DEFAULTS = Settings()
 
 WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file "
-                         "[default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb]")]
+                         "(default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb)")]
 ThresholdOpt = Annotated[float, typer.Option(help="A drop larger than this against the previous night fails the run.")]
 TaskRunnerOpt = Annotated[str, typer.Option(help="threads (in this process) | dask (a Dask cluster, via prefect-dask)")]
 DaskAddressOpt = Annotated[str | None, typer.Option(help="With --task-runner dask: the scheduler's address "
-                                                    "(tcp://host:8786) [default: a local cluster]")]
+                                                    "(tcp://host:8786) (default: a local cluster)")]
 
 
 def _quiet_expected_errors() -> None:
@@ -145,11 +145,11 @@ def _train_command() -> None:
     from prefpipe.config import TrainConfig
 
     own = {"processes": (int, 1, typer.Option("--nproc", help="Data-parallel processes (torchrun).")),
-           "name": (str | None, None, typer.Option(help="Model id [default: rm-LOSS-TIME]")),
+           "name": (str | None, None, typer.Option(help="Model id (default: rm-LOSS-TIME)")),
            "resume": (str | None, None, typer.Option(help="Continue the run of this model id (or folder) from its "
                                                      "last checkpoint; the other options are ignored.")),
-           "warehouse": (Path | None, None, typer.Option(help="DuckDB file [default: $PREFPIPE_WAREHOUSE or "
-                                                         "$PREFPIPE_HOME/warehouse.duckdb]"))}
+           "warehouse": (Path | None, None, typer.Option(help="DuckDB file (default: $PREFPIPE_WAREHOUSE or "
+                                                         "$PREFPIPE_HOME/warehouse.duckdb)"))}
     train.__signature__ = inspect.Signature(config_options(TrainConfig) + [
         inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option])
         for key, (kind, default, option) in own.items()])
@@ -261,6 +261,20 @@ def evalset_list(warehouse: WarehouseOpt = None) -> None:
                if rows else "(no evaluation sets yet: run `prefpipe evalset add`)")
 
 
+# -- analyses (prefpipe/cli_analysis.py) --------------------------------------------------------------------
+
+def _analysis_commands() -> None:
+    from prefpipe.cli_analysis import analyse_app, combos_app, normalise, rewards_app
+
+    app.add_typer(rewards_app, name="rewards")
+    app.add_typer(combos_app, name="combos")
+    app.add_typer(analyse_app, name="analyse")
+    models_app.command("normalise")(normalise)
+
+
+_analysis_commands()
+
+
 # -- evaluation -----------------------------------------------------------------------------------------------
 
 @app.command()
@@ -313,7 +327,8 @@ def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the vi
     if file is not None:
         query = _read_text(file)
     settings = Settings.from_env()
-    con, _, foreign = analyst_connection(settings.results, settings.tables)
+    con, _, foreign = analyst_connection(settings.results, settings.tables, rewards=settings.rewards,
+                                         analysis=settings.analysis)
     for path in foreign:
         print(f"prefpipe: skipped {path}: not a result partition", file=sys.stderr)
     columns, rows = read_only_query(con, query)
@@ -332,7 +347,8 @@ def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to
          epochs: Annotated[int, typer.Option(help="Epochs of the demo model (0: do not train).")] = 2,
          warehouse: WarehouseOpt = None) -> None:
     """Generate a synthetic batch (ties, drops, edits, several annotators), ingest it, train a reward model on
-    it (the packaged MiniLM), register its curated test split and run the nightly evaluation once."""
+    it (the packaged MiniLM), register its curated test split, run the nightly evaluation once, and end with
+    the reward-tilt analysis of the model over the test split's candidates."""
     from flows.demo import demo as run_demo
 
     run_demo(Settings.from_env(warehouse=warehouse), annotations, epochs, echo=typer.echo)

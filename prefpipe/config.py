@@ -23,7 +23,7 @@ def option(default: object, help_text: str):
 class TrainConfig:
     """Every hyperparameter of a training run; the options of `prefpipe train` are generated from it."""
 
-    base: str = option("", "A local model folder [default: the packaged all-MiniLM-L6-v2]")
+    base: str = option("", "A local model folder (default: the packaged all-MiniLM-L6-v2)")
     loss: str = option("bt", "bt | bt-margin | plackett-luce")
     epochs: int = option(1, "Passes over the training split.")
     lr: float = option(3e-5, "Peak learning rate (linear warm-up and decay).")
@@ -68,3 +68,68 @@ class TrainConfig:
             raise InputError(f"not a training run folder (no {CONFIG})", file=run_dir)
         values = json.loads(path.read_text())
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+@dataclass
+class TiltConfig:
+    """The reward-tilt analysis: the β of the tilted policies and the n of best-of-n (`prefpipe analyse tilt`)."""
+
+    betas: tuple[float, ...] = option((0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "β of the tilted policies π_ref·exp(r/β)")
+    ns: tuple[int, ...] = option((1, 2, 4, 8, 16, 32), "n of best-of-n")
+
+    def __post_init__(self) -> None:
+        self.betas, self.ns = tuple(self.betas), tuple(self.ns)
+        if not self.betas or any(not (isinstance(b, int | float) and b > 0) for b in self.betas):
+            raise InputError(f"every β must be above 0, got {', '.join(map(str, self.betas)) or 'none'}",
+                             field="--beta")
+        if not self.ns or any(not (isinstance(n, int) and n >= 1) for n in self.ns):
+            given = ", ".join(map(str, self.ns)) or "none"
+            raise InputError(f"every n must be a whole number of at least 1, got {given}", field="--n")
+
+
+REFERENCES = ("prompt", "candidates", "warehouse")
+
+
+@dataclass
+class Combination:
+    """A registered combination of reward models (`prefpipe combos add`): Σ wᵢ·uᵢ with uᵢ the LSC, raw or
+    centred reward of model i (prefpipe.transforms), references per prompt for r_ref."""
+
+    name: str
+    models: tuple[str, ...]
+    weights: tuple[float, ...] = ()  # default: 1 each
+    transform: str = option("lsc", "lsc (log σ(r − r_ref)) | raw (r) | centered (r − r_ref)")
+    references: str = option("prompt", "The reference responses of a prompt: prompt (all its candidates or "
+                                       "completions) | candidates (those marked reference) | warehouse (the "
+                                       "warehouse's responses to the same prompt)")
+    quantile: float = option(0.85, "r_ref is this quantile of the prompt's reference rewards.")
+    method: str = option("empirical", "empirical | normal (mean + Φ⁻¹(q)·std)")
+    min_references: int = option(4, "A prompt with fewer references uses the global quantile (flagged).")
+
+    def __post_init__(self) -> None:
+        from prefpipe.names import check_name
+        from prefpipe.transforms import METHODS, TRANSFORMS, check_quantile
+
+        check_name(self.name)
+        self.models = tuple(self.models)
+        self.weights = tuple(float(w) for w in self.weights) or (1.0,) * len(self.models)
+        if not self.models:
+            raise InputError("a combination needs at least one --model", field="--model")
+        for model in self.models:
+            check_name(model, "--model")
+        if len(set(self.models)) != len(self.models):
+            raise InputError(f"each model once, got {', '.join(self.models)}", field="--model")
+        if len(self.weights) != len(self.models):
+            raise InputError(f"one weight per model: {len(self.models)} models, {len(self.weights)} weights",
+                             field="--weight")
+        checks = {"transform": (self.transform in TRANSFORMS, f"must be one of {', '.join(TRANSFORMS)}"),
+                  "references": (self.references in REFERENCES, f"must be one of {', '.join(REFERENCES)}"),
+                  "method": (self.method in METHODS, f"must be one of {', '.join(METHODS)}"),
+                  "min_references": (self.min_references >= 1, "must be at least 1")}
+        for name, (ok, reason) in checks.items():
+            if not ok:
+                raise InputError(f"{reason}, got {getattr(self, name)!r}", field="--" + name.replace("_", "-"))
+        check_quantile(self.quantile)
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)

@@ -96,3 +96,22 @@ class ImplicitReward:
         policy = sequence_logprobs(self.policy, inputs, pad_id, max_tokens=max_tokens, device=self.device)
         reference = sequence_logprobs(self.reference, inputs, pad_id, max_tokens=max_tokens, device=self.device)
         return [p - r for p, r in zip(policy, reference, strict=True)]
+
+
+class SequenceLogprob:
+    """Σ log π(y|x) over the response's tokens under a local causal LM (π_ref of the analyses), as a scorer
+    of (prompt, response) items, with the LM's own tokenizer."""
+
+    def __init__(self, path: Path | str, device: str = "cpu", field: str = "--reference-lm") -> None:
+        vocabulary = check_causal_lm(path, field).get("vocab_size")
+        self.tokenizer = load_tokenizer(path)
+        if vocabulary is not None and len(self.tokenizer) > vocabulary:
+            raise InputError(f"its tokenizer does not fit the model: {len(self.tokenizer)} tokens for an embedding "
+                             f"of {vocabulary}", file=path, field=field)
+        self.model, self.device = load_causal_lm(path).to(device), device
+
+    def __call__(self, items: list[tuple[str | list[dict], str]], *, max_length: int = 2048,
+                 max_tokens: int = SCORE_TOKENS) -> list[float]:
+        inputs = response_inputs(self.tokenizer, items, min(max_length, max_positions(self.model) or max_length))
+        return sequence_logprobs(self.model, inputs, self.tokenizer.pad_token_id, max_tokens=max_tokens,
+                                 device=self.device)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from prefpipe.config import Combination
 from prefpipe.evalsets import Example, read_evalset_format
 from prefpipe.files import content_hash, folder_hash
 from prefpipe.lake import Run, unit_lock, write_results, written_at
@@ -30,6 +31,7 @@ from prefpipe.rewardbench import TABLE, best_of_n_credit, best_of_n_scores, pair
 
 PACKAGE = Path(__file__).resolve().parent
 Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
+Scorer = Callable[[list[tuple[str | list[dict], str]]], list[float]]  # rewards of (prompt, response) items
 
 
 def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
@@ -53,8 +55,46 @@ def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, r
         return write_results(results, run, *result_tables(run, examples, scores, fmt))
 
 
-def scorer(model_dir: Path, reference: Path | None, device: str = "cpu"
-           ) -> Callable[[list[tuple[str | list[dict], str]]], list[float]]:
+def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | None]], evalset_path: Path,
+                   evalset: str, results: Path, *, run_id: str, run_date: date | None = None, force: bool = False,
+                   fmt: str = "auto", device: str = "cpu", started: float | None = None,
+                   tables: Path | None = None) -> Path | None:
+    """A registered combination on one evaluation set, as `evaluate` does a model, under the combination's
+    name; its reference rewards (per prompt and model) are written beside the scores. COMPONENTS: each
+    model's (folder, DPO reference or None). On a set, a prompt's references are its completions (a set marks
+    none as reference), or with `warehouse` the warehouse's responses to it (from the copies in TABLES)."""
+    import numpy as np
+
+    from prefpipe.tables import compact, warehouse_responses
+    from prefpipe.transforms import combination
+
+    fmt, examples = read_evalset_format(evalset_path, fmt)
+    parts = [combo.as_json()] + [f"{m}:{folder_hash(p)}:{folder_hash(r) if r else ''}" for m, (p, r) in
+                                 sorted(components.items())]
+    run = Run(run_id, run_date or date.today(), combo.name, hashlib.sha256("\n".join(parts).encode()).hexdigest(),
+              evalset, content_hash(evalset_path), code_version())
+    started = time.time() if started is None else started
+    with unit_lock(results, evalset, combo.name):
+        written = written_at(results, run)
+        if written is not None and (not force or written >= started):
+            return None
+        items = [(e.prompt, t) for e in examples for t in e.chosen + e.rejected]
+        outside_items = (warehouse_responses(tables, [e.prompt for e in examples])
+                         if combo.references == "warehouse" and tables is not None else [])
+        rewards, outside = {}, {}
+        for model, (folder, reference) in components.items():
+            values = score_items(items + outside_items, scorer(folder, reference, device))
+            rewards[model] = np.array(values[:len(items)])
+            outside[model] = ([compact(p) for p, _ in outside_items], values[len(items):])
+        score, rows = combination(combo, np.array([compact(p) for p, _ in items], dtype=object), rewards,
+                                  outside=outside)
+        values = iter(score.tolist())
+        scores = [([next(values) for _ in e.chosen], [next(values) for _ in e.rejected]) for e in examples]
+        references = pa.Table.from_pylist([run.provenance() | row for row in rows])
+        return write_results(results, run, *result_tables(run, examples, scores, fmt), references=references)
+
+
+def scorer(model_dir: Path, reference: Path | None, device: str = "cpu") -> Scorer:
     """Rewards of (prompt, response) items: a reward model's, or a DPO policy's implicit reward."""
     if reference is not None:
         from prefpipe.dpo import ImplicitReward
@@ -66,7 +106,7 @@ def scorer(model_dir: Path, reference: Path | None, device: str = "cpu"
 
 
 def reward_scorer(model, tokenizer, *, max_length: int = 2048, max_tokens: int | None = None,
-                  device: str = "cpu") -> Callable[[list[tuple[str | list[dict], str]]], list[float]]:
+                  device: str = "cpu") -> Scorer:
     """A reward model as a scorer of (prompt, response) items, inputs cut to the model's positions."""
     from prefpipe.inputs import builder_for
     from prefpipe.model import SCORE_TOKENS, score
@@ -81,20 +121,20 @@ def score_examples(model, tokenizer, examples: list[Example], **options) -> Scor
     return score_distinct(examples, reward_scorer(model, tokenizer, **options))
 
 
-def score_distinct(examples: list[Example], scorer: Callable[[list[tuple[str | list[dict], str]]], list[float]]
-                   ) -> Scores:
+def score_distinct(examples: list[Example], scorer: Scorer) -> Scores:
     """(chosen scores, rejected scores) per example, with SCORER called once on every distinct
     (prompt, text): a reward model, or the implicit reward of a DPO policy (`prefpipe.dpo`)."""
+    values = iter(score_items([(e.prompt, t) for e in examples for t in e.chosen + e.rejected], scorer))
+    return [([next(values) for _ in e.chosen], [next(values) for _ in e.rejected]) for e in examples]
+
+
+def score_items(items: list[tuple[str | list[dict], str]], scorer: Scorer) -> list[float]:
+    """SCORER's value of every (prompt, response) item, each distinct one scored once."""
     keys: dict[tuple[str, str], int] = {}
-    for e in examples:
-        for text in e.chosen + e.rejected:
-            keys.setdefault((json.dumps(e.prompt), text), len(keys))
+    for prompt, text in items:
+        keys.setdefault((json.dumps(prompt), text), len(keys))
     values = scorer([(json.loads(p), t) for p, t in keys])
-    out = []
-    for e in examples:
-        prompt = json.dumps(e.prompt)
-        out.append(([values[keys[prompt, t]] for t in e.chosen], [values[keys[prompt, t]] for t in e.rejected]))
-    return out
+    return [values[keys[json.dumps(prompt), text]] for prompt, text in items]
 
 
 def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str) -> tuple[pa.Table, pa.Table]:

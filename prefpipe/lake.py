@@ -1,7 +1,9 @@
-"""The results lake: where evaluation results live, how a run is written whole, how they are read back.
+"""The lake: where results live, how a run is written whole, how runs are found again.
 
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/scores.parquet   one row per example
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/summary.parquet  subsets, sections, scores
+    rewards/run_date=YYYY-MM-DD/run_id=RUN/{candidates,rewards}.parquet            candidates and their rewards
+    analysis/analysis=tilt/run_date=YYYY-MM-DD/run_id=RUN/{prompts,frontier}.parquet, frontier.png
 
 Columns are documented in schemas/results.md. A run's folder is written under a hidden staging folder
 and renamed into place in one step, so a killed run leaves no partial partition, and a rerun adds a
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -24,8 +27,20 @@ import pyarrow.parquet as pq
 from prefpipe.files import write_whole
 from prefpipe.names import NAME
 
-LEVELS = (f"evalset={NAME}", f"model={NAME}", r"run_date=\d{4}-\d{2}-\d{2}", f"run_id={NAME}")  # the partitions
-RESULT_FILES = ("scores.parquet", "summary.parquet")
+DATE, RUN = r"run_date=\d{4}-\d{2}-\d{2}", f"run_id={NAME}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A kind of run folder: the patterns of its partition levels, and the files that a whole run holds."""
+
+    levels: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+RESULTS = Layout((f"evalset={NAME}", f"model={NAME}", DATE, RUN), ("scores.parquet", "summary.parquet"))
+REWARDS = Layout((DATE, RUN), ("candidates.parquet", "rewards.parquet"))
+ANALYSES = Layout((f"analysis={NAME}", DATE, RUN), ("prompts.parquet", "frontier.parquet"))
 
 
 @dataclass(frozen=True)
@@ -49,17 +64,25 @@ class Run:
                                               "evalset_hash", "code_version")}
 
 
-def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table) -> Path:
-    """Write the run's folder atomically (staged, then renamed); return it."""
-    final = results / run.partition()
+def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table, **more: pa.Table) -> Path:
+    """Write the run's folder atomically (staged, then renamed): scores, summary and MORE tables; return it."""
+    return write_partition(results, run.partition(), {"scores": scores, "summary": summary, **more})
+
+
+def write_partition(root: Path, partition: str, tables: dict[str, pa.Table],
+                    also: Callable[[Path], None] | None = None) -> Path:
+    """The run folder ROOT/PARTITION with a NAME.parquet per table (and what ALSO writes), whole or not at all."""
+    final = root / partition
     if final.exists():
-        raise FileExistsError(f"{final}: results of run {run.run_id} are already there")
+        raise FileExistsError(f"{final}: that run is already there")
 
     def write(staging: Path) -> None:
-        pq.write_table(scores, staging / "scores.parquet")
-        pq.write_table(summary, staging / "summary.parquet")
+        for name, table in tables.items():
+            pq.write_table(table, staging / f"{name}.parquet")
+        if also is not None:
+            also(staging)
 
-    return write_whole(results, final, write)
+    return write_whole(root, final, write)
 
 
 def written_at(results: Path, run: Run) -> float | None:
@@ -86,9 +109,14 @@ def unit_lock(results: Path, evalset: str, model_id: str):
 
 
 def result_runs(results: Path) -> tuple[list[Path], list[Path]]:
-    """The run folders of the lake (evalset=/model=/run_date=/run_id=, holding both files), and whatever
-    else stands where partitions belong (a foreign folder or file, a bad name or date): readers skip those
-    and report them, so one stray folder cannot break every query."""
+    """The evaluation runs of the results lake, and the foreign folders found there."""
+    return partitions(results, RESULTS)
+
+
+def partitions(root: Path, layout: Layout) -> tuple[list[Path], list[Path]]:
+    """The run folders under ROOT (every level matching LAYOUT, holding all its files), and whatever else
+    stands where partitions belong (a foreign folder or file, a bad name or date): readers skip those and
+    report them, so one stray folder cannot break every query."""
     runs: list[Path] = []
     foreign: list[Path] = []
 
@@ -96,24 +124,24 @@ def result_runs(results: Path) -> tuple[list[Path], list[Path]]:
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith("."):  # staging folders and locks
                 continue
-            if not (entry.is_dir() and _partition(level, entry.name)):
+            if not (entry.is_dir() and _partition(layout.levels[level], entry.name)):
                 foreign.append(entry)
-            elif level < len(LEVELS) - 1:
+            elif level < len(layout.levels) - 1:
                 walk(entry, level + 1)
-            elif all((entry / name).is_file() for name in RESULT_FILES):
+            elif all((entry / name).is_file() for name in layout.files):
                 runs.append(entry)
             else:
                 foreign.append(entry)
 
-    if Path(results).is_dir():
-        walk(Path(results), 0)
+    if Path(root).is_dir():
+        walk(Path(root), 0)
     return runs, foreign
 
 
-def _partition(level: int, name: str) -> bool:
-    if not re.fullmatch(LEVELS[level], name):
+def _partition(pattern: str, name: str) -> bool:
+    if not re.fullmatch(pattern, name):
         return False
     try:
-        return level != 2 or bool(date.fromisoformat(name.removeprefix("run_date=")))
+        return pattern != DATE or bool(date.fromisoformat(name.removeprefix("run_date=")))
     except ValueError:
         return False

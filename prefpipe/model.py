@@ -30,7 +30,6 @@ def load_reward_model(path: str | Path) -> PreTrainedModel:
     """A reward model (num_labels = 1) from a local folder; never from a hub. A backbone without a head
     gets a new scalar one (transformers' load report about it is silenced)."""
     model_config(path)
-    hf_logging.disable_progress_bar()
     with LOADING, quiet_transformers():
         model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
     if model.config.pad_token_id is None and model.config.eos_token_id is not None:
@@ -40,9 +39,11 @@ def load_reward_model(path: str | Path) -> PreTrainedModel:
 
 @contextmanager
 def quiet_transformers():
-    """Silence transformers' warnings that prefpipe answers itself (a new head; long texts it truncates)."""
+    """Silence transformers' warnings that prefpipe answers itself (a new head; long texts it truncates), and
+    its progress bars of loading weights (a log line each, for folders read in a blink)."""
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prefpipe.config import Combination
 from prefpipe.errors import InputError
 from prefpipe.names import check_name
 from prefpipe.settings import HELD_OUT
@@ -21,6 +22,8 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
     path = Path(path).resolve()
     with wh.transaction() as con:
         held = con.execute("SELECT path, loss, pairs FROM models WHERE model_id = ?", [model_id]).fetchone()
+        if con.execute("SELECT count(*) FROM combos WHERE name = ?", [model_id]).fetchone()[0]:
+            raise InputError("a combination has this name; choose another --name", field="--name", file=model_id)
         if held and not replace:
             trained = f", trained with {held[1]} on {held[2]} pairs" if held[2] is not None else ""
             raise InputError(f"already registered (the model at {held[0]}{trained}); choose another --name, or "
@@ -125,3 +128,67 @@ def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
 def active_models(wh: Warehouse) -> list[tuple[str, str, str | None]]:
     """(model id, folder, reference folder of a DPO policy or None) of every active model."""
     return wh.con.execute("SELECT model_id, path, reference FROM models WHERE active ORDER BY model_id").fetchall()
+
+
+# -- combinations of models ---------------------------------------------------------------------------------
+
+def add_combo(wh: Warehouse, combo: Combination, *, replace: bool = False) -> None:
+    """Register COMBO (active): its models must be registered, and its name must not be a model's."""
+    with wh.transaction() as con:
+        known = {m for (m,) in con.execute("SELECT model_id FROM models").fetchall()}
+        if combo.name in known:
+            raise InputError("a model has this name; a combination is scored under its own", field="NAME",
+                             file=combo.name)
+        missing = [m for m in combo.models if m not in known]
+        if missing:
+            raise InputError(f"no such model in the registry: {', '.join(missing)} (see `prefpipe models`)",
+                             field="--model", file=combo.name)
+        if con.execute("SELECT count(*) FROM combos WHERE name = ?", [combo.name]).fetchone()[0] and not replace:
+            raise InputError("already registered; pass --replace to replace it", field="NAME", file=combo.name)
+        con.execute("DELETE FROM combos WHERE name = ?", [combo.name])
+        con.execute('INSERT INTO combos (name, models, weights, transform, "references", quantile, method, '
+                    "min_references) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [combo.name, list(combo.models), list(combo.weights), combo.transform, combo.references,
+                     combo.quantile, combo.method, combo.min_references])
+
+
+def combos(wh: Warehouse, name: str | None = None, active_only: bool = False) -> list[Combination]:
+    """The registered combinations (or NAME), as Combination."""
+    columns, rows = wh.query('SELECT name, models, weights, transform, "references", quantile, method, '
+                             "min_references FROM combos WHERE (? IS NULL OR name = ?) AND (active OR NOT ?) "
+                             "ORDER BY name", [name, name, active_only])
+    return [Combination(**dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def model_folders(wh: Warehouse, model_ids: list[str]) -> dict[str, tuple[Path, Path | None]]:
+    """(folder, DPO reference or None) of each model of MODEL_IDS."""
+    found = {m: (Path(path), Path(ref) if ref else None) for m, path, ref in wh.con.execute(
+        "SELECT model_id, path, reference FROM models WHERE list_contains(?, model_id)", [model_ids]).fetchall()}
+    missing = [m for m in model_ids if m not in found]
+    if missing:
+        raise InputError(f"no such model in the registry: {', '.join(missing)} (see `prefpipe models`)",
+                         field="--model")
+    return found
+
+
+def register_normalised(wh: Warehouse, source_id: str, model_id: str, path: Path, record: dict) -> None:
+    """MODEL_ID: the normalised copy at PATH of SOURCE_ID, with its training record and metrics (a positive
+    affine map changes no comparison) and the normalisation (reference set, size, bias, scale)."""
+    with wh.transaction() as con:
+        taken = con.execute("SELECT count(*) FROM models WHERE model_id = ?", [model_id]).fetchone()[0]
+        if taken or con.execute("SELECT count(*) FROM combos WHERE name = ?", [model_id]).fetchone()[0]:
+            raise InputError("already names a model or a combination; choose another --name", field="--name",
+                             file=model_id)
+        con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
+                    "metrics, reference) SELECT ?, ?, base, loss, ?, batch_ids, pairs, data_hash, metrics, reference "
+                    "FROM models WHERE model_id = ?",
+                    [model_id, str(Path(path).resolve()), json.dumps({"normalised_from": source_id} | record),
+                     source_id])
+
+
+def model_record(wh: Warehouse, model_id: str) -> dict:
+    """The registry row of MODEL_ID."""
+    columns, rows = wh.query("SELECT * FROM models WHERE model_id = ?", [model_id])
+    if not rows:
+        raise InputError("no such model in the registry (see `prefpipe models`)", file=model_id)
+    return dict(zip(columns, rows[0], strict=True))

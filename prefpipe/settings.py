@@ -10,6 +10,7 @@ from prefpipe.errors import InputError
 
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
 HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
+PATHS = ("home", "warehouse", "results", "models", "tables", "rewards", "analysis")  # PREFPIPE_<NAME> each
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Settings:
     results: Path = Path("data/results")
     models: Path = Path("data/models")  # trained models, one folder each
     tables: Path = Path("data/tables")  # Parquet copies of the warehouse tables, for `prefpipe sql`
+    rewards: Path = Path("data/rewards")  # candidates scored by reward models, one run folder each
+    analysis: Path = Path("data/analysis")  # analysis=tilt/..., one run folder each
     max_responses: int = 9
     max_chars: int = 50_000
     max_quarantined_share: float = 0.5  # a batch above this share fails as a whole
@@ -46,13 +49,15 @@ class Settings:
             "results": Path(env.get("PREFPIPE_RESULTS", home / "results")),
             "models": Path(env.get("PREFPIPE_MODELS", home / "models")),
             "tables": Path(env.get("PREFPIPE_TABLES", home / "tables")),
+            "rewards": Path(env.get("PREFPIPE_REWARDS", home / "rewards")),
+            "analysis": Path(env.get("PREFPIPE_ANALYSIS", home / "analysis")),
         }
         if "PREFPIPE_LOCK_TIMEOUT" in env:
             values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"])
         if "PREFPIPE_MEMORY_LIMIT" in env:
             values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("home", "warehouse", "results", "models", "tables"):
+        for key in PATHS:
             values[key] = Path(values[key])
         settings = cls(**values)
         settings.check()

@@ -4,6 +4,7 @@ table that the DDL (sql/ddl/) makes: the list of tables lives there alone."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,3 +42,24 @@ def latest_tables(tables: Path) -> Path | None:
     """The newest published copy of the warehouse tables, or None."""
     copies = table_copies(tables)
     return copies[-1] if copies else None
+
+
+def compact(prompt: object) -> str:
+    """A prompt as compact JSON, as DuckDB's json() writes it: the key that matches warehouse prompts."""
+    return json.dumps(prompt, separators=(",", ":"), ensure_ascii=False)
+
+
+def warehouse_responses(tables: Path, prompts: list[object]) -> list[tuple[object, str]]:
+    """(prompt, text) of the warehouse's responses to PROMPTS, from the latest table copy (no lock taken)."""
+    import duckdb
+
+    from prefpipe.sql import sql
+
+    copy = latest_tables(tables)
+    if copy is None:
+        return []
+    with duckdb.connect() as con:
+        con.execute("SET VARIABLE copy = ?", [str(copy)])
+        con.execute("SET VARIABLE prompts = ?", [sorted({compact(p) for p in prompts})])
+        return [(json.loads(prompt), text) for prompt, text in con.execute(sql("analysis/warehouse_references.sql")
+                                                                           ).fetchall()]

@@ -1,4 +1,5 @@
-"""Prefect tasks of the nightly evaluation: read the registry, score one (model, set) unit."""
+"""Prefect tasks of the nightly evaluation: read the registry, score one unit (a model or a registered
+combination, on one set)."""
 
 from __future__ import annotations
 
@@ -16,21 +17,34 @@ from tasks import retry_unless_input_error
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,
       cache_policy=NO_CACHE)
-def read_registry(settings: Settings) -> tuple[list[tuple[str, str]], list[dict]]:
-    """Active models and the latest version of every evaluation set; the warehouse is closed again.
-    The warehouse tables are published to Parquet too, so analysts' SQL sees tonight's registry."""
+def read_registry(settings: Settings) -> tuple[list[dict], list[dict]]:
+    """What to score, each a dict: every active model ({id, path, reference}) and every active combination
+    ({id, combo, components}); and the latest version of every evaluation set. The warehouse is closed
+    again, and its tables are published to Parquet, so analysts' SQL sees tonight's registry."""
     with Warehouse.open(settings) as wh:
         tables.publish_tables(wh.con, settings.tables)
-        return registry.active_models(wh), registry.latest_evalsets(wh)
+        scored = [{"id": model_id, "path": path, "reference": reference}
+                  for model_id, path, reference in registry.active_models(wh)]
+        scored += [{"id": combo.name, "combo": combo, "components": registry.model_folders(wh, list(combo.models))}
+                   for combo in registry.combos(wh, active_only=True)]
+        return scored, registry.latest_evalsets(wh)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="score {model_id} on {evalset[name]}")
-def score_unit(results: Path, model_id: str, model_path: str, reference: str | None, evalset: dict, run_id: str,
-               run_date: date, force: bool, started: float) -> str:
-    """One model on one set: a new run folder in the lake, or skipped when these results exist."""
-    print(f"{model_id} on {evalset['name']}: {evalset['examples']} examples"
-          f"{f' (DPO policy against {reference})' if reference else ''}")
-    folder = evaluation.evaluate(Path(model_path), model_id, Path(evalset["path"]), evalset["name"], results,
-                           run_id=run_id, run_date=run_date, force=force, fmt=evalset["format"], started=started,
-                           reference=None if reference is None else Path(reference))
+@task(cache_policy=NO_CACHE, task_run_name="score {scored[id]} on {evalset[name]}")
+def score_unit(results: Path, scored: dict, evalset: dict, run_id: str, run_date: date, force: bool,
+               started: float, tables_dir: Path) -> str:
+    """One model or combination on one set: a new run folder in the lake, or skipped when these results exist."""
+    run = {"run_id": run_id, "run_date": run_date, "force": force, "fmt": evalset["format"], "started": started}
+    if "combo" in scored:
+        combo = scored["combo"]
+        print(f"{combo.name} on {evalset['name']}: {evalset['examples']} examples ({combo.transform} of "
+              f"{', '.join(combo.models)})")
+        folder = evaluation.evaluate_combo(combo, scored["components"], Path(evalset["path"]), evalset["name"],
+                                           results, tables=tables_dir, **run)
+    else:
+        reference = scored["reference"]
+        print(f"{scored['id']} on {evalset['name']}: {evalset['examples']} examples"
+              f"{f' (DPO policy against {reference})' if reference else ''}")
+        folder = evaluation.evaluate(Path(scored["path"]), scored["id"], Path(evalset["path"]), evalset["name"],
+                                     results, reference=None if reference is None else Path(reference), **run)
     return "skipped (results exist for this model, set and code version)" if folder is None else str(folder)

@@ -1,0 +1,173 @@
+"""The analysis commands of `prefpipe` (registered by prefpipe/cli.py): rewards of candidates, registered
+combinations, normalised models, and the reward-tilt analysis. Thin faces over flows/analysis.py and the
+library; the defaults come from prefpipe/config.py."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from prefpipe.config import Combination, TiltConfig
+from prefpipe.errors import InputError
+from prefpipe.names import check_name
+from prefpipe.settings import Settings
+from prefpipe.text import format_table
+
+rewards_app = typer.Typer(help="Rewards of candidates: list the runs (default), score.", no_args_is_help=False)
+combos_app = typer.Typer(help="Combinations of reward models: list (default), add.", no_args_is_help=False)
+analyse_app = typer.Typer(help="What a reward does to a policy: tilt.", no_args_is_help=True)
+DEFAULT_COMBO = Combination("x", ("m",))
+COMBO_HELP = {f.name: f.metadata.get("help", "") for f in fields(Combination)}
+DEFAULT_TILT = TiltConfig()
+
+
+@rewards_app.callback(invoke_without_command=True)
+def rewards(ctx: typer.Context) -> None:
+    """List the rewards runs, newest last."""
+    import pyarrow.parquet as pq
+
+    from prefpipe.lake import REWARDS, partitions
+
+    if ctx.invoked_subcommand is not None:
+        return
+    runs, _ = partitions(Settings.from_env().rewards, REWARDS)
+    rows = []
+    for run in sorted(runs, key=lambda r: (r.parent.name, r.name)):
+        candidates = pq.read_table(run / "candidates.parquet", columns=["prompt_id", "source", "ref_source"])
+        models = sorted(set(pq.read_table(run / "rewards.parquet", columns=["model_id"])["model_id"].to_pylist()))
+        prompts = len(set(candidates["prompt_id"].to_pylist()))
+        rows.append((run.name.removeprefix("run_id="), candidates.num_rows, prompts, ", ".join(models),
+                     candidates["source"][0].as_py(), candidates["ref_source"][0].as_py()))
+    typer.echo(format_table(["run_id", "candidates", "prompts", "models", "source", "ref_source"], rows) if rows
+               else "(no rewards yet: run `prefpipe rewards score`)")
+
+
+@rewards_app.command("score")
+def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A candidates file (JSON Lines or Parquet): "
+                                                                   "prompt, response, and optionally prompt_id, "
+                                                                   "response_id, ref_logprob, reference.")] = None,
+                  from_split: Annotated[str | None, typer.Option(help="The candidates of a warehouse split instead: "
+                                                                 "every comparable response of its annotations.")
+                                        ] = None,
+                  model: Annotated[list[str] | None, typer.Option("--model", help="A registered model (repeat).")
+                                   ] = None,
+                  reference_lm: Annotated[Path | None, typer.Option(help="A local causal LM: π_ref's log-probability "
+                                                                    "of each response (default: the file's "
+                                                                    "ref_logprob, else uniform)")] = None) -> None:
+    """Score candidates with registered models into a rewards run of the lake."""
+    from flows.analysis import rewards_flow
+
+    for name in model or []:
+        check_name(name, "--model")
+    if candidates is not None and not candidates.is_file():
+        raise InputError("no such file", file=candidates)
+    done = rewards_flow(list(model or []), None if candidates is None else str(candidates), from_split,
+                        None if reference_lm is None else str(reference_lm))
+    typer.echo(f"\nrewards run {done['run_id']}: {done['candidates']} candidates of {done['prompts']} prompts; "
+               f"π_ref {done['ref_source']}\n{done['path']}")
+
+
+@combos_app.callback(invoke_without_command=True)
+def combos(ctx: typer.Context) -> None:
+    """List the registered combinations."""
+    from prefpipe.registry import combos as registered
+    from prefpipe.warehouse import Warehouse
+
+    if ctx.invoked_subcommand is not None:
+        return
+    settings, found = Settings.from_env(), []
+    if settings.warehouse.exists():
+        with Warehouse.open(settings) as wh:
+            found = registered(wh)
+    columns = ["name", "models", "weights", "transform", "references", "quantile", "method", "min_references"]
+    typer.echo(format_table(columns, [tuple(getattr(c, k) for k in columns) for c in found]) if found
+               else "(no combinations yet: run `prefpipe combos add`)")
+
+
+@combos_app.command("add")
+def combos_add(name: Annotated[str, typer.Argument(help="The combination's name (scored under it, like a model).")],
+               model: Annotated[list[str], typer.Option("--model", help="A registered model (repeat).")],
+               weight: Annotated[list[float] | None, typer.Option("--weight", help="One per model, in order "
+                                                                  "(default: 1 each).")] = None,
+               transform: Annotated[str, typer.Option(help=COMBO_HELP["transform"])] = DEFAULT_COMBO.transform,
+               references: Annotated[str, typer.Option(help=COMBO_HELP["references"])
+                                     ] = DEFAULT_COMBO.references,
+               quantile: Annotated[float, typer.Option(help=COMBO_HELP["quantile"])
+                                   ] = DEFAULT_COMBO.quantile,
+               method: Annotated[str, typer.Option(help=COMBO_HELP["method"])] = DEFAULT_COMBO.method,
+               min_references: Annotated[int, typer.Option(help=COMBO_HELP["min_references"])
+                                         ] = DEFAULT_COMBO.min_references,
+               replace: Annotated[bool, typer.Option("--replace", help="Replace a combination of this name.")] = False,
+               ) -> None:
+    """Register a combination of reward models; the nightly evaluation scores it like a model."""
+    from prefpipe.registry import add_combo
+    from prefpipe.tables import publish_tables
+    from prefpipe.warehouse import Warehouse
+
+    combo = Combination(name, tuple(model), tuple(weight or ()), transform, references, quantile, method,
+                        min_references)
+    settings = Settings.from_env()
+    with Warehouse.open(settings) as wh:
+        add_combo(wh, combo, replace=replace)
+        publish_tables(wh.con, settings.tables)
+    weights = ", ".join(f"{w:g}·{m}" for w, m in zip(combo.weights, combo.models, strict=True))
+    typer.echo(f"{name}: registered, active: Σ {weights} of {transform} rewards")
+
+
+@analyse_app.command("tilt")
+def analyse_tilt(rewards_run: Annotated[str | None, typer.Option("--rewards", help="A rewards run id (default: "
+                                                                 "the newest).")] = None,
+                 model: Annotated[str | None, typer.Option(help="The reward of this model (default: the run's "
+                                                           "only one).")] = None,
+                 combo: Annotated[str | None, typer.Option(help="Or of this registered combination.")] = None,
+                 beta: Annotated[str, typer.Option(help="β of the tilted policies, comma-separated.")
+                                 ] = ",".join(f"{b:g}" for b in DEFAULT_TILT.betas),
+                 n: Annotated[str, typer.Option(help="n of best-of-n, comma-separated.")
+                              ] = ",".join(map(str, DEFAULT_TILT.ns))) -> None:
+    """The tilted policy π_ref·exp(r/β) and best-of-n over each prompt's candidates, into the lake, with the
+    reward–KL frontier's picture."""
+    from flows.analysis import tilt_flow
+
+    config = TiltConfig(_numbers(beta, float, "--beta"), _numbers(n, int, "--n"))
+    done = tilt_flow(config, rewards_run, model, combo)
+    rows = [(r["kind"], r["beta"] if r["kind"] == "tilt" else r["n"], round(r["kl"], 4), round(r["expected_reward"], 4),
+             None if r.get("win_rate") is None else round(r["win_rate"], 4)) for r in done["frontier"]]
+    typer.echo(f"\n{done['title']}\n" + format_table(["kind", "beta or n", "kl", "expected_reward", "win_rate"], rows))
+    typer.echo(f"\n{done['plot']}")
+
+
+def normalise(model_id: Annotated[str, typer.Argument(help="A registered reward model.")],
+              to: Annotated[str, typer.Option(help="The reference set: edits | evalset:NAME | split:NAME")],
+              scale: Annotated[bool, typer.Option("--scale", help="Also divide by the reference set's std.")] = False,
+              name: Annotated[str | None, typer.Option(help="The new model's id (default: ID-normalised)")] = None,
+              ) -> None:
+    """Register a copy of a reward model whose rewards have mean 0 on a reference set (InstructGPT §3.5)."""
+    from prefpipe.normalise import normalise_model, reference_items
+    from prefpipe.registry import model_record, register_normalised
+    from prefpipe.tables import publish_tables
+    from prefpipe.warehouse import Warehouse
+
+    check_name(model_id, "ID")
+    new = check_name(name or f"{model_id}-normalised")
+    settings = Settings.from_env()
+    with Warehouse.open(settings) as wh:
+        source = model_record(wh, model_id)
+        if source["reference"]:
+            raise InputError("a DPO policy has no score head to normalise", file=model_id)
+        record = normalise_model(Path(source["path"]), settings.models / new, reference_items(wh, to), scale, to)
+        register_normalised(wh, model_id, new, settings.models / new, record)
+        publish_tables(wh.con, settings.tables)
+    scaled = f", × {record['scale']:.6g}" if scale else ""
+    typer.echo(f"{new}: registered, active: ({model_id} + {record['bias']:.6g}){scaled}: mean 0 on {to} "
+               f"({record['size']} responses)\n{settings.models / new}")
+
+
+def _numbers(text: str, kind: type, field: str) -> tuple:
+    try:
+        return tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(f"must be comma-separated {'whole ' if kind is int else ''}numbers, got {text!r}",
+                         field=field) from None

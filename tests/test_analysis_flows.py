@@ -1,0 +1,114 @@
+"""The analyses end to end on tiny models: rewards score -> analyse tilt -> lake -> SQL view -> PNG; a
+combination in the nightly beside its two models; one-line errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from helpers import LLMBAR, first_rows, run_cli, write_batch
+
+from prefpipe.registry import add_model, register_evalset
+from prefpipe.synth import synthetic_batch, tiny_reward_model
+from prefpipe.warehouse import Warehouse
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def home(prefect_harness, tmp_path, settings_factory, monkeypatch):
+    """A warehouse with a synthetic batch, two tiny reward models and a tiny causal LM for π_ref."""
+    from prefpipe.ingest import ingest_file
+
+    settings = settings_factory(tmp_path, splits=(0.6, 0.1, 0.3))
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, synthetic_batch(tmp_path / "b.jsonl", 120, bad_lines=0), settings)
+        for name, seed in (("helpful", 1), ("harmless", 2)):
+            add_model(wh, tiny_reward_model(tmp_path / name, seed=seed, positions=2048), name)
+        register_evalset(wh, settings.home, first_rows(LLMBAR, 20, tmp_path / "small.jsonl"), "small")
+    for name in ("home", "warehouse"):
+        monkeypatch.setenv(f"PREFPIPE_{name.upper()}", str(getattr(settings, name)))
+    return settings
+
+
+def cli_ok(*args: str) -> str:
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_rewards_then_tilt_then_sql_and_a_picture(home, tmp_path):
+    lm = tiny_reward_model(tmp_path / "lm", "causal-lm", seed=3, positions=2048)
+    out = cli_ok("rewards", "score", "--from-split", "test", "--model", "helpful", "--model", "harmless",
+                 "--reference-lm", str(lm))
+    with Warehouse.open(home) as wh:
+        [(expected,)] = wh.con.execute(
+            "SELECT count(DISTINCT (a.prompt_id, r.text)) FROM annotations a JOIN responses r USING (annotation_seq) "
+            "WHERE a.split = 'test' AND NOT r.dropped AND (r.rank IS NOT NULL OR r.edited_from IS NOT NULL)").fetchall()
+    assert f"{expected} candidates" in out and f"π_ref lm:{lm}" in out
+    out = cli_ok("analyse", "tilt", "--model", "helpful", "--beta", "0.1,1", "--n", "1,4")
+    png = next(line for line in out.splitlines() if line.endswith("frontier.png"))
+    assert Path(png).read_bytes()[:4] == b"\x89PNG"
+    frontier = json.loads(cli_ok("sql", "SELECT kind, beta, n, kl, expected_reward, win_rate, ref_source, prompts "
+                                 "FROM tilt_frontier ORDER BY kind, beta, n", "--format", "json"))
+    assert [(r["kind"], r["beta"], r["n"]) for r in frontier] == [("best_of_n", None, 1), ("best_of_n", None, 4),
+                                                                  ("tilt", 0.1, None), ("tilt", 1.0, None)]
+    assert frontier[0]["kl"] == pytest.approx(0, abs=1e-9) and frontier[0]["win_rate"] == pytest.approx(0.5)
+    assert {r["ref_source"] for r in frontier} == {f"lm:{lm}"}
+    rows = json.loads(cli_ok("sql", "SELECT count(*) AS n, count(DISTINCT prompt_id) AS prompts FROM tilt_prompts",
+                             "--format", "json"))[0]
+    assert rows["n"] == 4 * rows["prompts"] == 4 * frontier[0]["prompts"]
+    joined = json.loads(cli_ok("sql", "SELECT count(*) AS n FROM reward_candidates c JOIN rewards r "
+                               "USING (run_id, prompt_id, response_id)", "--format", "json"))[0]
+    assert joined["n"] == 2 * expected  # two models
+    cli_ok("combos", "add", "both", "--model", "helpful", "--model", "harmless", "--weight", "1", "--weight", "0.5")
+    out = cli_ok("analyse", "tilt", "--combo", "both")
+    folder = next(home.analysis.glob("analysis=tilt/run_date=*/run_id=*/references.parquet")).parent
+    references = pq.read_table(folder / "references.parquet").to_pylist()
+    assert {r["model_id"] for r in references} == {"helpful", "harmless"} and "combination both" in out
+
+
+def test_a_combination_is_scored_in_the_nightly_beside_its_models(home):
+    from flows.nightly import nightly_flow
+
+    cli_ok("combos", "add", "soft-and", "--model", "helpful", "--model", "harmless", "--min-references", "2")
+    assert "soft-and" in cli_ok("combos")
+    board = nightly_flow(home)["leaderboard"]
+    assert sorted(r["model_id"] for r in board) == ["harmless", "helpful", "soft-and"]
+    [folder] = home.results.glob("evalset=small/model=soft-and/run_date=*/run_id=*")
+    references = pq.read_table(folder / "references.parquet").to_pylist()
+    assert {r["model_id"] for r in references} == {"helpful", "harmless"}
+    assert {r["r_ref_source"] for r in references} == {"prompt"}  # each example: 2 completions, min 2
+    assert all(r["references"] == 2 for r in references)
+
+
+def test_bad_analysis_input_fails_in_one_line_and_writes_nothing(home, tmp_path):
+    bad = write_batch(tmp_path / "candidates.jsonl", {"prompt": "q", "response": "a"}, {"response": "b"})
+    lm = tiny_reward_model(tmp_path / "lm", "causal-lm", seed=3)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(lm)
+    tokenizer.add_tokens([f"extra{i}" for i in range(10)])
+    tokenizer.save_pretrained(tmp_path / "lm")  # a folder whose tokenizer is not the model's
+    cases = [(("rewards", "score", str(bad), "--model", "helpful"), f"{bad}:2: prompt: missing"),
+             (("rewards", "score", "--from-split", "test", "--model", "nobody"),
+              "--model: no such model in the registry: nobody"),
+             (("rewards", "score", "--from-split", "test", "--model", "helpful", "--reference-lm", str(lm)),
+              f"{lm}: --reference-lm: its tokenizer does not fit the model"),
+             (("analyse", "tilt", "--combo", "nobody"), "no rewards yet"),
+             (("combos", "add", "x", "--model", "helpful", "--quantile", "1.5"), "--quantile: must be between 0 and 1"),
+             (("combos", "add", "x", "--model", "nobody"), "x: --model: no such model in the registry: nobody")]
+    for args, reason in cases:
+        done = run_cli(*args)
+        assert done.returncode == 1 and reason in done.stderr and len(done.stderr.splitlines()) == 1, (args, done.stderr)
+    assert not home.rewards.exists() and not home.analysis.exists()
+    cli_ok("rewards", "score", "--from-split", "test", "--model", "helpful")
+    for args, reason in [(("analyse", "tilt", "--combo", "nobody"), "nobody: --combo: no such combination"),
+                         (("analyse", "tilt", "--beta", "0.1,0"), "--beta: every β must be above 0, got 0.1, 0"),
+                         (("analyse", "tilt", "--n", "0"), "--n: every n must be a whole number of at least 1"),
+                         (("analyse", "tilt", "--model", "harmless"), "harmless: --model: the rewards run")]:
+        done = run_cli(*args)
+        assert done.returncode == 1 and reason in done.stderr and len(done.stderr.splitlines()) == 1, (args, done.stderr)
+    assert not home.analysis.exists()
