@@ -37,49 +37,51 @@ def tilt_tables(prompt_ids, reward: np.ndarray, log_ref: np.ndarray | None, conf
         codes, reward, log_ref = codes.take(order), reward.take(order), log_ref.take(order)
     analyses = [("tilt", b) for b in config.betas] + [("best_of_n", n) for n in config.ns]
     with ThreadPoolExecutor(2) as pool:  # numpy releases the GIL: two cores, two pieces at a time
-        first, counts, out = _analyse(pool, analyses, codes, reward, log_ref)
+        first, shared, out = _analyse(pool, analyses, codes, reward, log_ref)
         prompt = encoded.dictionary.take(pa.array(first))  # one column, shared by every part
-        assembled = pool.map(partial(_assemble, prompt, pa.array(counts)), analyses, out)
+        assembled = pool.map(partial(_assemble, prompt, shared), analyses, out)
         parts, means = zip(*assembled, strict=True)
     sourced = [pa.concat_tables(parts, promote_options="default"), pa.Table.from_pylist(list(means))]
     return tuple(t.append_column("ref_source", _constant(ref_source, len(t))) for t in sourced)
 
 
 def _analyse(pool: ThreadPoolExecutor, analyses: list[tuple[str, float]], codes: np.ndarray, reward: np.ndarray,
-             log_ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict[str, np.ndarray]]]:
-    """Every analysis over candidates grouped by prompt, piece by piece in POOL: per prompt, its code, its
-    number of candidates, and per analysis its output columns."""
+             log_ref: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], list[dict[str, np.ndarray]]]:
+    """Every analysis over candidates grouped by prompt, piece by piece in POOL: per prompt, its code and
+    the columns every analysis shares (its number of candidates, E_π_ref[r]), and per analysis its own."""
     pieces, prompts = _pieces(codes)
     size = int(prompts[-1])
-    first, counts = np.empty(size, dtype=codes.dtype), np.empty(size, dtype=np.int64)
+    first = np.empty(size, dtype=codes.dtype)
+    shared = {"candidates": np.empty(size, dtype=np.int64), "ref_reward": np.empty(size)}
     out = [{name: np.empty(size) for name in COLUMNS[kind]} for kind, _ in analyses]
 
-    def piece(i: int) -> None:  # writes the piece's prompts' rows of FIRST, COUNTS and OUT
+    def piece(i: int) -> None:  # writes the piece's prompts' rows of FIRST, SHARED and OUT
         (start, end), rows = pieces[i], slice(prompts[i], prompts[i + 1])
         c = Candidates.build(codes[start:end], reward[start:end], log_ref[start:end])
-        first[rows], counts[rows] = c.prompt[c.starts], c.counts
+        first[rows], shared["candidates"][rows], shared["ref_reward"][rows] = c.prompt[c.starts], c.counts, c.ref_reward
         for (kind, value), columns in zip(analyses, out, strict=True):
             for name, values in _analysis(c, kind, value).items():
                 columns[name][rows] = values
 
     list(pool.map(piece, range(len(pieces))))
-    return first, counts, out
+    return first, shared, out
 
 
-def _assemble(prompt: pa.Array, counts: pa.Array, analysis: tuple[str, float],
-              values: dict[str, np.ndarray]) -> tuple[pa.Table, dict]:
+def _assemble(prompt: pa.Array, shared: dict[str, np.ndarray], analysis: tuple[str, float],
+              own: dict[str, np.ndarray]) -> tuple[pa.Table, dict]:
     """One analysis's per-prompt table and its means over prompts."""
     kind, value = analysis
     key = {"beta": value} if kind == "tilt" else {"n": int(value)}
+    values = {"ref_reward": shared["ref_reward"], **own}
     if kind == "best_of_n":
         values["kl_bound"] = np.full(len(prompt), np.log(value) - (value - 1) / value)
     mean = {"kind": kind, "beta": None, "n": None, **key, "prompts": len(prompt),
             **{name: float(np.mean(values[name])) if name in values else None for name in MEANS}}
-    return _rows(kind, prompt, counts, **key, **values), mean
+    return _rows(kind, prompt, shared["candidates"], **key, **values), mean
 
 
-COLUMNS = {"tilt": ("kl", "expected_reward", "ref_reward", "log_z", "effective_candidates"),
-           "best_of_n": ("kl", "expected_reward", "ref_reward", "win_rate")}
+COLUMNS = {"tilt": ("kl", "expected_reward", "log_z", "effective_candidates"),
+           "best_of_n": ("kl", "expected_reward", "win_rate")}
 MEANS = ("kl", "expected_reward", "ref_reward", "effective_candidates", "kl_bound", "win_rate")
 
 
@@ -96,19 +98,19 @@ def _analysis(c: Candidates, kind: str, value: float) -> dict[str, np.ndarray]:
     """One β or n over candidates C: a per-prompt array per output column."""
     if kind == "tilt":
         t = tilt(c, value)
-        return {"kl": t.kl, "expected_reward": t.expected_reward, "ref_reward": t.ref_reward, "log_z": t.log_z,
+        return {"kl": t.kl, "expected_reward": t.expected_reward, "log_z": t.log_z,
                 "effective_candidates": t.effective_candidates}
     b = best_of_n(c, int(value))
-    return {"kl": b.kl, "expected_reward": b.expected_reward, "ref_reward": c.ref_reward, "win_rate": b.win_rate}
+    return {"kl": b.kl, "expected_reward": b.expected_reward, "win_rate": b.win_rate}
 
 
-def _rows(kind: str, prompt: pa.Array, counts: pa.Array, *, beta: float | None = None, n: int | None = None,
+def _rows(kind: str, prompt: pa.Array, counts: np.ndarray, *, beta: float | None = None, n: int | None = None,
           **values: np.ndarray) -> pa.Table:
     size = len(prompt)
     return pa.table({"kind": _constant(kind, size), "prompt_id": prompt,
                      "beta": pa.nulls(size, pa.float64()) if beta is None else pa.array(np.full(size, beta)),
                      "n": pa.nulls(size, pa.int64()) if n is None else pa.array(np.full(size, n, dtype=np.int64)),
-                     "candidates": counts, **{name: pa.array(np.asarray(v, dtype=np.float64))
+                     "candidates": pa.array(counts), **{name: pa.array(np.asarray(v, dtype=np.float64))
                                               for name, v in values.items()}})
 
 

@@ -9,9 +9,11 @@ best: with F the reward's CDF under π_ref and F⁻ its left limit, a reward val
 probability F(v)ⁿ − F⁻(v)ⁿ, shared by the candidates tied at v in proportion to π_ref. Its KL is at most
 log n − (n−1)/n (Beirami et al. 2024), and its win rate against π_ref (ties ½) at most n/(n+1).
 
-Everything is vectorised over all prompts at once (numpy segment reductions over candidates sorted by
-prompt, then reward): no Python loop over prompts or candidates. A prompt is a segment [start, next start);
-what does not depend on β or n (π_ref, the tie groups, the CDF) is computed once, in `Candidates.build`.
+Everything is vectorised over all prompts at once: candidates sorted by prompt, then reward; a prompt is a
+run [start, next start), and sums over runs are numpy segment reductions, or matrix products where the runs
+have one length (`Segments`). No Python loop over prompts or candidates. What does not depend on β or n
+(π_ref, the shift, the tie groups, the CDF) is computed once per `Candidates`. prefpipe.frontier runs this
+over pieces of about 65,000 candidates, two at a time, so that a piece's arrays stay in the CPU's cache.
 """
 
 from __future__ import annotations
@@ -70,20 +72,12 @@ class Candidates:
         return self.sum(self.reward, self.p_ref)
 
     @cached_property
-    def width(self) -> int:
-        """K when every prompt has K candidates, else 0."""
-        k = int(self.counts[0]) if len(self.counts) else 0
-        return k if k * len(self.counts) == len(self.reward) and (self.counts == k).all() else 0
+    def segments(self) -> Segments:
+        return Segments(self.starts, len(self.reward))
 
     def sum(self, values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """Σ values (or Σ weights·values) over each prompt's candidates. With K candidates per prompt, a
-        matrix product over K columns: two to four times as fast as np.add.reduceat's segments of K."""
-        if self.width:
-            rows = values.reshape(-1, self.width)
-            if weights is None:
-                return rows @ np.ones(self.width)
-            return np.einsum("pk,pk->p", weights.reshape(rows.shape), rows)
-        return np.add.reduceat(values if weights is None else weights * values, self.starts)
+        """Σ values (or Σ weights·values) over each prompt's candidates."""
+        return self.segments.sum(values, weights)
 
     def per_candidate(self, values: np.ndarray) -> np.ndarray:
         """A per-prompt value repeated for each of the prompt's candidates."""
@@ -101,6 +95,30 @@ class Candidates:
     @cached_property
     def ties(self) -> Ties:
         return Ties.of(self)
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Consecutive runs of an array of SIZE (a prompt's candidates, or its reward values), beginning at STARTS."""
+
+    starts: np.ndarray
+    size: int
+
+    @cached_property
+    def width(self) -> int:
+        """K when every run has K elements, else 0."""
+        k = int(self.starts[1]) if len(self.starts) > 1 else self.size
+        return k if k * len(self.starts) == self.size and (np.diff(self.starts) == k).all() else 0
+
+    def sum(self, values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Σ values (or Σ weights·values) over each run. With runs of K, a matrix product over K columns: two
+        to four times as fast as np.add.reduceat's runs of K."""
+        if self.width:
+            rows = values.reshape(-1, self.width)
+            if weights is None:
+                return rows @ np.ones(self.width)
+            return np.einsum("pk,pk->p", weights.reshape(rows.shape), rows)
+        return np.add.reduceat(values if weights is None else weights * values, self.starts)
 
 
 def _by_prompt_then_reward(prompt: np.ndarray, reward: np.ndarray, *more: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -126,11 +144,7 @@ def _rows_of_equal_width(prompt: np.ndarray) -> int:
     """K when PROMPT holds each prompt's K candidates together, for one K; else 0."""
     if len(prompt) < 2 or not np.all(prompt[1:] >= prompt[:-1]):
         return 0
-    starts = np.flatnonzero(prompt[1:] != prompt[:-1]) + 1
-    width = int(starts[0]) if len(starts) else len(prompt)
-    if len(prompt) % width or not np.array_equal(starts, np.arange(width, len(prompt), width)):
-        return 0
-    return width
+    return Segments(np.flatnonzero(np.r_[True, prompt[1:] != prompt[:-1]]), len(prompt)).width
 
 
 def segment_logsumexp(x: np.ndarray, starts: np.ndarray, sizes: np.ndarray | None = None) -> np.ndarray:
@@ -193,16 +207,24 @@ def _weights(c: Candidates, beta: float) -> tuple[np.ndarray, np.ndarray, np.nda
     return weights, shift, np.add.reduceat(weights, c.starts)
 
 
+PADDING = 1.25  # the tie groups' rows are padded when that makes them at most this many times as long
+
+
 @dataclass(frozen=True, eq=False)
 class Ties:
     """The reward values of each prompt (its candidates tied at one reward form a group), with π_ref's mass
-    on each value and its CDF: what best-of-n needs, for every n."""
+    on each value and its CDF: what best-of-n needs, for every n.
+
+    The groups lie in rows, a row per prompt (`segments`). When most prompts have about as many groups as
+    the one with most, each row is padded to that many slots (F repeated, no mass), so that sums over a row
+    are matrix products; `slot` says where each group lies."""
 
     groups: np.ndarray  # where each group begins, in the candidates
-    first_group: np.ndarray  # where each prompt's groups begin, in the groups
-    value: np.ndarray  # the group's reward
-    p_equal: np.ndarray  # π_ref(R = v)
-    f: np.ndarray  # F(v) = π_ref(R ≤ v)
+    slot: np.ndarray  # where each group lies, in the rows
+    segments: Segments  # the rows
+    value: np.ndarray  # the group's reward (0 in padding)
+    p_equal: np.ndarray  # π_ref(R = v) (0 in padding)
+    f: np.ndarray  # F(v) = π_ref(R ≤ v) (the row's last F in padding)
 
     @property
     def f_below(self) -> np.ndarray:
@@ -213,7 +235,7 @@ class Ties:
         """PER_GROUP's value at the prompt's group below each group, 0 for a prompt's first group."""
         shifted = np.empty_like(per_group)
         shifted[1:] = per_group[:-1]
-        shifted[self.first_group] = 0.0
+        shifted[self.segments.starts] = 0.0
         return shifted
 
     @cached_property
@@ -239,9 +261,17 @@ class Ties:
         p_equal = np.add.reduceat(c.p_ref, groups)
         group_prompt = c.prompt[groups]
         first_group = np.flatnonzero(np.r_[True, group_prompt[1:] != group_prompt[:-1]])
+        sizes = np.diff(np.r_[first_group, len(groups)])
         cumulative = np.cumsum(p_equal)
-        before = np.repeat(cumulative[first_group] - p_equal[first_group], np.diff(np.r_[first_group, len(groups)]))
-        return cls(groups, first_group, c.reward[groups], p_equal, np.clip(cumulative - before, 0.0, 1.0))
+        f = np.clip(cumulative - np.repeat(cumulative[first_group] - p_equal[first_group], sizes), 0.0, 1.0)
+        value, width = c.reward[groups], int(sizes.max()) if len(sizes) else 0
+        if width * len(sizes) > PADDING * len(groups):  # too much padding: rows as they are
+            return cls(groups, np.arange(len(groups)), Segments(first_group, len(groups)), value, p_equal, f)
+        slot = np.arange(len(groups)) + np.repeat(np.arange(len(sizes)) * width - first_group, sizes)
+        padded = [np.zeros(width * len(sizes)) for _ in range(2)] + [np.repeat(f[first_group + sizes - 1], width)]
+        for row, x in zip(padded, (value, p_equal, f), strict=True):
+            row[slot] = x
+        return cls(groups, slot, Segments(np.arange(0, len(padded[0]), width), len(padded[0])), *padded)
 
 
 @dataclass(frozen=True)
@@ -254,15 +284,16 @@ class BestOfN:
     expected_reward: np.ndarray
     win_rate: np.ndarray  # against π_ref, ties ½
     candidates: Candidates
-    best: np.ndarray  # per tie group: the probability that the best of n has its reward
+    best: np.ndarray  # per slot of the tie groups' rows: the probability that the best of n has its reward
 
     @property
     def probability(self) -> np.ndarray:
         """Per candidate: the group's probability, shared in proportion to π_ref."""
         c, ties = self.candidates, self.candidates.ties
         sizes = np.diff(np.r_[ties.groups, len(c.reward)])
-        share = np.divide(c.p_ref, np.repeat(ties.p_equal, sizes), out=np.zeros_like(c.p_ref), where=c.p_ref > 0)
-        return share * np.repeat(self.best, sizes)
+        p_equal = np.repeat(ties.p_equal[ties.slot], sizes)
+        share = np.divide(c.p_ref, p_equal, out=np.zeros_like(c.p_ref), where=c.p_ref > 0)
+        return share * np.repeat(self.best[ties.slot], sizes)
 
 
 TINY = np.finfo(np.float64).tiny
@@ -276,7 +307,5 @@ def best_of_n(c: Candidates, n: int) -> BestOfN:
     best = power - ties.below(power)  # Fⁿ − F⁻ⁿ: P(the best of n has reward v)
     log_best = np.log(np.maximum(best, TINY))  # where best is 0, best·log(best) is 0 (and best·log TINY is)
     log_best -= ties.log_p_equal
-    kl = np.add.reduceat(best * log_best, ties.first_group)
-    expected = np.add.reduceat(best * ties.value, ties.first_group)
-    win = np.add.reduceat(best * ties.win_weight, ties.first_group)
+    kl, expected, win = (ties.segments.sum(x, best) for x in (log_best, ties.value, ties.win_weight))
     return BestOfN(int(n), np.maximum(kl, 0.0), float(np.log(n) - (n - 1) / n), expected, win, c, best)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import strategies as st
 
 from prefpipe import frontier
+from prefpipe import tilt as tilt_module
 from prefpipe.config import TiltConfig
 from prefpipe.errors import InputError
 from prefpipe.frontier import tilt_tables
@@ -159,13 +160,30 @@ def test_results_do_not_depend_on_the_candidates_order(seed, prompts, width, uni
     prompt = np.repeat(np.arange(prompts), width)
     reward, log_ref = np.round(rng.normal(0, 2, len(prompt))), None if uniform else rng.normal(0, 1.5, len(prompt))
     grouped = Candidates.build(prompt, reward, log_ref)
-    assert grouped.width == width
+    assert grouped.segments.width == width
     order = rng.permutation(len(prompt))
     shuffled = Candidates.build(prompt[order], reward[order], None if uniform else log_ref[order])
     assert np.allclose(analyses(grouped), analyses(shuffled), rtol=1e-9, atol=1e-9)
     extra = np.zeros(width + 1)  # one more prompt, with one more candidate: no width
     mixed = Candidates.build(np.r_[prompt, extra + prompts], np.r_[reward, extra], None if uniform else np.r_[log_ref, extra])
-    assert mixed.width == 0 and np.allclose(analyses(mixed)[:, :-1], analyses(grouped), rtol=1e-9, atol=1e-9)
+    assert mixed.segments.width == 0 and np.allclose(analyses(mixed)[:, :-1], analyses(grouped), rtol=1e-9, atol=1e-9)
+
+
+@hypothesis.settings(max_examples=30, deadline=None)
+@hypothesis.given(candidate_sets)
+def test_best_of_n_does_not_depend_on_padding_the_tie_groups(c):
+    """Rows of tie groups padded to the longest (matrix sums) or left as they are (segment sums): the same."""
+    padded, compact = (Candidates(c.prompt, c.reward, c.log_ref, c.starts) for _ in range(2))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tilt_module, "PADDING", np.inf)
+        assert padded.ties.segments.width == max(np.diff(np.r_[padded.ties.segments.starts, len(padded.ties.f)]))
+        patch.setattr(tilt_module, "PADDING", 0.0)
+        assert len(compact.ties.f) == len(compact.ties.groups)  # no padding
+    for n in NS:
+        a, b = best_of_n(padded, n), best_of_n(compact, n)
+        assert np.allclose(a.probability, b.probability, rtol=1e-12, atol=1e-15)
+        for x, y in ((a.kl, b.kl), (a.expected_reward, b.expected_reward), (a.win_rate, b.win_rate)):
+            assert np.allclose(x, y, rtol=1e-9, atol=1e-12)
 
 
 def test_a_candidate_far_below_the_shift_bound_still_counts():
