@@ -14,9 +14,9 @@ $(VENV)/installed: pyproject.toml
 demo: $(VENV)/installed
 	$(VENV)/bin/prefpipe demo
 
-test: $(VENV)/installed  # lint first, so that CI catches it
+test: $(VENV)/installed  # lint first, so that CI catches it; two workers, as this machine has two cores
 	$(VENV)/bin/ruff check prefpipe flows tasks tests benchmarks
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-fast: $(VENV)/installed  # without the integration tests marked slow (Prefect servers, subprocesses)
 	$(PY) -m pytest -m "not slow"
