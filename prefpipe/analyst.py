@@ -40,10 +40,10 @@ def analyst_connection(results: Path, tables: Path | None = None,
                        regression_threshold: float = Settings.regression_threshold, *, rewards: Path | None = None,
                        analysis: Path | None = None) -> Analyst:
     """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql), the
-    rewards runs (views/rewards.sql) and the analyses (views/analysis.sql) when they hold runs, and over the
-    latest copy of the warehouse tables (a view per table, then the warehouse's own pairs and curation views)
-    when there is one. It never opens the warehouse file, so it never waits for its lock. The folders of
-    the lake that are not run partitions are skipped, for the caller to report."""
+    rewards runs (views/rewards.sql) and the analyses (views/tilt.sql, views/tradeoff.sql) when they hold
+    runs, and over the latest copy of the warehouse tables (a view per table, then the warehouse's own pairs
+    and curation views) when there is one. It never opens the warehouse file, so it never waits for its
+    lock. The folders of the lake that are not run partitions are skipped, for the caller to report."""
     runs, foreign = result_runs(results)
     copy = latest_tables(tables) if tables is not None else None
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
@@ -54,17 +54,14 @@ def analyst_connection(results: Path, tables: Path | None = None,
         _files(con, runs, score_files="scores", summary_files="summary")
         con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
         run_script(con, "views/eval.sql")
-    for root, layout, script, files in ((rewards, REWARDS, "views/rewards.sql", {"candidate_files": "candidates",
-                                                                                  "reward_files": "rewards"}),
-                                        (analysis, ANALYSES, "views/analysis.sql",
-                                         {"tilt_prompt_files": "prompts", "tilt_frontier_files": "frontier"})):
+    for root, layout in ((rewards, REWARDS), (analysis, ANALYSES)):
         found, stray = partitions(root, layout) if root is not None else ([], [])
         foreign += stray
-        if layout is ANALYSES:
-            found = [run for run in found if run.parent.parent.name == "analysis=tilt"]
-        if found:
-            _files(con, found, **files)
-            run_script(con, script)
+        for kind, script, files in [(kind, script, files) for of, kind, script, files in VIEWS if of is layout]:
+            runs_of_kind = [run for run in found if kind is None or run.parent.parent.name == f"analysis={kind}"]
+            if runs_of_kind:
+                _files(con, runs_of_kind, **files)
+                run_script(con, script)
     if copy is not None:  # a view per table, then the warehouse's own views over them
         for table in sorted(copy.glob("*.parquet")):
             if re.fullmatch(r"[a-z][a-z0-9_]*", table.stem):
@@ -73,6 +70,14 @@ def analyst_connection(results: Path, tables: Path | None = None,
             run_script(con, script)
     con.execute("SET lock_configuration = true")
     return Analyst(con, runs, foreign)
+
+
+VIEWS = [  # (layout, kind of analysis or None, the views' script, the variables that list its runs' files)
+    (REWARDS, None, "views/rewards.sql", {"candidate_files": "candidates", "reward_files": "rewards"}),
+    (ANALYSES, "tilt", "views/tilt.sql", {"tilt_prompt_files": "prompts", "tilt_frontier_files": "frontier"}),
+    (ANALYSES, "tradeoff", "views/tradeoff.sql", {"tradeoff_sample_files": "samples",
+                                                  "tradeoff_corpus_files": "corpora"}),
+]
 
 
 def _files(con: duckdb.DuckDBPyConnection, runs: list[Path], **files: str) -> None:

@@ -7,7 +7,7 @@ A candidates file (JSON Lines, optionally gzip, or Parquet), one candidate per r
 
 `prompt_id` defaults to a hash of the prompt, `response_id` to a hash of the response. Or the warehouse's
 candidates: every comparable response of every annotation of a split (an annotation's K ranked responses
-are exactly a candidate set).
+are exactly a candidate set). A prompts file (the trade-off's) has the same rows with only `prompt` needed.
 """
 
 from __future__ import annotations
@@ -51,6 +51,19 @@ def read_candidates(path: Path | str) -> list[Candidate]:
     if not found:
         raise InputError("no candidates", file=path)
     return found
+
+
+def read_prompts(path: Path | str) -> list[tuple[str, str | list[dict]]]:
+    """The distinct prompts of a file (JSON Lines, optionally gzip, or Parquet; a row needs `prompt`, and
+    may give `prompt_id`; other fields are ignored), as (prompt_id, prompt) in the file's order."""
+    path = Path(path)
+    found: dict[str, str | list[dict]] = {}
+    for line, row in _rows(path):
+        prompt_id, prompt = _prompt(row, _bad(path, line), "a prompt")
+        found.setdefault(prompt_id, prompt)
+    if not found:
+        raise InputError("no prompts", file=path)
+    return list(found.items())
 
 
 def split_candidates(wh, split: str) -> list[Candidate]:
@@ -108,13 +121,34 @@ def _rows(path: Path):
                 raise InputError("not a readable row: JSON nested too deeply", file=path, line=line) from None
 
 
-def _candidate(row: object, path: Path, line: int) -> Candidate:
-    def bad(field: str, reason: str) -> InputError:
-        return InputError(reason, file=path, line=line, field=field)
+def _bad(path: Path, line: int):
+    """The error of a bad FIELD of a row, for REASON."""
+    return lambda field, reason: InputError(reason, file=path, line=line, field=field)
 
+
+def _candidate(row: object, path: Path, line: int) -> Candidate:
+    bad = _bad(path, line)
+    prompt_id, prompt = _prompt(row, bad, "prompt and response")
+    response = row.get("response")
+    if not isinstance(response, str):
+        raise bad("response", "missing" if response is None else f"must be a string, got {type(response).__name__}")
+    response_id = _id(row, "response_id", stable_id("response", response), bad)
+    logprob = row.get("ref_logprob")
+    if logprob is not None and (isinstance(logprob, bool) or not isinstance(logprob, int | float)
+                                or not math.isfinite(logprob) or logprob > 0):
+        raise bad("ref_logprob", f"must be a log-probability (a number at most 0), got {logprob!r}")
+    reference = row.get("reference", False)
+    if not isinstance(reference, bool):
+        raise bad("reference", f"must be true or false, got {reference!r}")
+    return Candidate(prompt_id, prompt, response_id, response, reference,
+                     None if logprob is None else float(logprob))
+
+
+def _prompt(row: object, bad, needs: str) -> tuple[str, str | list[dict]]:
+    """(prompt_id, prompt) of a row: a non-empty string or {role, content} messages, its id given or hashed."""
     if not isinstance(row, dict):
-        raise bad("", f"must be an object with prompt and response, got {type(row).__name__}")
-    prompt, response = row.get("prompt"), row.get("response")
+        raise bad("", f"must be an object with {needs}, got {type(row).__name__}")
+    prompt = row.get("prompt")
     if prompt is None:
         raise bad("prompt", "missing")
     if not ((isinstance(prompt, str) and prompt) or (isinstance(prompt, list) and prompt and all(
@@ -123,21 +157,11 @@ def _candidate(row: object, path: Path, line: int) -> Candidate:
         raise bad("prompt", "must be a non-empty string or a list of {role, content} messages")
     if isinstance(prompt, list):
         prompt = [{"role": m["role"], "content": m["content"]} for m in prompt]
-    if not isinstance(response, str):
-        raise bad("response", "missing" if response is None else f"must be a string, got {type(response).__name__}")
-    ids = {}
-    defaults = {"prompt_id": stable_id("prompt", prompt), "response_id": stable_id("response", response)}
-    for field, default in defaults.items():
-        value = row.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int) or str(value) == ""):
-            raise bad(field, f"must be a non-empty string, got {value!r}")
-        ids[field] = default if value is None else str(value)
-    logprob = row.get("ref_logprob")
-    if logprob is not None and (isinstance(logprob, bool) or not isinstance(logprob, int | float)
-                                or not math.isfinite(logprob) or logprob > 0):
-        raise bad("ref_logprob", f"must be a log-probability (a number at most 0), got {logprob!r}")
-    reference = row.get("reference", False)
-    if not isinstance(reference, bool):
-        raise bad("reference", f"must be true or false, got {reference!r}")
-    return Candidate(ids["prompt_id"], prompt, ids["response_id"], response, reference,
-                     None if logprob is None else float(logprob))
+    return _id(row, "prompt_id", stable_id("prompt", prompt), bad), prompt
+
+
+def _id(row: dict, field: str, default: str, bad) -> str:
+    value = row.get(field)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, str | int) or str(value) == ""):
+        raise bad(field, f"must be a non-empty string, got {value!r}")
+    return default if value is None else str(value)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from prefpipe.config import Combination, TiltConfig
+from prefpipe.config import Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
 from prefpipe.names import check_name
 from prefpipe.settings import Settings
@@ -18,10 +18,12 @@ from prefpipe.text import format_table
 
 rewards_app = typer.Typer(help="Rewards of candidates: list the runs (default), score.", no_args_is_help=False)
 combos_app = typer.Typer(help="Combinations of reward models: list (default), add.", no_args_is_help=False)
-analyse_app = typer.Typer(help="What a reward does to a policy: tilt.", no_args_is_help=True)
+analyse_app = typer.Typer(help="What a reward does to a policy: tilt, tradeoff.", no_args_is_help=True)
 DEFAULT_COMBO = Combination("x", ("m",))
 COMBO_HELP = {f.name: f.metadata.get("help", "") for f in fields(Combination)}
 DEFAULT_TILT = TiltConfig()
+DEFAULT_TRADEOFF = TradeoffConfig()
+TRADEOFF_HELP = {f.name: f.metadata.get("help", "") for f in fields(TradeoffConfig)}
 
 
 @rewards_app.callback(invoke_without_command=True)
@@ -137,6 +139,60 @@ def analyse_tilt(rewards_run: Annotated[str | None, typer.Option("--rewards", he
              None if r.get("win_rate") is None else round(r["win_rate"], 4)) for r in done["frontier"]]
     typer.echo(f"\n{done['title']}\n" + format_table(["kind", "beta or n", "kl", "expected_reward", "win_rate"], rows))
     typer.echo(f"\n{done['plot']}")
+
+
+@analyse_app.command("tradeoff")
+def analyse_tradeoff(
+        prompts_file: Annotated[Path | None, typer.Argument(help="A prompts file (JSON Lines or Parquet: prompt, and "
+                                                            "optionally prompt_id).")] = None,
+        toy: Annotated[bool, typer.Option("--toy", help="The paper's exact toy experiment instead (no models).")
+                       ] = False,
+        aligned: Annotated[Path | None, typer.Option(help="The aligned model: a local causal-LM folder.")] = None,
+        prior: Annotated[Path | None, typer.Option(help="The prior (reference) model: a local causal-LM folder "
+                                                   "with the aligned model's tokenizer.")] = None,
+        model: Annotated[str | None, typer.Option(help="The reward: a registered reward model.")] = None,
+        implicit: Annotated[bool, typer.Option("--implicit", help="Or the implicit reward log p⁺ − log p.")] = False,
+        evalset: Annotated[str | None, typer.Option(help="The prompts of a registered evaluation set instead.")
+                           ] = None,
+        from_split: Annotated[str | None, typer.Option(help="Or of a warehouse split.")] = None,
+        prompts: Annotated[int, typer.Option(help=TRADEOFF_HELP["prompts"])] = DEFAULT_TRADEOFF.prompts,
+        samples: Annotated[int, typer.Option(help=TRADEOFF_HELP["samples"])] = DEFAULT_TRADEOFF.samples,
+        adaptor: Annotated[list[str] | None, typer.Option("--adaptor", help=TRADEOFF_HELP["adaptors"] + " Repeat "
+                                                          f"(default: {' '.join(DEFAULT_TRADEOFF.adaptors)}).")
+                           ] = None,
+        temperature: Annotated[str, typer.Option(help="Temperatures τ, comma-separated, each with every adaptor.")
+                               ] = ",".join(f"{t:g}" for t in DEFAULT_TRADEOFF.temperatures),
+        max_new_tokens: Annotated[int, typer.Option(help=TRADEOFF_HELP["max_new_tokens"])
+                                  ] = DEFAULT_TRADEOFF.max_new_tokens,
+        seed: Annotated[int, typer.Option(help=TRADEOFF_HELP["seed"])] = DEFAULT_TRADEOFF.seed,
+        device: Annotated[str, typer.Option(help=TRADEOFF_HELP["device"])] = DEFAULT_TRADEOFF.device,
+        task_runner: Annotated[str, typer.Option(help="threads (one setting after another) | dask")] = "threads",
+        dask_address: Annotated[str | None, typer.Option(help="A Dask scheduler (default: a local cluster).")
+                                ] = None) -> None:
+    """The probability–quality trade-off of sampling adaptors (Tan et al., 2024): the aligned model sampled
+    under every adaptor at every temperature, each corpus's mean reward against its mean log-prior; into the
+    lake, with its picture. Or --toy: the paper's exact toy experiment."""
+    from flows.analysis import tradeoff_flow
+
+    config = TradeoffConfig(tuple(adaptor or DEFAULT_TRADEOFF.adaptors), _numbers(temperature, float, "--temperature"),
+                            prompts, samples, max_new_tokens, seed, device)
+    done = tradeoff_flow(config, toy=toy, aligned=_text(aligned), prior=_text(prior), model=model, implicit=implicit,
+                         prompts=_text(prompts_file), evalset=evalset, from_split=from_split, task_runner=task_runner,
+                         dask_address=dask_address)
+    if toy:
+        rows = [(name, round(done["figures"][name], 4), paper) for name, paper in done["paper"].items()]
+        typer.echo(f"\n{done['title']}\n" + format_table(["figure", "ours", "paper"], rows))
+    else:
+        columns = ["setting", "mean_log_prior", "mean_reward", "mean_log_aligned", "mean_tokens", "string_spearman"]
+        rows = [tuple(round(r[c], 4) if isinstance(r[c], float) else r[c] for c in columns) for r in done["corpora"]]
+        first = done["corpora"][0]
+        typer.echo(f"\n{done['title']}\n" + format_table(columns, rows) + f"\ncorpus level: ρ = "
+                   f"{first['corpus_spearman']:.4f}, r = {first['corpus_pearson']:.4f}")
+    typer.echo(f"\n{done['plot']}")
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 def normalise(model_id: Annotated[str, typer.Argument(help="A registered reward model.")],

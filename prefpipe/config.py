@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from prefpipe.adaptors import DEFAULT_ADAPTORS, DEFAULT_TEMPERATURES, Adaptor, Setting, check_temperature
 from prefpipe.errors import InputError
 from prefpipe.model_files import default_base, model_config
 
@@ -85,6 +86,44 @@ class TiltConfig:
         if not self.ns or any(not (isinstance(n, int) and n >= 1) for n in self.ns):
             given = ", ".join(map(str, self.ns)) or "none"
             raise InputError(f"every n must be a whole number of at least 1, got {given}", field="--n")
+
+
+@dataclass
+class TradeoffConfig:
+    """The probability–quality trade-off (`prefpipe analyse tradeoff`): the sampling settings (every adaptor
+    at every temperature) and how much to sample."""
+
+    adaptors: tuple[str, ...] = option(DEFAULT_ADAPTORS, "Sampling adaptors: ancestral, top-k=K, nucleus=P, "
+                                       "typical=MASS, eta=EPSILON.")
+    temperatures: tuple[float, ...] = option(DEFAULT_TEMPERATURES, "Temperatures τ, each with every adaptor.")
+    prompts: int = option(50, "How many prompts (the first N of the source, in its order).")
+    samples: int = option(8, "Samples per prompt and setting.")
+    max_new_tokens: int = option(128, "At most this many new tokens per sample (EOS ends one sooner).")
+    seed: int = option(0, "Seed of the sampling (recorded with every sample).")
+    device: str = option("auto", "auto (CUDA when present) | cpu | cuda")
+
+    def __post_init__(self) -> None:
+        self.adaptors, self.temperatures = tuple(self.adaptors), tuple(self.temperatures)
+        if not self.adaptors:
+            raise InputError("give at least one adaptor", field="--adaptor")
+        if not self.temperatures:
+            raise InputError("give at least one temperature", field="--temperature")
+        self.temperatures = tuple(check_temperature(t) for t in self.temperatures)
+        for given, field_name in (([Adaptor.parse(a).name for a in self.adaptors], "--adaptor"),
+                                  (self.temperatures, "--temperature")):
+            if len(set(given)) != len(given):
+                shown = ", ".join(f"{g:g}" if isinstance(g, float) else g for g in given)
+                raise InputError(f"each one once, got {shown}", field=field_name)
+        for name, low in (("prompts", 1), ("samples", 1), ("max_new_tokens", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"must be a whole number of at least {low}, got {value!r}",
+                                 field="--" + name.replace("_", "-"))
+
+    @property
+    def settings(self) -> list[Setting]:
+        """Every adaptor at every temperature, adaptor by adaptor."""
+        return [Setting(Adaptor.parse(a), t) for a in self.adaptors for t in self.temperatures]
 
 
 REFERENCES = ("prompt", "candidates", "warehouse")

@@ -11,10 +11,11 @@ writes its completions).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from prefpipe.errors import InputError
 from prefpipe.inputs import InputBuilder
@@ -22,23 +23,34 @@ from prefpipe.model import LOADING, SCORE_TOKENS, length_batches, load_tokenizer
 from prefpipe.model_files import is_causal_lm, model_config
 
 
-def check_causal_lm(path: Path | str, field: str) -> dict:
-    """The config of PATH, or a clear error unless it is a local causal-LM folder (the policy or the reference)."""
+def check_causal_lm(path: Path | str, field: str, role: str = "a DPO policy and its reference") -> dict:
+    """The config of PATH, or a clear error unless it is a local causal-LM folder (ROLE are causal LMs)."""
     config = model_config(path, field)
     if not is_causal_lm(config):
-        raise InputError(f"a DPO policy and its reference are causal LMs; this folder holds "
+        raise InputError(f"{role} are causal LMs; this folder holds "
                          f"{', '.join(config.get('architectures') or []) or 'no architecture'}",
                          file=Path(path) / "config.json", field=field)
     return config
 
 
-def check_pair(policy: Path | str, reference: Path | str) -> None:
-    check_causal_lm(policy, "PATH (policy)")
-    check_causal_lm(reference, "--reference")
-    sizes = [AutoConfig.from_pretrained(str(p), local_files_only=True).vocab_size for p in (policy, reference)]
+def check_pair(policy: Path | str, reference: Path | str, fields: tuple[str, str] = ("PATH (policy)", "--reference"),
+               role: str = "a DPO policy and its reference") -> None:
+    """Both folders are causal LMs with one vocabulary: the same embedding size and, when the second has a
+    tokenizer of its own, the same tokens with the same ids (the first's tokenizer reads for both)."""
+    configs = [check_causal_lm(path, field, role) for path, field in zip((policy, reference), fields, strict=True)]
+    sizes = [c.get("vocab_size") for c in configs]
     if sizes[0] != sizes[1]:
-        raise InputError(f"the reference must share the policy's tokenizer: vocabularies of {sizes[0]} and "
-                         f"{sizes[1]} tokens", file=reference, field="--reference")
+        raise InputError(f"must share the tokenizer of {policy} ({fields[0]}): vocabularies of {sizes[0]} and "
+                         f"{sizes[1]} tokens", file=reference, field=fields[1])
+    try:
+        theirs = load_tokenizer(reference).get_vocab()
+    except (OSError, ValueError, TypeError):
+        return  # no tokenizer of its own: it reads the first's
+    ours = load_tokenizer(policy).get_vocab()
+    if ours != theirs:
+        differ = len(set(ours.items()) ^ set(theirs.items()))
+        raise InputError(f"must share the tokenizer of {policy} ({fields[0]}): {differ} (token, id) entries differ, "
+                         f"of {len(ours)} and {len(theirs)}", file=reference, field=fields[1])
 
 
 def load_causal_lm(path: Path | str) -> PreTrainedModel:
@@ -64,17 +76,22 @@ def sequence_logprobs(model: PreTrainedModel, inputs: list[tuple[list[int], int]
     Batches are sorted by length and right-padded: with causal attention a padded position is never
     attended to by a real one, so a sum does not depend on its batch."""
     sums = [0.0] * len(inputs)
+    trims = "logits_to_keep" in inspect.signature(model.forward).parameters
     with torch.inference_mode():
         for batch in length_batches([len(ids) for ids, _ in inputs], max_tokens):
             rows = [inputs[i] for i in batch]
             ids, mask = (t.to(device) for t in pad([r[0] for r in rows], pad_id))
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            targets = ids[:, 1:]
+            first = min(max(r[1], 1) for r in rows)  # the first target position any row sums from
+            # the vocabulary projection of the positions that predict a summed token only (not the prompts')
+            keep = {"logits_to_keep": ids.shape[1] - first + 1} if trims else {}
+            logits = model(input_ids=ids, attention_mask=mask, **keep).logits[:, :-1].float()
+            start = ids.shape[1] - logits.shape[1]  # the first target of the kept logits
+            targets = ids[:, start:]
             token_logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-            positions = torch.arange(1, ids.shape[1], device=ids.device)  # the position of each target
+            positions = torch.arange(start, ids.shape[1], device=ids.device)  # the position of each target
             begins = torch.tensor([max(r[1], 1) for r in rows], device=ids.device)
-            keep = (positions >= begins[:, None]) & mask[:, 1:].bool()
-            for i, value in zip(batch, (token_logp * keep).sum(-1).tolist(), strict=True):
+            summed = (positions >= begins[:, None]) & mask[:, start:].bool()
+            for i, value in zip(batch, (token_logp * summed).sum(-1).tolist(), strict=True):
                 sums[i] = value
     return sums
 
@@ -103,7 +120,7 @@ class SequenceLogprob:
     of (prompt, response) items, with the LM's own tokenizer."""
 
     def __init__(self, path: Path | str, device: str = "cpu", field: str = "--reference-lm") -> None:
-        vocabulary = check_causal_lm(path, field).get("vocab_size")
+        vocabulary = check_causal_lm(path, field, "π_ref's language models").get("vocab_size")
         self.tokenizer = load_tokenizer(path)
         if vocabulary is not None and len(self.tokenizer) > vocabulary:
             raise InputError(f"its tokenizer does not fit the model: {len(self.tokenizer)} tokens for an embedding "

@@ -4,6 +4,7 @@
     results/evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN/summary.parquet  subsets, sections, scores
     rewards/run_date=YYYY-MM-DD/run_id=RUN/{candidates,rewards}.parquet            candidates and their rewards
     analysis/analysis=tilt/run_date=YYYY-MM-DD/run_id=RUN/{prompts,frontier}.parquet, frontier.png
+    analysis/analysis=tradeoff/run_date=YYYY-MM-DD/run_id=RUN/{samples,corpora}.parquet, tradeoff.png
 
 Columns are documented in schemas/results.md. A run's folder is written under a hidden staging folder
 and renamed into place in one step, so a killed run leaves no partial partition, and a rerun adds a
@@ -32,15 +33,23 @@ DATE, RUN = r"run_date=\d{4}-\d{2}-\d{2}", f"run_id={NAME}"
 
 @dataclass(frozen=True)
 class Layout:
-    """A kind of run folder: the patterns of its partition levels, and the files that a whole run holds."""
+    """A kind of run folder: the patterns of its partition levels, and the files that a whole run holds
+    (FILES, or per value of the first level, KINDS)."""
 
     levels: tuple[str, ...]
-    files: tuple[str, ...]
+    files: tuple[str, ...] = ()
+    kinds: dict[str, tuple[str, ...]] | None = None
+
+    def files_of(self, run: Path) -> tuple[str, ...]:
+        if self.kinds is None:
+            return self.files
+        return self.kinds[run.relative_to(run.parents[len(self.levels) - 1]).parts[0].partition("=")[2]]
 
 
 RESULTS = Layout((f"evalset={NAME}", f"model={NAME}", DATE, RUN), ("scores.parquet", "summary.parquet"))
 REWARDS = Layout((DATE, RUN), ("candidates.parquet", "rewards.parquet"))
-ANALYSES = Layout((f"analysis={NAME}", DATE, RUN), ("prompts.parquet", "frontier.parquet"))
+ANALYSIS_FILES = {"tilt": ("prompts.parquet", "frontier.parquet"), "tradeoff": ("samples.parquet", "corpora.parquet")}
+ANALYSES = Layout((f"analysis=({'|'.join(ANALYSIS_FILES)})", DATE, RUN), kinds=ANALYSIS_FILES)
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,7 @@ def partitions(root: Path, layout: Layout) -> tuple[list[Path], list[Path]]:
                 foreign.append(entry)
             elif level < len(layout.levels) - 1:
                 walk(entry, level + 1)
-            elif all((entry / name).is_file() for name in layout.files):
+            elif all((entry / name).is_file() for name in layout.files_of(entry)):
                 runs.append(entry)
             else:
                 foreign.append(entry)

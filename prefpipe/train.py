@@ -282,6 +282,12 @@ def main(argv: list[str] | None = None) -> None:
         fit(args.run_dir, resume=args.resume, progress=not args.no_progress)
     except PrefpipeError as e:
         sys.exit(f"prefpipe: error: {e}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun, the work is saved and the process group destroyed: leave without the interpreter's
+        # teardown, where a rank was seen to hang for good in a C++ destructor (futex wait, gloo, CPU)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

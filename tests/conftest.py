@@ -1,11 +1,12 @@
-"""Fixtures shared by the tests: a Prefect test server, settings on a temporary home, a warehouse, ingest."""
+"""Fixtures shared by the tests: a Prefect test server, settings on a temporary home, a warehouse, ingest, a
+home for the analyses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from helpers import write_batch
+from helpers import LLMBAR, first_rows, write_batch
 
 from prefpipe.ingest import ingest_file  # the package sets no telemetry, no hub (prefpipe.OFFLINE)
 from prefpipe.settings import Settings
@@ -52,3 +53,21 @@ def ingest(wh: Warehouse, settings: Settings, tmp_path: Path):
         return summary
 
     return run
+
+
+@pytest.fixture
+def home(prefect_harness, tmp_path, settings_factory, monkeypatch):
+    """The analyses' home, set in the environment: a warehouse with a synthetic batch, two tiny reward models
+    (helpful, harmless) and a small evaluation set (small)."""
+    from prefpipe.registry import add_model, register_evalset
+    from prefpipe.synth import synthetic_batch, tiny_reward_model
+
+    settings = settings_factory(tmp_path, splits=(0.6, 0.1, 0.3))
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, synthetic_batch(tmp_path / "b.jsonl", 120, bad_lines=0), settings)
+        for name, seed in (("helpful", 1), ("harmless", 2)):
+            add_model(wh, tiny_reward_model(tmp_path / name, seed=seed, positions=2048), name)
+        register_evalset(wh, settings.home, first_rows(LLMBAR, 20, tmp_path / "small.jsonl"), "small")
+    for name in ("home", "warehouse"):
+        monkeypatch.setenv(f"PREFPIPE_{name.upper()}", str(getattr(settings, name)))
+    return settings

@@ -50,6 +50,13 @@ def run_cli(*args: str, env: dict | None = None) -> Done:
     return Done(code, out.getvalue(), err.getvalue())
 
 
+def cli_ok(*args: str) -> str:
+    """The output of `prefpipe ARGS` run in this process, which must succeed."""
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def read_text(path: Path) -> str:
     """A sample's text, gzip or not."""
     return gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()

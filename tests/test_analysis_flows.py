@@ -8,35 +8,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import LLMBAR, first_rows, run_cli, write_batch
+from helpers import cli_ok, run_cli, write_batch
 
-from prefpipe.registry import add_model, register_evalset
-from prefpipe.synth import synthetic_batch, tiny_reward_model
+from prefpipe.synth import tiny_reward_model
 from prefpipe.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def home(prefect_harness, tmp_path, settings_factory, monkeypatch):
-    """A warehouse with a synthetic batch, two tiny reward models and a tiny causal LM for π_ref."""
-    from prefpipe.ingest import ingest_file
-
-    settings = settings_factory(tmp_path, splits=(0.6, 0.1, 0.3))
-    with Warehouse.open(settings) as wh:
-        ingest_file(wh, synthetic_batch(tmp_path / "b.jsonl", 120, bad_lines=0), settings)
-        for name, seed in (("helpful", 1), ("harmless", 2)):
-            add_model(wh, tiny_reward_model(tmp_path / name, seed=seed, positions=2048), name)
-        register_evalset(wh, settings.home, first_rows(LLMBAR, 20, tmp_path / "small.jsonl"), "small")
-    for name in ("home", "warehouse"):
-        monkeypatch.setenv(f"PREFPIPE_{name.upper()}", str(getattr(settings, name)))
-    return settings
-
-
-def cli_ok(*args: str) -> str:
-    done = run_cli(*args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_rewards_then_tilt_then_sql_and_a_picture(home, tmp_path):
