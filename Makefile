@@ -14,9 +14,9 @@ $(VENV)/installed: pyproject.toml
 demo: $(VENV)/installed
 	$(VENV)/bin/prefpipe demo
 
-test: $(VENV)/installed  # lint first, so that CI catches it; two workers, as this machine has two cores
+test: $(VENV)/installed  # lint first, so that CI catches it; three workers on two cores: many tests wait on servers and subprocesses
 	$(VENV)/bin/ruff check prefpipe flows tasks tests benchmarks
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 3
 
 test-fast: $(VENV)/installed  # without the integration tests marked slow (Prefect servers, subprocesses)
 	$(PY) -m pytest -m "not slow"

@@ -83,7 +83,7 @@ class Toy:
 def toy(config: ToyConfig = ToyConfig()) -> Toy:
     """The toy experiment, drawn as the authors' notebook draws it (numpy's legacy generator, seeded the
     same way, so the draws are the same), and summarised from counts: corpus i is the vector of how often
-    each outcome was drawn, and its means are dot products (no per-draw Python)."""
+    each outcome was drawn (`draw_counts`), and its means are dot products (no per-draw Python)."""
     rng = np.random.RandomState(config.seed)
     aligned = rng.dirichlet([config.alpha] * config.outcomes)
     if not (aligned > 0).all():
@@ -92,14 +92,22 @@ def toy(config: ToyConfig = ToyConfig()) -> Toy:
     prior = np.exp(logits - logits.max())
     prior /= prior.sum()
     reward = np.log(aligned) - np.log(prior)
-    counts = np.empty((config.corpora, config.outcomes))
-    for i in range(config.corpora):  # one vectorised draw per corpus, seeded by its number as the paper's
-        counts[i] = np.bincount(np.random.RandomState(i).choice(config.outcomes, config.draws, p=aligned),
-                                minlength=config.outcomes)
+    counts = np.stack([draw_counts(aligned, config.draws, i) for i in range(config.corpora)])  # seeded as the paper
     means = corpus_means(counts, np.log(prior), reward, np.log(aligned))
     entropy = float(-(aligned * np.log(aligned)).sum())
     typical = np.abs(means[:, 2] + entropy) < config.epsilon
     return Toy(aligned, prior, reward, means, typical, resample(means[:, 0], typical, config), config)
+
+
+def draw_counts(p: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """How often each outcome occurs in DRAWS draws from P: the draws of numpy's legacy
+    RandomState(SEED).choice(len(P), DRAWS, p=P), which takes for each u ~ U[0, 1) the outcome whose cdf
+    interval [cdf(k−1), cdf(k)) holds it. Counted from the sorted u, a search per outcome rather than per
+    draw (a tenth of the time)."""
+    cdf = p.cumsum()
+    cdf /= cdf[-1]  # as choice normalises it
+    u = np.sort(np.random.RandomState(seed).random_sample(draws))
+    return np.diff(np.searchsorted(u, cdf, side="left"), prepend=0).astype(np.float64)
 
 
 def corpus_means(counts: np.ndarray, *values: np.ndarray) -> np.ndarray:

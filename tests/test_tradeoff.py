@@ -18,7 +18,7 @@ from prefpipe.errors import InputError
 from prefpipe.model import load_tokenizer
 from prefpipe.sampling import Recorder, generation_config, prompt_inputs, sample
 from prefpipe.synth import tiny_reward_model
-from prefpipe.tradeoff import ToyConfig, corpus_means, pearson, resample, spearman, toy
+from prefpipe.tradeoff import ToyConfig, corpus_means, draw_counts, pearson, resample, spearman, toy
 
 OUTCOMES, BETA = 40, 0.7
 
@@ -66,6 +66,14 @@ def test_the_toy_shows_the_trade_off_at_corpus_level_and_not_at_string_level():
     assert figures["corpus_spearman"] < -0.5 and figures["corpus_pearson"] < -0.5
     assert np.abs(result.means[result.typical, 2] + result.entropy_aligned).max() < 0.005
     assert len(result.resampled) % 100 == 0 and set(result.resampled) <= set(np.flatnonzero(result.typical))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5000), st.integers(2, 300), st.floats(0.05, 5))
+def test_drawn_counts_are_numpys_choice_draws(seed, draws, outcomes, alpha):
+    p = np.random.RandomState(seed % 1000).dirichlet([alpha] * outcomes)
+    expected = np.bincount(np.random.RandomState(seed).choice(outcomes, draws, p=p), minlength=outcomes)
+    assert draw_counts(p, draws, seed).tolist() == expected.tolist()
 
 
 @settings(max_examples=40, deadline=None)

@@ -67,7 +67,7 @@ def test_tradeoff_samples_scores_and_draws_a_picture_and_the_same_seed_repeats_i
 
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
         cli_ok(*run, "--implicit", "--task-runner", "dask", "--dask-address", cluster.scheduler_address)  # same seed
     same = sql("SELECT count(*) AS n, count(*) FILTER (WHERE a.token_ids = b.token_ids) AS equal, "
                "max(abs(b.reward - (b.log_aligned - b.log_prior))) AS implicit FROM tradeoff_samples a "
