@@ -4,6 +4,7 @@ hidden, 4 heads, GPT-2's 50,257-token vocabulary, random weights: an aligned mod
 - batched: prefpipe.sampling.sample (prompts sorted by length, left-padded, many prompts × samples per
   generate call, KV cache) then the prior's log-probabilities of every sample (prefpipe.dpo.sequence_logprobs,
   length-sorted batches);
+- per_prompt_loop: a generate call per prompt, its samples as num_return_sequences, the same otherwise;
 - loop: a generate call per prompt and sample, as the paper's published sampling script runs by default (a
   text-generation pipeline over each prompt's K copies at batch size 1; tanyjnaaman/probability-quality-paradox,
   src/experiments/language_model_experiments/sample_from_model.py), KV cache on, with the same GenerationConfig
@@ -63,7 +64,9 @@ def batched(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: i
     return sum(len(s.tokens) for s in found)
 
 
-def loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int) -> int:
+def loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int, per_prompt: bool = False) -> int:
+    """A generate call per prompt and sample (PER_PROMPT: per prompt, its samples as num_return_sequences),
+    then a forward pass of the prior per sample."""
     import torch
     from transformers import LogitsProcessorList
 
@@ -71,11 +74,12 @@ def loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int)
 
     end = eos(aligned)
     config = generation_config(max_new_tokens, end, end)
+    config.num_return_sequences = samples if per_prompt else 1
     aligned.generation_config = config
     tokens = 0
     torch.manual_seed(0)
     for ids in prompt_ids:
-        for _ in range(samples):  # one generate call per sample: the published script's batch size of 1
+        for _ in range(1 if per_prompt else samples):
             raw, warped = Recorder(), Recorder()
             processors = LogitsProcessorList([raw, *setting.adaptor.warpers(setting.temperature), warped])
             with torch.inference_mode():
@@ -83,13 +87,18 @@ def loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int)
                                                                                                  dtype=torch.long),
                                        generation_config=config, logits_processor=processors)
                 raw.finish(out), warped.finish(out)
-                new = out[0, len(ids):].tolist()
-                new = new[:new.index(end) + 1] if end in new else new
-                tokens += len(new)
-                full = torch.tensor([ids + new])
-                logp = prior(full).logits[0, :-1].float().log_softmax(-1)
-                logp[len(ids) - 1:].gather(-1, full[0, len(ids):, None]).sum()
+                for row in out:
+                    new = row[len(ids):].tolist()
+                    new = new[:new.index(end) + 1] if end in new else new
+                    tokens += len(new)
+                    full = torch.tensor([ids + new])
+                    logp = prior(full).logits[0, :-1].float().log_softmax(-1)
+                    logp[len(ids) - 1:].gather(-1, full[0, len(ids):, None]).sum()
     return tokens
+
+
+def per_prompt_loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int) -> int:
+    return loop(aligned, prior, prompt_ids, setting, samples, max_new_tokens, per_prompt=True)
 
 
 def eos(model) -> int:
@@ -113,10 +122,11 @@ def main() -> None:
     aligned, prior = models(args.vocab)
     prompt_ids = prompts(args.prompts, args.vocab)
     settings = [Setting(Adaptor.parse(a), t) for a, t in SETTINGS]
-    seconds = {(name, s.name): [] for name in ("batched", "loop") for s in settings}
+    sides = {"batched": batched, "loop": loop, "per_prompt_loop": per_prompt_loop}
+    seconds = {(name, s.name): [] for name in sides for s in settings}
     tokens: dict[tuple[str, str], int] = {}
     for _ in range(args.repeats):
-        for name, run in (("batched", batched), ("loop", loop)):
+        for name, run in sides.items():
             for setting in settings:
                 started = time.perf_counter()
                 tokens[name, setting.name] = run(aligned, prior, prompt_ids, setting, args.samples,
@@ -138,9 +148,10 @@ def main() -> None:
         "prompts": args.prompts, "samples": args.samples, "max_new_tokens": args.max_new_tokens,
         "torch_threads": torch.get_num_threads(),
         "sampled_tokens": sum(tokens["batched", s.name] for s in settings),
-        "tokens_per_s": {"batched": round(rate("batched")), "loop": round(rate("loop"))},
+        "tokens_per_s": {name: round(rate(name)) for name in sides},
         "speedup": round(rate("batched") / rate("loop"), 2),
-        "per_setting": {s.name: {"batched": round(rate("batched", s.name)), "loop": round(rate("loop", s.name)),
+        "speedup_over_per_prompt_loop": round(rate("batched") / rate("per_prompt_loop"), 2),
+        "per_setting": {s.name: {**{name: round(rate(name, s.name)) for name in sides},
                                  "speedup": round(rate("batched", s.name) / rate("loop", s.name), 2)}
                         for s in settings},
         "toy": result and {"corpora": result.config.corpora, "draws": result.config.draws,

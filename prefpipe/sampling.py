@@ -163,23 +163,35 @@ def check_models(aligned: Path | str, prior: Path | str, max_new_tokens: int) ->
     check_pair(aligned, prior, ("--aligned", "--prior"), "the aligned model and the prior")
     if load_tokenizer(aligned).eos_token_id is None:
         raise InputError("its tokenizer has no EOS token: samples could not end", file=aligned, field="--aligned")
-    positions = [_positions(model_config(path)) for path in (aligned, prior)]
-    room = min((n for n in positions if n), default=1 << 30) - max_new_tokens
-    if room < 1:
-        raise InputError(f"leaves no room for a prompt: the models read at most {min(positions)} tokens",
+    limit = min((n for n in (_positions(model_config(path)) for path in (aligned, prior)) if n), default=1 << 30)
+    if limit - max_new_tokens < 1:
+        raise InputError(f"leaves no room for a prompt: the models read at most {limit} tokens",
                          field="--max-new-tokens")
-    return room
+    return limit - max_new_tokens
+
+
+def loaded_lm(path: str, device: str):
+    """A causal LM, loaded once per process while its folder is unchanged (a Dask worker's settings share it)."""
+    return _loaded_lm(path, device, _written(path))
+
+
+def loaded_tokenizer(path: str):
+    return _loaded_tokenizer(path, _written(path))
 
 
 @lru_cache(maxsize=2)
-def loaded_lm(path: str, device: str):
-    """A causal LM, loaded once per process (a Dask worker's settings share it)."""
+def _loaded_lm(path: str, device: str, written: float):
     return load_causal_lm(path).to(device)
 
 
 @lru_cache(maxsize=2)
-def loaded_tokenizer(path: str):
+def _loaded_tokenizer(path: str, written: float):
     return load_tokenizer(path)
+
+
+def _written(path: str) -> float:
+    """When the folder's files last changed (a model rewritten in place is loaded again)."""
+    return max((f.stat().st_mtime for f in Path(path).iterdir() if f.is_file()), default=0.0)
 
 
 def sample_table(aligned: str, prompts: list[tuple[str, str | list[dict]]], setting: Setting, *, samples: int,
