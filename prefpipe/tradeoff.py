@@ -155,8 +155,11 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 2:
         return float("nan")
     dx, dy = x - x.mean(), y - y.mean()
-    scale = np.sqrt((dx * dx).sum() * (dy * dy).sum())
-    return float((dx * dy).sum() / scale) if scale > 0 else float("nan")
+    sx, sy = np.abs(dx).max(), np.abs(dy).max()
+    if not (sx > 0 and sy > 0):
+        return float("nan")
+    dx, dy = dx / sx, dy / sy  # scaled first: squares of tiny or huge deviations neither underflow nor overflow
+    return float(np.clip((dx * dy).sum() / np.sqrt((dx * dx).sum() * (dy * dy).sum()), -1.0, 1.0))
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
