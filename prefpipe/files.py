@@ -51,7 +51,11 @@ def sweep_staging(folder: Path, older_than_s: float = STALE_STAGING_S) -> None:
     """Remove what killed writers left in FOLDER (hidden staging folders, never read as results). Only old
     ones: a young one may belong to a writer at work now, on this machine or another."""
     for staging in folder.glob(".staging-*"):
-        if time.time() - staging.stat().st_mtime > older_than_s:
+        try:
+            written = staging.stat().st_mtime
+        except FileNotFoundError:  # its writer renamed it into place (or removed it) since the glob
+            continue
+        if time.time() - written > older_than_s:
             shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -173,3 +173,20 @@ def test_the_code_version_covers_every_module_that_makes_a_score():
     assert {"evaluation.py", "evalsets.py", "inputs.py", "model.py", "dpo.py", "rewardbench.py",
             "rewardbench_sections.json"} <= names  # found through the imports, none declared by hand
     assert not names & {"cli.py", "train.py", "ingest.py", "formats.py"}  # training and ingest do not score
+
+
+def test_writers_at_once_never_trip_over_each_others_staging_folders(tmp_path):
+    """Each whole write first sweeps stale staging folders; another writer's young one may be renamed into
+    place between the sweep's listing and its look at it (seen in a nightly: FileNotFoundError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefpipe.files import write_whole
+
+    def writer(k: int) -> int:
+        for i in range(150):
+            write_whole(tmp_path, tmp_path / f"run-{k}-{i}", lambda staging: (staging / "x").write_text("x"))
+        return k
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(writer, range(4))) == [0, 1, 2, 3]
+    assert len(list(tmp_path.glob("run-*/x"))) == 600 and not list(tmp_path.glob(".staging-*"))
