@@ -16,7 +16,7 @@ Both draw and score the same number of prompts × samples under each setting; th
 --repeats alternating runs. Then the
 toy's run time (1,000 corpora × 100,000 draws, prefpipe.tradeoff.toy), the median of --toy-repeats. Prints JSON.
 Usage: python benchmarks/tradeoff.py [--vocab 50257] [--prompts 16] [--samples 4] [--max-new-tokens 48] [--repeats 3]
-                                     [--toy-repeats 3]
+                                     [--toy-repeats 3] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -57,10 +57,11 @@ def batched(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: i
     from prefpipe.dpo import sequence_logprobs
     from prefpipe.sampling import sample
 
+    device = aligned.device
     found = sample(aligned, prompt_ids, setting, samples, max_new_tokens=max_new_tokens, seed=0, eos_id=eos(aligned),
-                   pad_id=eos(aligned))
+                   pad_id=eos(aligned), device=device)
     sequence_logprobs(prior, [(prompt_ids[s.prompt] + s.tokens, len(prompt_ids[s.prompt])) for s in found],
-                      eos(aligned))
+                      eos(aligned), device=device)
     return sum(len(s.tokens) for s in found)
 
 
@@ -72,7 +73,7 @@ def loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int,
 
     from prefpipe.sampling import Recorder, generation_config
 
-    end = eos(aligned)
+    end, device = eos(aligned), aligned.device
     config = generation_config(max_new_tokens, end, end)
     config.num_return_sequences = samples if per_prompt else 1
     aligned.generation_config = config
@@ -81,17 +82,17 @@ def loop(aligned, prior, prompt_ids, setting, samples: int, max_new_tokens: int,
     for ids in prompt_ids:
         for _ in range(1 if per_prompt else samples):
             raw, warped = Recorder(), Recorder()
-            processors = LogitsProcessorList([raw, *setting.adaptor.warpers(setting.temperature), warped])
+            processors = LogitsProcessorList([raw, *setting.adaptor.warpers(setting.temperature, device), warped])
             with torch.inference_mode():
-                out = aligned.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids),
-                                                                                                 dtype=torch.long),
+                out = aligned.generate(input_ids=torch.tensor([ids], device=device),
+                                       attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=device),
                                        generation_config=config, logits_processor=processors)
                 raw.finish(out), warped.finish(out)
                 for row in out:
                     new = row[len(ids):].tolist()
                     new = new[:new.index(end) + 1] if end in new else new
                     tokens += len(new)
-                    full = torch.tensor([ids + new])
+                    full = torch.tensor([ids + new], device=device)
                     logp = prior(full).logits[0, :-1].float().log_softmax(-1)
                     logp[len(ids) - 1:].gather(-1, full[0, len(ids):, None]).sum()
     return tokens
@@ -113,13 +114,14 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--toy-repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (both sides run there)")
     args = parser.parse_args()
     import torch
 
     from prefpipe.adaptors import Adaptor, Setting
     from prefpipe.tradeoff import toy
 
-    aligned, prior = models(args.vocab)
+    aligned, prior = (m.to(args.device) for m in models(args.vocab))
     prompt_ids = prompts(args.prompts, args.vocab)
     settings = [Setting(Adaptor.parse(a), t) for a, t in SETTINGS]
     sides = {"batched": batched, "loop": loop, "per_prompt_loop": per_prompt_loop}
@@ -145,6 +147,7 @@ def main() -> None:
 
     print(json.dumps({
         "model": f"GPT-2 shape, 4 layers, 256 hidden, 4 heads, vocabulary {args.vocab}, random weights",
+        "device": args.device,
         "prompts": args.prompts, "samples": args.samples, "max_new_tokens": args.max_new_tokens,
         "torch_threads": torch.get_num_threads(),
         "sampled_tokens": sum(tokens["batched", s.name] for s in settings),
