@@ -174,11 +174,12 @@ def corpora_table(samples: pa.Table) -> pa.Table:
     on every row)."""
     columns = {name: samples[name].to_numpy(zero_copy_only=False) for name in
                ("log_prior", "reward", "log_aligned", "log_aligned_warped", "tokens")}
-    settings = samples["setting"].to_pylist()
+    encoded = samples["setting"].combine_chunks().dictionary_encode()  # settings in the order they first occur
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
     rows = []
-    for setting in dict.fromkeys(settings):
-        mask = np.array([s == setting for s in settings])
-        first = samples.filter(pa.array(mask)).slice(0, 1).to_pylist()[0]
+    for code, setting in enumerate(encoded.dictionary.to_pylist()):
+        mask = codes == code
+        first = samples.slice(int(np.argmax(mask)), 1).to_pylist()[0]
         rows.append({"kind": "model", "setting": setting, "adaptor": first["adaptor"],
                      "adaptor_value": first["adaptor_value"], "temperature": first["temperature"],
                      "samples": int(mask.sum()),
