@@ -15,7 +15,7 @@ from prefpipe.warehouse import Warehouse
 from tasks.ingest import load_batch, publish_tables, read_batch, validate_batch
 
 SUMMARY_COLUMNS = ["source", "status", "rows_in", "loaded", "replaced", "quarantined", "skipped", "pairs",
-                   "ties", "identical_texts", "quarantined_by_rule", "skipped_by_reason", "batch_id"]
+                   "ties", "identical_texts", "contaminated", "quarantined_by_rule", "skipped_by_reason", "batch_id"]
 
 
 @flow(name="ingest", log_prints=True)
@@ -67,4 +67,6 @@ def summary_line(s: BatchSummary) -> str:
         return s.message
     return (f"{s.source}: {s.rows_in} rows = {s.loaded} loaded ({s.replaced} replaced) + {s.quarantined} "
             f"quarantined + {s.skipped} skipped; {s.pairs} pairs, {s.ties} ties, "
-            f"{s.identical_texts} identical texts ({s.seconds:.1f} s)")
+            f"{s.identical_texts} identical texts"
+            f"{f'; {s.contaminated} prompts or responses match an evaluation set' if s.contaminated else ''}"
+            f" ({s.seconds:.1f} s, {s.dedup_seconds:.1f} s of it near-duplicates and contamination)")

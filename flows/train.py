@@ -15,7 +15,7 @@ from prefpipe.errors import InputError
 from prefpipe.metrics import PLOT
 from prefpipe.names import check_name
 from prefpipe.settings import HELD_OUT, Settings
-from prefpipe.units import SNAPSHOT, describe, read_units
+from prefpipe.units import SNAPSHOT, snapshot_record
 from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
 
 METRIC_COLUMNS = ["split", "group", "name", "pairs", "accuracy", "log_loss", "ece"]
@@ -23,24 +23,30 @@ METRIC_COLUMNS = ["split", "group", "name", "pairs", "accuracy", "log_loss", "ec
 
 @flow(name="train", log_prints=True)
 def train_flow(config: TrainConfig | None = None, settings: Settings | None = None, name: str | None = None,
-               resume: str | None = None, processes: int = 1, progress: bool = True) -> dict:
-    """Train a model on the warehouse's training split, or resume the run RESUME (an id or a folder)."""
+               resume: str | None = None, processes: int = 1, progress: bool = True,
+               exclude: list[str] | None = None) -> dict:
+    """Train a model on the warehouse's training split, or resume the run RESUME (an id or a folder). EXCLUDE:
+    evaluation sets (or `all`) whose matches in the warehouse are left out (prefpipe.contamination)."""
     settings = settings or Settings.from_env()
     if processes < 1:
         raise InputError(f"must be at least 1, got {processes}", field="--nproc")
     if resume:
         run_dir = resume_folder(settings, resume)
-        snapshot = describe(read_units(run_dir / SNAPSHOT))
+        snapshot = snapshot_record(run_dir / SNAPSHOT)
     else:
         config = config or TrainConfig()
         run_dir = new_run_folder(settings, name or f"rm-{config.loss}-{datetime.now(UTC):%Y%m%d-%H%M%S}")
         config.save(run_dir)
-        snapshot = snapshot_data(settings, run_dir)
+        snapshot = snapshot_data(settings, run_dir, exclude)
         if not snapshot["pairs"]["train"]:
             shutil.rmtree(run_dir)
             raise InputError("no training pairs: ingest annotations first", file=settings.warehouse)
     print(f"{run_dir.name}: {snapshot['annotations']} annotations from {len(snapshot['batch_ids'])} batches; "
           f"pairs {snapshot['pairs']}; data {snapshot['hash'][:12]}")
+    if excluded := snapshot.get("excluded"):
+        print(f"left out {excluded['annotations']} annotations that match evaluation sets: " + ", ".join(
+            f"{name} ({e['annotations']} annotations, {e['examples']} examples)"
+            for name, e in excluded["evalsets"].items()))
     figures = fit_model(run_dir, resume=bool(resume), processes=processes, progress=progress)
     print(f"trained {figures['steps']} steps: {figures['comparisons']} comparisons, {figures['tokens']} tokens "
           f"in {figures['seconds']:.0f} s ({figures['tokens'] / max(figures['seconds'], 1e-9):.0f} tokens/s); "

@@ -31,6 +31,9 @@ DEFAULTS = Settings()
 
 WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file "
                          "(default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb)")]
+EXCLUDE_OPTION = typer.Option("--exclude-evalset", help="Leave out the annotations whose prompt or a response "
+                              "matches this registered evaluation set (repeatable; `all`: every set).")
+ExcludeOpt = Annotated[list[str] | None, EXCLUDE_OPTION]
 ThresholdOpt = Annotated[float, typer.Option(help="A drop larger than this against the previous night fails the run.")]
 TaskRunnerOpt = Annotated[str, typer.Option(help="threads (in this process) | dask (a Dask cluster, via prefect-dask)")]
 DaskAddressOpt = Annotated[str | None, typer.Option(help="With --task-runner dask: the scheduler's address "
@@ -84,11 +87,11 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or fold
 
 @app.command()
 def stats(warehouse: WarehouseOpt = None) -> None:
-    """Print warehouse counts, per-batch counts and annotator agreement."""
+    """Print warehouse counts, per-batch counts, annotator agreement and near-duplicate clusters."""
     with _open_warehouse(warehouse) as wh:
         counts = wh.counts()
         typer.echo(format_table(list(counts), [tuple(counts.values())]))
-        for title, columns, rows in wh.curation_views():
+        for title, columns, rows in wh.curation_views() + wh.cluster_views():
             typer.echo(f"\n{title}\n" + (format_table(columns, rows) if rows else "(none)"))
 
 
@@ -98,18 +101,22 @@ def export(out: Annotated[Path, typer.Argument(help="Output file: .jsonl or .par
            fmt: Annotated[str, typer.Option("--format", help="pairwise (prompt, chosen, rejected, margin: TRL) or "
                                             "rewardbench (id, prompt, chosen, rejected, subset: an evaluation set)"
                                             )] = "pairwise",
-           warehouse: WarehouseOpt = None) -> None:
+           exclude_evalset: ExcludeOpt = None, warehouse: WarehouseOpt = None) -> None:
     """Write curated pairs for training or evaluating elsewhere (TRL RewardTrainer, RewardBench)."""
     from prefpipe.export import export_pairs
 
     with _open_warehouse(warehouse) as wh:
-        rows = export_pairs(wh, out, None if split == "all" else split, layout=fmt)
-    typer.echo(f"{out}: {rows} pairs ({split})")
+        rows = export_pairs(wh, out, None if split == "all" else split, layout=fmt, exclude=exclude_evalset)
+        [(left_out,)] = wh.con.execute("SELECT count(DISTINCT annotation_seq) FROM excluded_annotations").fetchall()
+    typer.echo(f"{out}: {rows} pairs ({split})"
+               + (f"; left out {left_out} annotations that match {', '.join(exclude_evalset)}" if exclude_evalset
+                  else ""))
 
 
 # -- training: the options are TrainConfig's fields ---------------------------------------------------------
 
-def train(*, processes: int, name: str | None, resume: str | None, warehouse: Path | None, **options) -> None:
+def train(*, processes: int, name: str | None, resume: str | None, exclude_evalset: list[str] | None,
+          warehouse: Path | None, **options) -> None:
     """Train a Bradley-Terry reward model on the training split, evaluate it and register it."""
     from flows.train import resume_folder, train_flow
     from prefpipe.config import TrainConfig
@@ -121,9 +128,16 @@ def train(*, processes: int, name: str | None, resume: str | None, warehouse: Pa
     if resume:
         resume_folder(settings, resume)  # a wrong name fails before Prefect starts
     else:
-        _require_warehouse(settings)
         config = TrainConfig(**options)
-    result = train_flow(config, settings=settings, name=name, resume=resume, processes=processes)
+        if exclude_evalset:  # an unknown set fails before Prefect starts
+            from prefpipe.contamination import set_names
+
+            with _open_warehouse(warehouse) as wh:
+                set_names(wh.con, exclude_evalset)
+        else:
+            _require_warehouse(settings)
+    result = train_flow(config, settings=settings, name=name, resume=resume, processes=processes,
+                        exclude=exclude_evalset)
     typer.echo(f"\n{result['model_id']}: {result['path']}")
 
 
@@ -148,6 +162,7 @@ def _train_command() -> None:
            "name": (str | None, None, typer.Option(help="Model id (default: rm-LOSS-TIME)")),
            "resume": (str | None, None, typer.Option(help="Continue the run of this model id (or folder) from its "
                                                      "last checkpoint; the other options are ignored.")),
+           "exclude_evalset": (list[str] | None, None, EXCLUDE_OPTION),
            "warehouse": (Path | None, None, typer.Option(help="DuckDB file (default: $PREFPIPE_WAREHOUSE or "
                                                          "$PREFPIPE_HOME/warehouse.duckdb)"))}
     train.__signature__ = inspect.Signature(config_options(TrainConfig) + [
@@ -244,7 +259,8 @@ def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-
                     else register_evalset(wh, settings.home, path, name, fmt))
     state = "registered" if new else "unchanged, already registered"
     typer.echo(f"{row['name']}: version {row['version'][:12]} {state}: {row['examples']} examples, {row['format']}, "
-               f"subsets {', '.join(row['subsets'])}")
+               f"subsets {', '.join(row['subsets'])}; {row['contaminated']} examples match the warehouse's prompts "
+               "or responses")
 
 
 @evalset_app.command("list")
@@ -256,7 +272,7 @@ def evalset_list(warehouse: WarehouseOpt = None) -> None:
     if Settings.from_env(warehouse=warehouse).warehouse.exists():
         with _open_warehouse(warehouse) as wh:
             rows = latest_evalsets(wh)
-    columns = ["name", "version", "format", "examples", "registered_at", "path"]
+    columns = ["name", "version", "format", "examples", "contaminated", "registered_at", "path"]
     typer.echo(format_table(columns, [tuple(r[c] if c != "version" else r[c][:12] for c in columns) for r in rows])
                if rows else "(no evaluation sets yet: run `prefpipe evalset add`)")
 

@@ -36,10 +36,12 @@ Scorer = Callable[[list[tuple[str | list[dict], str]]], list[float]]  # rewards 
 
 def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
              run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
-             reference: Path | None = None, device: str = "cpu", started: float | None = None) -> Path | None:
+             reference: Path | None = None, device: str = "cpu", started: float | None = None,
+             contaminated: list[str] | None = None) -> Path | None:
     """Score one model on one evaluation set and write the run folder; None when these results exist
     (same model, set and code version), or with `force` when a concurrent run wrote them after STARTED
-    (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward."""
+    (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward. CONTAMINATED:
+    the examples that its training data matched (None: not known), summarised and left out of a second score."""
     fmt, examples = read_evalset_format(evalset_path, fmt)
     model_hash = folder_hash(model_dir)
     if reference is not None:  # the policy and its reference: a change to either is another model
@@ -52,13 +54,13 @@ def evaluate(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, r
         if written is not None and (not force or written >= started):
             return None
         scores = score_distinct(examples, scorer(model_dir, reference, device))
-        return write_results(results, run, *result_tables(run, examples, scores, fmt))
+        return write_results(results, run, *result_tables(run, examples, scores, fmt, contaminated))
 
 
 def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | None]], evalset_path: Path,
                    evalset: str, results: Path, *, run_id: str, run_date: date | None = None, force: bool = False,
                    fmt: str = "auto", device: str = "cpu", started: float | None = None,
-                   tables: Path | None = None) -> Path | None:
+                   tables: Path | None = None, contaminated: list[str] | None = None) -> Path | None:
     """A registered combination on one evaluation set, as `evaluate` does a model, under the combination's
     name; its reference rewards (per prompt and model) are written beside the scores. COMPONENTS: each
     model's (folder, DPO reference or None). On a set, a prompt's references are its completions (a set marks
@@ -91,7 +93,8 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
         values = iter(score.tolist())
         scores = [([next(values) for _ in e.chosen], [next(values) for _ in e.rejected]) for e in examples]
         references = pa.Table.from_pylist([run.provenance() | row for row in rows])
-        return write_results(results, run, *result_tables(run, examples, scores, fmt), references=references)
+        return write_results(results, run, *result_tables(run, examples, scores, fmt, contaminated),
+                             references=references)
 
 
 def scorer(model_dir: Path, reference: Path | None, device: str = "cpu") -> Scorer:
@@ -137,8 +140,11 @@ def score_items(items: list[tuple[str | list[dict], str]], scorer: Scorer) -> li
     return [values[keys[json.dumps(prompt), text]] for prompt, text in items]
 
 
-def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str) -> tuple[pa.Table, pa.Table]:
-    """Per-example rows and summary rows (subset, section, score) of one model on one evaluation set."""
+def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str,
+                  contaminated: list[str] | None = None) -> tuple[pa.Table, pa.Table]:
+    """Per-example rows and summary rows (subset, section, score) of one model on one evaluation set; with
+    CONTAMINATED (the examples its training data matched), their count and share, and the sections and scores
+    over the other examples (level `decontaminated`)."""
     rows = []
     for e, (chosen, rejected) in zip(examples, scores, strict=True):
         credit = best_of_n_credit(chosen, rejected) if fmt == "rewardbench2" else float(chosen[0] > rejected[0])
@@ -146,15 +152,15 @@ def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str) -
                      "chosen_scores": chosen, "rejected_scores": rejected,
                      "score_gap": max(chosen) - max(rejected), "credit": credit,
                      "chosen_chars": max(map(len, e.chosen)), "rejected_chars": max(map(len, e.rejected))})
-    if fmt == "rewardbench2":
-        got = best_of_n_scores([(e.subset, e.example_id, c, r)
-                                for e, (c, r) in zip(examples, scores, strict=True)])
-        summary = [("subset", s, v) for s, v in got["subsets"].items()] + [("score", "score", got["score"])]
-    else:
-        got = pairwise_scores([(e.subset, c[0], r[0]) for e, (c, r) in zip(examples, scores, strict=True)])
-        summary = ([("subset", s, v["accuracy"]) for s, v in got["subsets"].items()]
-                   + [("section", s, v) for s, v in got["sections"].items() if v is not None]
-                   + [("score", k, got[k]) for k in ("score", "score_with_prior_sets")])
+    summary = summarise(examples, scores, fmt)
+    if contaminated is not None:
+        matched = set(contaminated)
+        clean = [(e, s) for e, s in zip(examples, scores, strict=True) if e.example_id not in matched]
+        summary += [("contamination", "contaminated_examples", float(len(examples) - len(clean))),
+                    ("contamination", "contaminated_share", (len(examples) - len(clean)) / len(examples))]
+        if clean:
+            summary += [("decontaminated", name, value) for level, name, value in
+                        summarise([e for e, _ in clean], [s for _, s in clean], fmt) if level in ("section", "score")]
     summary += diagnostics(rows)
     counts = Counter(r["subset"] for r in rows)
     provenance = run.provenance()
@@ -163,6 +169,17 @@ def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str) -
                                   "examples": counts.get(name) if level in per_subset else None}
                     for level, name, value in summary]
     return pa.Table.from_pylist([provenance | r for r in rows]), pa.Table.from_pylist(summary_rows)
+
+
+def summarise(examples: list[Example], scores: Scores, fmt: str) -> list[tuple[str, str, float]]:
+    """RewardBench's summary: (level, name, value) of the subsets, sections and final scores."""
+    if fmt == "rewardbench2":
+        got = best_of_n_scores([(e.subset, e.example_id, c, r) for e, (c, r) in zip(examples, scores, strict=True)])
+        return [("subset", s, v) for s, v in got["subsets"].items()] + [("score", "score", got["score"])]
+    got = pairwise_scores([(e.subset, c[0], r[0]) for e, (c, r) in zip(examples, scores, strict=True)])
+    return ([("subset", s, v["accuracy"]) for s, v in got["subsets"].items()]
+            + [("section", s, v) for s, v in got["sections"].items() if v is not None]
+            + [("score", k, got[k]) for k in ("score", "score_with_prior_sets")])
 
 
 def diagnostics(rows: list[dict]) -> list[tuple[str, str, float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from prefpipe.contamination import exclude_matches
 from prefpipe.errors import InputError
 from prefpipe.settings import SPLITS
 from prefpipe.sql import run_script, sql
@@ -16,8 +17,10 @@ SUFFIXES = {".jsonl": "export/to_jsonl.sql", ".parquet": "export/to_parquet.sql"
 LAYOUTS = ("pairwise", "rewardbench")
 
 
-def export_pairs(wh: Warehouse, out: Path, split: str | None = "train", layout: str = "pairwise") -> int:
-    """Write the pairs of SPLIT (None: all) to OUT (.jsonl or .parquet) atomically; return the row count.
+def export_pairs(wh: Warehouse, out: Path, split: str | None = "train", layout: str = "pairwise",
+                 exclude: list[str] | None = None) -> int:
+    """Write the pairs of SPLIT (None: all) to OUT (.jsonl or .parquet) atomically, less the annotations that
+    match the evaluation sets EXCLUDE (prefpipe.contamination); return the row count.
 
     pairwise: TRL's layout (prompt, chosen, rejected, margin, ...). rewardbench: an evaluation set
     (id, prompt, chosen, rejected, subset = curated-SPLIT), chosen and rejected plain strings."""
@@ -30,6 +33,7 @@ def export_pairs(wh: Warehouse, out: Path, split: str | None = "train", layout: 
         raise InputError("no such folder", file=out.parent)
     if layout not in LAYOUTS:
         raise InputError(f"must be one of {', '.join(LAYOUTS)}, got {layout!r}", field="--format")
+    exclude_matches(wh.con, exclude or [])
     wh.set_variables(split=split)
     run_script(wh.con, "export/pairs.sql")
     [(messages,)] = wh.con.table("export_has_messages").fetchall()

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from prefpipe import contamination, dedup
 from prefpipe.errors import InputError
 from prefpipe.expectations import PROFILES_SQL, failing_profiles, warm_up
 from prefpipe.files import content_hash
@@ -36,6 +37,8 @@ class BatchSummary:
     pairs: int = 0
     ties: int = 0
     identical_texts: int = 0
+    contaminated: int = 0  # new prompts and responses that match a registered evaluation set
+    dedup_seconds: float = 0.0  # of `seconds`: clustering prompts and checking them against the evaluation sets
     quarantined_by_rule: dict[str, int] = field(default_factory=dict)
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     message: str = ""
@@ -125,6 +128,12 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
         summary.pairs = summary.ties = summary.identical_texts = 0
         summary._skip_all("batch failed")
     else:
+        started = time.perf_counter()
+        dedup.cluster_batch(con, wh.path, settings.dedup)  # each prompt's cluster, and so its split
+        contamination.stage_batch(con, settings.dedup)
+        summary.dedup_seconds = time.perf_counter() - started
+        [(summary.contaminated,)] = con.execute("SELECT count(DISTINCT coalesce(prompt_key, annotation_id)) "
+                                                "FROM stage_contamination").fetchall()
         summary.status = "validated"
     return summary
 

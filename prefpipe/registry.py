@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from prefpipe.config import Combination
+from prefpipe.contamination import check_set
 from prefpipe.errors import InputError
 from prefpipe.names import check_name
 from prefpipe.settings import HELD_OUT
@@ -32,10 +33,11 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
         headline = {split: {k: metrics[split][k] for k in HEADLINE} for split in HELD_OUT
                     if split in metrics}
         con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
-                    "metrics, reference) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "metrics, reference, excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [model_id, str(path), config["base"], config["loss"], json.dumps(config),
                      snapshot["batch_ids"], snapshot["pairs"]["train"], snapshot["hash"], json.dumps(headline),
-                     None if reference is None else str(Path(reference).resolve())])
+                     None if reference is None else str(Path(reference).resolve()),
+                     json.dumps(snapshot["excluded"]) if snapshot.get("excluded") else None])
 
 
 def list_models(wh: Warehouse) -> tuple[list[str], list[tuple]]:
@@ -56,7 +58,7 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
     check_name(name)
     fmt, examples = read_evalset_format(path, fmt)
     version = content_hash(path)
-    held = wh.con.execute("SELECT * FROM evalsets WHERE name = ? AND version = ?", [name, version])
+    held = wh.con.execute(f"SELECT *, {CONTAMINATED} FROM evalsets WHERE name = ? AND version = ?", [name, version])
     if row := held.fetchone():
         return dict(zip([d[0] for d in held.description], row, strict=True)), False
     stored = home / "evalsets" / name / f"{version[:16]}{Path(path).suffix}"
@@ -67,6 +69,7 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [name, version, str(stored.resolve()), source or str(Path(path).resolve()), fmt, len(examples),
                      sorted({e.subset for e in examples})])
+    check_set(wh.con, name, version, str(stored.resolve()))  # its matches in the whole warehouse
     return latest_evalsets(wh, name)[0], True
 
 
@@ -83,9 +86,14 @@ def register_split(wh: Warehouse, home: Path, split: str, name: str) -> tuple[di
         return register_evalset(wh, home, path, name, source=f"warehouse:{split}")
 
 
+CONTAMINATED = ("(SELECT count(DISTINCT example_id) FROM contamination c WHERE c.evalset = evalsets.name "
+                "AND c.version = evalsets.version) AS contaminated")  # examples that match the warehouse
+
+
 def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
-    """The latest version of every registered set (or of NAME)."""
-    columns, rows = wh.query("SELECT * FROM evalsets WHERE ? IS NULL OR name = ? "
+    """The latest version of every registered set (or of NAME), with how many of its examples match the
+    warehouse (`contaminated`: by prompt or a response; prefpipe.contamination)."""
+    columns, rows = wh.query(f"SELECT *, {CONTAMINATED} FROM evalsets WHERE ? IS NULL OR name = ? "
                              "QUALIFY row_number() OVER (PARTITION BY name ORDER BY registered_at DESC) = 1 "
                              "ORDER BY name", [name, name])
     return [dict(zip(columns, r, strict=True)) for r in rows]

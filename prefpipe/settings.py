@@ -6,10 +6,12 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from prefpipe.dedup import Params
 from prefpipe.errors import InputError
 
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
 HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
+DEDUP_ENV = {"dedup_ngram": int, "dedup_permutations": int, "dedup_bands": int, "dedup_threshold": float}
 PATHS = ("home", "warehouse", "results", "models", "tables", "rewards", "analysis")  # PREFPIPE_<NAME> each
 
 
@@ -33,10 +35,19 @@ class Settings:
     nightly_cron: str = "0 2 * * *"  # when `prefpipe serve` runs the nightly evaluation (also in prefect.yaml)
     nightly_timezone: str = "UTC"
     prefect_port: int = 4200  # of the local Prefect server that `prefpipe serve` starts when none is configured
+    # near-duplicate prompts (prefpipe.dedup): word n-grams, MinHash permutations, LSH bands, Jaccard threshold
+    dedup_ngram: int = 5
+    dedup_permutations: int = 128
+    dedup_bands: int = 16
+    dedup_threshold: float = 0.8
 
     @property
     def docs_dir(self) -> Path:
         return self.home / "gx"
+
+    @property
+    def dedup(self) -> Params:
+        return Params(self.dedup_ngram, self.dedup_permutations, self.dedup_bands, self.dedup_threshold)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -53,7 +64,11 @@ class Settings:
             "analysis": Path(env.get("PREFPIPE_ANALYSIS", home / "analysis")),
         }
         if "PREFPIPE_LOCK_TIMEOUT" in env:
-            values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"])
+            values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"], what="of seconds")
+        for key, kind in DEDUP_ENV.items():
+            name = f"PREFPIPE_{key.upper()}"
+            if name in env:
+                values[key] = _number(name, env[name], kind)
         if "PREFPIPE_MEMORY_LIMIT" in env:
             values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -75,10 +90,12 @@ class Settings:
         if len(self.splits) != 3 or min(self.splits) < 0 or abs(sum(self.splits) - 1) > 1e-9:
             raise InputError(f"must be three non-negative fractions summing to 1, got {self.splits}",
                              field="splits")
+        self.dedup.check()
 
 
-def _number(name: str, text: str) -> float:
+def _number(name: str, text: str, kind: type = float, what: str = "") -> float:
     try:
-        return float(text)
+        return kind(text)
     except ValueError:
-        raise InputError(f"must be a number of seconds, got {text!r}", field=name) from None
+        wanted = "a whole number" if kind is int else f"a number{' ' + what if what else ''}"
+        raise InputError(f"must be {wanted}, got {text!r}", field=name) from None

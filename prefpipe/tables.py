@@ -12,11 +12,12 @@ from pathlib import Path
 from prefpipe.files import write_whole
 
 TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
+INTERNAL = ("prompt_bands",)  # the LSH buckets (16 rows per prompt): prefpipe's index, nothing to query
 
 
 def warehouse_tables(con) -> list[str]:
-    """The warehouse's tables (not its views, not the temp tables of an ingest)."""
-    return [name for (name,) in con.execute(TABLE_NAMES).fetchall()]
+    """The warehouse's tables (not its views, not the temp tables of an ingest, not its internal index)."""
+    return [name for (name,) in con.execute(TABLE_NAMES).fetchall() if name not in INTERNAL]
 
 
 def publish_tables(con, tables: Path, keep: int = 2) -> Path:

@@ -37,7 +37,7 @@ from prefpipe.files import follow_umask
 from prefpipe.inputs import builder_for, encode_units
 from prefpipe.losses import pairwise_loss, plackett_luce_loss
 from prefpipe.model import RewardModel, load_reward_model, load_tokenizer
-from prefpipe.units import SNAPSHOT, describe, read_units
+from prefpipe.units import SNAPSHOT, read_units, snapshot_record
 
 CHECKPOINT = "checkpoint.pt"
 FIGURES = "train_figures.json"
@@ -141,7 +141,7 @@ def set_up(run_dir: Path) -> Training:
         module, device_ids=[world.device.index] if world.device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * len(schedule)), len(schedule))
-    snapshot = describe(units)
+    snapshot = snapshot_record(run_dir / SNAPSHOT, units)
     fingerprint = {"config": asdict(config), "data": snapshot["hash"], "world": world.size}
     return Training(run_dir, config, world, tokenizer, model, module, trained, optimizer, scheduler, encoded, epochs,
                     schedule, fingerprint, snapshot, builder.max_length, identical, bf16)

@@ -18,6 +18,7 @@ from prefpipe.settings import SPLITS
 from prefpipe.sql import run_script
 
 SNAPSHOT = "data.parquet"
+EXCLUDED = "excluded.json"  # beside the snapshot: what --exclude-evalset left out
 
 
 @dataclass
@@ -35,14 +36,29 @@ class Unit:
     pairs: list[tuple[int, int, int, float]]  # (chosen, rejected, rank gap, weight)
 
 
-def snapshot_units(con, out: Path, splits: tuple[str, ...] = SPLITS) -> dict:
-    """Write the units of SPLITS to OUT (Parquet, atomically); return what the snapshot holds."""
+def snapshot_units(con, out: Path, splits: tuple[str, ...] = SPLITS, exclude: list[str] | None = None) -> dict:
+    """Write the units of SPLITS to OUT (Parquet, atomically), without the annotations that match the
+    evaluation sets EXCLUDE (prefpipe.contamination; recorded beside it); return what the snapshot holds."""
+    from prefpipe.contamination import exclude_matches  # it reads snapshots: imported here, not in a cycle
+
+    excluded = exclude_matches(con, exclude or [])
     con.execute("SET VARIABLE splits = ?", [list(splits)])
     run_script(con, "train/units.sql")
+    (out.parent / EXCLUDED).unlink(missing_ok=True)
+    if excluded:
+        (out.parent / EXCLUDED).write_text(json.dumps(excluded, indent=1))
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     con.execute("COPY (SELECT * FROM train_units ORDER BY annotation_id) TO ? (FORMAT parquet)", [str(temporary)])
     temporary.replace(out)
-    return describe(read_units(out))
+    return snapshot_record(out)
+
+
+def snapshot_record(path: Path, units: list[Unit] | None = None) -> dict:
+    """What the snapshot at PATH holds (`describe`), and what was excluded from it, if anything."""
+    record = describe(read_units(path) if units is None else units)
+    if (path.parent / EXCLUDED).is_file():
+        record["excluded"] = json.loads((path.parent / EXCLUDED).read_text())
+    return record
 
 
 def read_units(path: Path, split: str | None = None) -> list[Unit]:

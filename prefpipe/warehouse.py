@@ -9,9 +9,10 @@ from pathlib import Path
 
 import duckdb
 
+from prefpipe import contamination, dedup
 from prefpipe.errors import InputError, PrefpipeError, WarehouseBusy
 from prefpipe.settings import Settings
-from prefpipe.sql import SQL_DIR, run_script
+from prefpipe.sql import SQL_DIR, run_script, sql
 
 COUNTED = {"batches": "batches", "annotations": "annotations", "responses": "responses",
            "pairs": "comparisons", "quarantine": "quarantine"}  # what `prefpipe stats` counts, and where
@@ -46,7 +47,19 @@ class Warehouse:
 
     @classmethod
     def open(cls, settings: Settings) -> Warehouse:
-        return cls(settings.warehouse, settings.lock_timeout_s, settings.memory_limit)
+        """The warehouse of SETTINGS; clustered by near-duplicate prompts first if it never was (once)."""
+        wh = cls(settings.warehouse, settings.lock_timeout_s, settings.memory_limit)
+        train, validation, _ = settings.splits
+        wh.set_variables(train_share=train, validation_share=validation)
+        try:
+            messages = [dedup.ensure_clustered(wh.con, wh.path, settings.dedup),
+                        *contamination.check_registered(wh.con)]
+        except BaseException:
+            wh.close()
+            raise
+        for message in filter(None, messages):
+            print(message)
+        return wh
 
     def __enter__(self) -> Warehouse:
         return self
@@ -81,6 +94,20 @@ class Warehouse:
     def curation_views(self, rows: int = 20) -> list[tuple[str, list[str], list[tuple]]]:
         """(title, columns, first ROWS rows) of each curation view, for `prefpipe stats`."""
         return [(title, *self.query(f"SELECT * FROM {view} LIMIT ?", [rows])) for title, view in CURATION_VIEWS.items()]
+
+    def cluster_views(self, rows: int = 10) -> list[tuple[str, list[str], list[tuple]]]:
+        """(title, columns, rows) of the near-duplicate clusters, for `prefpipe stats`."""
+        return [
+            ("Near-duplicate clusters", *self.query(
+                "SELECT count(*) AS clusters, sum(prompts) AS prompts, count(*) FILTER (prompts > 1) AS shared, "
+                "sum(prompts) FILTER (prompts > 1) AS prompts_in_shared, "
+                "(SELECT count(*) FROM split_conflicts) AS split_conflicts FROM clusters")),
+            ("Largest clusters", *self.query("SELECT cluster_id, prompts, annotations, splits, example FROM clusters "
+                                             "WHERE prompts > 1 ORDER BY prompts DESC, cluster_id LIMIT ?", [rows])),
+            ("Held-out pairs that the split by exact prompt would have leaked", *self.query(
+                sql("dedup/cluster_leaks.sql"))),
+            ("Split conflicts (merges of clusters in different splits)", *self.query(
+                "SELECT * FROM split_conflicts ORDER BY merged_at DESC LIMIT ?", [rows]))]
 
     def batch_rows(self, batch_id: str) -> int | None:
         """The rows of the batch BATCH_ID (a file's sha256) if it was ingested before, else None."""

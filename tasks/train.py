@@ -20,10 +20,11 @@ from tasks import retry_unless_input_error
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,
       cache_policy=NO_CACHE)
-def snapshot_data(settings: Settings, run_dir: Path) -> dict:
-    """The warehouse's units into RUN_DIR/data.parquet; the warehouse is closed again for training."""
+def snapshot_data(settings: Settings, run_dir: Path, exclude: list[str] | None = None) -> dict:
+    """The warehouse's units into RUN_DIR/data.parquet (less the matches of the sets EXCLUDE); the warehouse is
+    closed again for training."""
     with Warehouse.open(settings) as wh:
-        return units.snapshot_units(wh.con, run_dir / units.SNAPSHOT)
+        return units.snapshot_units(wh.con, run_dir / units.SNAPSHOT, exclude=exclude)
 
 
 @task(cache_policy=NO_CACHE)

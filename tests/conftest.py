@@ -37,7 +37,7 @@ def settings(tmp_path: Path, settings_factory) -> Settings:
 
 @pytest.fixture
 def wh(settings: Settings):
-    with Warehouse(settings.warehouse) as warehouse:
+    with Warehouse.open(settings) as warehouse:
         yield warehouse
 
 

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -94,6 +95,17 @@ def annotation(prompt_id: str = "p-1", *ranks, annotator: str = "ann-1", **field
                  for i, r in enumerate(ranks or (1, 2))]
     return {"prompt_id": prompt_id, "prompt": f"prompt {prompt_id}", "annotator_id": annotator,
             "responses": responses} | fields
+
+
+WORDS = ("river mountain lantern copper violin harbor meadow pepper falcon orchard tunnel saddle compass marble "
+         "willow thunder biscuit canyon ember glacier hammock island jasmine kettle lobster nectar oyster quartz "
+         "raven spruce tulip umber velvet walnut yarrow zephyr anchor basket candle dagger").split()
+
+
+def text(seed: int, words: int = 24) -> str:
+    """Words drawn from a small vocabulary: unrelated texts share words, rarely 5-grams."""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
 def write_batch(path: Path, *lines: dict | str) -> Path:

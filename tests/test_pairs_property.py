@@ -52,7 +52,7 @@ def test_pairs_are_the_ordered_comparable_pairs(tmp_path_factory, settings_facto
 
 
 def test_splits_follow_the_configured_shares(tmp_path, settings_factory):
-    lines = [{"prompt_id": f"p{i}", "prompt": "x", "responses": [{"response_id": "a", "text": "a", "rank": 1},
+    lines = [{"prompt_id": f"p{i}", "prompt": f"x {i}", "responses": [{"response_id": "a", "text": "a", "rank": 1},
                                                                   {"response_id": "b", "text": "b", "rank": 2}]}
              for i in range(4000)]
     with Warehouse(tmp_path / "w.duckdb") as wh:

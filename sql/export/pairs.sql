@@ -7,7 +7,8 @@ SELECT annotation_id || '/' || chosen_id || '>' || rejected_id AS id,
        CASE WHEN json_type(prompt) = 'ARRAY' THEN from_json(prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]')
             ELSE [{'role': 'user', 'content': json_text(prompt)}] END AS prompt_messages,
        chosen_text, rejected_text, margin, weight, split, prompt_id, annotator_id
-FROM pairs WHERE getvariable('split') IS NULL OR split = getvariable('split');
+FROM pairs WHERE (getvariable('split') IS NULL OR split = getvariable('split'))
+  AND annotation_id NOT IN (SELECT annotation_id FROM excluded_annotations);  -- prefpipe.contamination
 
 -- The two layouts, each written with plain strings when every prompt is a string and as messages otherwise
 -- (prompt = messages; in TRL's layout chosen/rejected = one assistant message), so a column never mixes

@@ -47,3 +47,22 @@ CREATE OR REPLACE TEMP MACRO transcript_messages(t) AS list_transform(
                 lambda s: trim(s) <> ''),
     lambda s: CASE WHEN contains(s, chr(2)) THEN {'role': split_part(s, chr(2), 1), 'content': trim(split_part(s, chr(2), 2))}
                    ELSE {'role': 'user', 'content': trim(s)} END);
+
+-- The split of a key (a prompt cluster's id): stable across runs and machines, by md5, in the shares that
+-- getvariable('train_share') and getvariable('validation_share') hold.
+CREATE OR REPLACE TEMP MACRO split_of(k) AS CASE
+    WHEN md5_number_lower(k) % 1000000 < getvariable('train_share') * 1000000 THEN 'train'
+    WHEN md5_number_lower(k) % 1000000 < (getvariable('train_share') + getvariable('validation_share')) * 1000000
+    THEN 'validation'
+    ELSE 'test' END;
+
+-- The 13-grams of words of a text (lower-cased, ASCII punctuation stripped, split at spaces, tabs and line
+-- breaks), hashed: what contamination compares between responses and evaluation-set completions
+-- (prefpipe.contamination). Computed on both sides at check time, never stored, so a DuckDB upgrade that
+-- changed hash() could not split them. (ASCII classes and plain splits: a Unicode-class regex split costs four
+-- times as much, seconds per million responses.)
+CREATE OR REPLACE TEMP MACRO grams13(t) AS list_transform(
+    [list_transform(list_filter(string_split(replace(replace(replace(regexp_replace(lower(t), '[[:punct:]]+', '', 'g'),
+                                                                     chr(9), ' '), chr(10), ' '), chr(13), ' '), ' '),
+                                lambda w: w <> ''), lambda w: hash(w))],
+    lambda h: list_transform(range(1, len(h) - 11), lambda i: hash(h[i:i + 12])))[1];

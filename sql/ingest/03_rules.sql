@@ -117,10 +117,7 @@ GROUP BY e.entry, a.line, a.json_state, a.annotation_id, s.raw;
 
 CREATE OR REPLACE TEMP TABLE valid_annotations AS
 SELECT entry, line, annotation_id, prompt_id, prompt, annotator_id, metadata,
-       CASE WHEN md5_number_lower(prompt_id) % 1000000 < getvariable('train_share') * 1000000 THEN 'train'
-            WHEN md5_number_lower(prompt_id) % 1000000
-                 < (getvariable('train_share') + getvariable('validation_share')) * 1000000 THEN 'validation'
-            ELSE 'test' END AS split  -- stable across runs and machines: md5 of prompt_id
+       NULL::VARCHAR AS prompt_key, NULL::VARCHAR AS split  -- set by prefpipe.dedup: the prompt's cluster
 FROM stage_annotations ANTI JOIN stage_quarantine USING (entry);
 
 CREATE OR REPLACE TEMP TABLE valid_responses AS

@@ -23,4 +23,5 @@ FROM annotations a
 JOIN batches b USING (batch_id)
 JOIN unit_responses r USING (annotation_seq)
 JOIN unit_pairs p USING (annotation_seq)
-WHERE list_contains(getvariable('splits'), a.split);
+WHERE list_contains(getvariable('splits'), a.split)
+  AND a.annotation_seq NOT IN (SELECT annotation_seq FROM excluded_annotations);  -- prefpipe.contamination

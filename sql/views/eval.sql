@@ -19,14 +19,30 @@ SELECT model_id, evalset, run_date, run_id, code_version,
        row_number() OVER (PARTITION BY model_id, evalset ORDER BY run_date DESC, run_id DESC) AS recency
 FROM (SELECT DISTINCT model_id, evalset, run_date, run_id, code_version FROM eval_summary);
 
+-- Per run: how many of the set's examples the model's training data matched, and its headline (the score, or
+-- for a set of custom subsets their accuracy) over the others (prefpipe.contamination); NULL where not known
+-- (a model trained elsewhere, results before 0.4).
+CREATE OR REPLACE VIEW run_contamination AS
+SELECT model_id, evalset, run_id,
+       max(value) FILTER (name = 'contaminated_examples')::BIGINT AS contaminated_examples,
+       max(value) FILTER (name = 'contaminated_share') AS contaminated_share,
+       coalesce(max(value) FILTER (level = 'decontaminated' AND name = 'score'),
+                max(value) FILTER (level = 'decontaminated' AND name = 'custom')) AS decontaminated_score
+FROM eval_summary WHERE level IN ('contamination', 'decontaminated')
+GROUP BY ALL;
+
 -- The latest run per model and set: its subsets, sections and scores.
 CREATE OR REPLACE VIEW leaderboard AS
-SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples
+SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples,
+       c.contaminated_examples, c.contaminated_share
 FROM eval_summary s JOIN run_order o USING (model_id, evalset, run_date, run_id)
+LEFT JOIN run_contamination c USING (model_id, evalset, run_id)
 WHERE o.recency = 1;
 
 CREATE OR REPLACE VIEW history AS
-SELECT model_id, evalset, run_date, run_id, level, name, value, examples FROM eval_summary;
+SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples,
+       c.contaminated_examples, c.contaminated_share
+FROM eval_summary s LEFT JOIN run_contamination c USING (model_id, evalset, run_id);
 
 -- The latest run against the latest run of an earlier date (the previous night): the accuracies and
 -- scores (not the diagnostics, where lower is not worse) that dropped more than the threshold.

@@ -1,0 +1,131 @@
+"""Contamination against registered evaluation sets (prefpipe.contamination): the planted matches and nothing
+else, in either order; what training, export and the nightly leaderboard do with them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import annotation, run_cli, text
+
+from prefpipe.contamination import exclude_matches
+from prefpipe.dedup import prompt_key
+from prefpipe.errors import InputError
+from prefpipe.ingest import ingest_file
+from prefpipe.registry import register_evalset
+from prefpipe.warehouse import Warehouse
+
+PROMPTS = [text(300 + i) for i in range(8)]
+COPIED = text(600, 30)  # an evaluation set's chosen answer, copied into a warehouse response
+PLANTED = {("e-exact", "exact", prompt_key(PROMPTS[0])), ("e-near", "near", prompt_key(PROMPTS[1])),
+           ("e-copy", "ngram13", "p-7/ann-1:a")}
+
+
+def warehouse_batch(path, ids=None):
+    ids = ids or [f"p-{i}" for i in range(8)]
+    rows = [annotation(ids[i], prompt=PROMPTS[i], responses=[
+        {"response_id": "a", "text": f"Sure. {COPIED} Hope that helps." if i == 7 else text(400 + i, 20), "rank": 1},
+        {"response_id": "b", "text": text(500 + i, 20), "rank": 2}]) for i in range(8)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def evalset(path):
+    rows = [{"id": "e-exact", "prompt": PROMPTS[0].upper() + "!!", "chosen": text(700, 20), "rejected": text(701, 20)},
+            {"id": "e-near", "prompt": PROMPTS[1] + " please", "chosen": text(702, 20), "rejected": text(703, 20)},
+            {"id": "e-copy", "prompt": text(800), "chosen": COPIED, "rejected": text(801, 20)},
+            {"id": "e-words", "prompt": " ".join(PROMPTS[2].split()[:6]) + " " + text(901, 18),
+             "chosen": " ".join(COPIED.split()[:12]), "rejected": text(902, 20)},  # 6 words, a 12-gram: no match
+            {"id": "e-other", "prompt": text(900), "chosen": text(903, 20), "rejected": text(904, 20)}]
+    path.write_text("".join(json.dumps(r | {"subset": "planted"}) + "\n" for r in rows))
+    return path
+
+
+def matches(wh) -> set[tuple]:
+    return set(wh.con.execute("SELECT example_id, kind, coalesce(prompt_key, annotation_id || ':' || response_id) "
+                              "FROM contamination").fetchall())
+
+
+@pytest.mark.parametrize("set_first", [False, True])
+def test_edited_copies_give_exactly_the_planted_matches_in_either_order(tmp_path, settings_factory, set_first):
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        steps = [lambda: register_evalset(wh, settings.home, evalset(tmp_path / "set.jsonl"), "planted"),
+                 lambda: ingest_file(wh, warehouse_batch(tmp_path / "b.jsonl"), settings)]
+        for step in steps if set_first else steps[::-1]:
+            step()
+        assert matches(wh) == PLANTED
+        near = wh.con.execute("SELECT similarity FROM contamination WHERE kind = 'near'").fetchall()[0][0]
+        assert 0.8 <= near < 1
+        again = warehouse_batch(tmp_path / "again.jsonl")
+        again.write_text(again.read_text() + "\n")  # other bytes, the same annotations: each replaced
+        assert ingest_file(wh, again, settings).replaced == 8
+        assert matches(wh) == PLANTED and wh.con.execute("SELECT count(*) FROM contamination").fetchall() == [(3,)]
+
+
+def test_a_set_registered_before_upgrading_is_checked_once(tmp_path, settings_factory, capsys):
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, warehouse_batch(tmp_path / "b.jsonl"), settings)
+        register_evalset(wh, settings.home, evalset(tmp_path / "set.jsonl"), "planted")
+        wh.con.execute("DELETE FROM contamination; DELETE FROM contamination_checks")  # as before 0.4
+    capsys.readouterr()
+    with Warehouse.open(settings) as wh:
+        assert "planted (version " in capsys.readouterr().out
+        assert matches(wh) == PLANTED
+    with Warehouse.open(settings):
+        assert capsys.readouterr().out == ""
+
+
+def test_exclusion_leaves_out_the_matched_annotations_and_says_what(tmp_path, settings_factory):
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, warehouse_batch(tmp_path / "b.jsonl"), settings)
+        register_evalset(wh, settings.home, evalset(tmp_path / "set.jsonl"), "planted")
+        assert exclude_matches(wh.con, ["all"]) == {"evalsets": {"planted": {"annotations": 3, "examples": 3}},
+                                                    "annotations": 3}
+        assert {a for (a,) in wh.con.execute("SELECT annotation_id FROM excluded_annotations").fetchall()} == {
+            "p-0/ann-1", "p-1/ann-1", "p-7/ann-1"}
+        with pytest.raises(InputError, match=r"--exclude-evalset: no such evaluation set: nope \(registered: planted"):
+            exclude_matches(wh.con, ["nope"])
+    env = {"PREFPIPE_HOME": str(settings.home), "PREFPIPE_WAREHOUSE": str(settings.warehouse)}
+    done = run_cli("export", str(tmp_path / "all.jsonl"), "--split", "all", env=env)
+    assert done.returncode == 0 and "8 pairs" in done.stdout
+    done = run_cli("export", str(tmp_path / "clean.jsonl"), "--split", "all", "--exclude-evalset", "planted", env=env)
+    assert done.returncode == 0 and "5 pairs (all); left out 3 annotations that match planted" in done.stdout
+    kept = {json.loads(line)["prompt"] for line in (tmp_path / "clean.jsonl").read_text().splitlines()}
+    assert kept == {PROMPTS[i] for i in range(2, 7)}
+    for command in (["train"], ["export", str(tmp_path / "x.jsonl")]):
+        done = run_cli(*command, "--exclude-evalset", "nope", env=env)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "no such evaluation set: nope" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_leaderboard_reports_what_each_model_trained_on(prefect_harness, tmp_path, settings_factory):
+    """One model trained with --exclude-evalset, one without: 0 and the planted 3 contaminated examples, and a
+    decontaminated score beside the score."""
+    from flows.nightly import nightly_flow
+    from flows.train import train_flow
+    from prefpipe.config import TrainConfig
+    from prefpipe.synth import synthetic_batch, tiny_reward_model
+
+    settings = settings_factory(tmp_path, splits=(0.7, 0.15, 0.15))
+    with Warehouse.open(settings) as wh:
+        ids = iter(f"p-{i}" for i in range(10**4))
+        train_ids = [i for i in ids if wh.con.execute("SELECT split_of(?)", [i]).fetchall() == [("train",)]][:8]
+        ingest_file(wh, warehouse_batch(tmp_path / "b.jsonl", train_ids), settings)
+        ingest_file(wh, synthetic_batch(tmp_path / "synthetic.jsonl", 150, bad_lines=0), settings)
+        register_evalset(wh, settings.home, evalset(tmp_path / "set.jsonl"), "planted")
+    config = TrainConfig(base=str(tiny_reward_model(tmp_path / "tiny")), epochs=1, max_tokens=2048)
+    train_flow(config, settings=settings, name="dirty", progress=False)
+    clean = train_flow(config, settings=settings, name="clean", progress=False, exclude=["planted"])
+    assert json.loads((tmp_path / "home" / "models" / "clean" / "excluded.json").read_text())["annotations"] == 3
+    board = {r["model_id"]: r for r in nightly_flow(settings=settings)["leaderboard"]}
+    assert (board["dirty"]["contaminated_examples"], board["dirty"]["contaminated_share"]) == (3, 0.6)
+    assert (board["clean"]["contaminated_examples"], board["clean"]["contaminated_share"]) == (0, 0.0)
+    assert board["clean"]["decontaminated_score"] == board["clean"]["custom"]  # nothing left out
+    assert board["dirty"]["decontaminated_score"] in (0, 0.5, 1)  # over the 2 examples without a match
+    with Warehouse.open(settings) as wh:
+        assert json.loads(wh.con.execute("SELECT excluded FROM models WHERE model_id = 'clean'").fetchall()[0][0])[
+            "evalsets"] == {"planted": {"annotations": 3, "examples": 3}}
+    assert clean["model_id"] == "clean"

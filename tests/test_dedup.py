@@ -1,0 +1,188 @@
+"""Near-duplicate clusters and leak-free splits (prefpipe.dedup), on a real DuckDB warehouse."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from helpers import annotation, run_cli, text
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from prefpipe.dedup import jaccard, normalise_prompt, shingles
+from prefpipe.errors import InputError
+from prefpipe.ingest import ingest_file
+from prefpipe.settings import Settings
+from prefpipe.warehouse import Warehouse
+
+HH = "data/public/hh-rlhf/helpful-base-test-first2000.jsonl.gz"
+
+
+def clusters(wh) -> dict[str, str]:
+    """prompt_id -> cluster_id."""
+    return dict(wh.con.execute("SELECT a.prompt_id, c.cluster_id FROM annotations a "
+                               "JOIN prompt_clusters c USING (prompt_key)").fetchall())
+
+
+def test_normalised_form():
+    assert normalise_prompt("  Ｈello,\tWORLD!!  ﬁne… ") == "hello world fine"  # NFKC, casefold, punctuation
+    assert normalise_prompt("Straße") == normalise_prompt("STRASSE")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is  2+2?"},
+                {"role": "assistant", "content": "4"}, {"role": "user", "content": "And 3+3?"}]
+    assert normalise_prompt(messages) == "what is 2+2 and 3+3"  # user turns only; + is a symbol, not punctuation
+    assert shingles("a b c", 5) == ["a b c"]
+    assert shingles("a b c d e f", 5) == ["a b c d e", "b c d e f"]
+    assert jaccard("a b c d e f", "a b c d e f", 5) == 1.0
+
+
+def test_near_copies_share_a_cluster_and_unrelated_prompts_do_not(ingest, wh):
+    base = text(1)
+    variants = {"case": base.upper(), "space": base.replace(" ", "   \n", 3), "punct": base.replace(" ", ", ", 4) + "?",
+                "word": base + " please", "lead": "please " + base}
+    common = text(2)  # shares its first 8 words with the next prompt, nothing else
+    ingest(*[annotation(f"p-{name}", prompt=variant) for name, variant in {"base": base, **variants}.items()],
+           annotation("p-common-1", prompt=common), annotation("p-common-2", prompt=" ".join(common.split()[:8])
+                                                                + " " + text(3, 16)))
+    found = clusters(wh)
+    assert {found[f"p-{name}"] for name in variants} == {found["p-base"]}
+    assert found["p-common-1"] != found["p-common-2"] and found["p-common-1"] != found["p-base"]
+    assert wh.con.execute("SELECT count(DISTINCT split) FROM annotations WHERE prompt_id LIKE 'p-%' "
+                          "AND prompt_id NOT LIKE 'p-common%'").fetchall() == [(1,)]
+
+
+def test_a_prompt_joining_a_cluster_takes_its_split_and_nothing_moves(ingest, wh):
+    base = text(5)
+    ingest(annotation("first", prompt=base), *[annotation(f"other-{i}", prompt=text(100 + i)) for i in range(30)])
+    before = dict(wh.con.execute("SELECT annotation_id, split FROM annotations").fetchall())
+    ingest(annotation("later", prompt=base.title() + "!"))
+    after = dict(wh.con.execute("SELECT annotation_id, split FROM annotations").fetchall())
+    assert after["later/ann-1"] == after["first/ann-1"]
+    assert {k: after[k] for k in before} == before
+
+
+def test_reingesting_changes_nothing(ingest, wh, tmp_path, settings):
+    batch = [annotation(f"p-{i}", prompt=text(i % 7) + (" again" if i % 2 else "")) for i in range(20)]
+    ingest(*batch)
+    snapshot = "SELECT * EXCLUDE (merged_at) FROM cluster_merges ORDER BY ALL"
+    state = [wh.con.execute(q).fetchall() for q in ("SELECT * FROM prompt_clusters ORDER BY prompt_seq",
+                                                    "SELECT annotation_id, prompt_key, split FROM annotations ORDER BY 1",
+                                                    snapshot)]
+    summary = ingest(*batch, "")  # other bytes, the same annotations: each replaced by itself
+    assert summary.replaced == 20
+    assert state == [wh.con.execute(q).fetchall() for q in (
+        "SELECT * FROM prompt_clusters ORDER BY prompt_seq",
+        "SELECT annotation_id, prompt_key, split FROM annotations ORDER BY 1", snapshot)]
+
+
+# A bridge: LEFT and RIGHT are near-copies of WHOLE (Jaccard 0.88) but not of each other (0.77).
+WHOLE = text(9, 30).split()
+LEFT, RIGHT = " ".join(WHOLE[:27]), " ".join(WHOLE[3:])
+
+
+def test_the_bridge_is_what_the_property_needs():
+    whole = " ".join(WHOLE)
+    assert jaccard(LEFT, whole, 5) >= 0.8 and jaccard(RIGHT, whole, 5) >= 0.8 and jaccard(LEFT, RIGHT, 5) < 0.8
+
+
+@hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(range(12)), cuts=st.sets(st.integers(1, 11), max_size=4))
+def test_a_cluster_never_spans_two_splits_unless_a_conflict_is_recorded(tmp_path_factory, settings_factory, order,
+                                                                       cuts):
+    """Any order of a bridged family and unrelated prompts, in any batches: clusters hold one split, except
+    where a recorded merge joined two; and no pair ever moves."""
+    prompts = [LEFT, RIGHT, " ".join(WHOLE), LEFT.upper(), RIGHT + " please"] + [text(200 + i) for i in range(7)]
+    tmp = tmp_path_factory.mktemp("order")
+    settings = settings_factory(tmp, splits=(0.34, 0.33, 0.33))
+    rows = [annotation(f"p-{i}", prompt=prompts[i]) for i in order]
+    edges = [0, *sorted(cuts), len(rows)]
+    seen: dict[str, str] = {}
+    with Warehouse.open(settings) as wh:
+        for n, (a, b) in enumerate(itertools.pairwise(edges)):
+            path = tmp / f"b{n}.jsonl"
+            path.write_text("".join(f"{json.dumps(r)}\n" for r in rows[a:b]))
+            assert ingest_file(wh, path, settings).status == "loaded"
+            now = dict(wh.con.execute("SELECT annotation_id, split FROM annotations").fetchall())
+            assert {k: now[k] for k in seen} == seen  # nothing moved
+            seen = now
+        spans = wh.con.execute("SELECT c.cluster_id, list(DISTINCT a.split) FROM annotations a "
+                               "JOIN prompt_clusters c USING (prompt_key) GROUP BY 1").fetchall()
+        conflicted = {c for (c,) in wh.con.execute("SELECT cluster_id FROM split_conflicts").fetchall()}
+        assert all(len(splits) == 1 or cluster in conflicted for cluster, splits in spans)
+        family = {wh.con.execute("SELECT c.cluster_id FROM annotations a JOIN prompt_clusters c USING (prompt_key) "
+                                 "WHERE prompt_id = ?", [f"p-{i}"]).fetchall()[0][0] for i in range(5)}
+        assert len(family) == 1  # the bridge joins them, whenever it comes
+
+
+def test_a_batch_merging_clusters_of_two_splits_follows_the_older_and_records_it(ingest, wh):
+    ids = iter(range(10**4))
+    left = next(f"L{i}" for i in ids if wh.con.execute("SELECT split_of(?)", [f"L{i}"]).fetchall() == [("test",)])
+    right = next(f"R{i}" for i in ids if wh.con.execute("SELECT split_of(?)", [f"R{i}"]).fetchall() == [("train",)])
+    ingest(annotation(left, prompt=LEFT))
+    ingest(annotation(right, prompt=RIGHT))
+    ingest(annotation("bridge", prompt=" ".join(WHOLE)), annotation("right-again", prompt=RIGHT))
+    splits = dict(wh.con.execute("SELECT prompt_id, split FROM annotations").fetchall())
+    assert splits == {left: "test", right: "train", "bridge": "test", "right-again": "test"}
+    assert wh.con.execute("SELECT split, merged_split, cluster_pairs FROM split_conflicts").fetchall() == [
+        ("test", "train", 4)]
+    assert len(set(clusters(wh).values())) == 1
+
+
+def test_migration_moves_leaked_pairs_once_and_says_so(tmp_path, settings_factory, capsys):
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, HH, settings)
+        wh.con.execute("UPDATE annotations SET prompt_key = NULL, split = split_of(prompt_id)")  # as before 0.4
+        wh.con.execute("DELETE FROM prompt_clusters; DELETE FROM cluster_settings")
+        leaked = wh.con.execute(
+            "SELECT count(*) FROM comparisons JOIN annotations USING (annotation_seq) WHERE split <> 'train'").fetchall()
+    capsys.readouterr()
+    with Warehouse.open(settings) as wh:
+        message = capsys.readouterr().out
+        assert "clustered once by near-duplicate prompts (pairs were split by prompt id" in message
+        assert "1991 prompts in 1971 clusters; 6 of 1990 pairs changed split" in message
+        assert leaked != wh.con.execute(
+            "SELECT count(*) FROM comparisons JOIN annotations USING (annotation_seq) WHERE split <> 'train'").fetchall()
+    with Warehouse.open(settings):
+        assert capsys.readouterr().out == ""  # once
+
+
+def test_hh_sample_clusters_and_the_leaks_of_the_exact_prompt_split(tmp_path, settings_factory):
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, HH, settings)
+        views = {title: rows for title, _, rows in wh.cluster_views()}
+    assert views["Near-duplicate clusters"] == [(1971, 1991, 17, 37, 0)]
+    assert views["Held-out pairs that the split by exact prompt would have leaked"] == [("test", 94, 4),
+                                                                                      ("validation", 99, 2)]
+    assert views["Largest clusters"][0][1:4] == (4, 4, ["train"])
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.2", "x"])
+def test_a_threshold_outside_zero_one_is_a_one_line_error(value, tmp_path):
+    done = run_cli("stats", env={"PREFPIPE_HOME": str(tmp_path), "PREFPIPE_DEDUP_THRESHOLD": value})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and "PREFPIPE_DEDUP_THRESHOLD" in done.stderr
+    with pytest.raises(InputError, match="dedup_bands"):
+        Settings(dedup_bands=3).check()
+
+
+
+def test_clusters_do_not_depend_on_how_the_prompts_are_chunked(tmp_path, settings_factory, monkeypatch):
+    import prefpipe.dedup as dedup
+
+    rows = [annotation(f"p-{i}", prompt=text(i % 40) + (" please" if i >= 40 else "")) for i in range(70)]
+    results = []
+    for chunk in (10**6, 9):
+        monkeypatch.setattr(dedup, "CHUNK", chunk)
+        settings = settings_factory(tmp_path / str(chunk))
+        path = tmp_path / f"{chunk}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        with Warehouse.open(settings) as wh:
+            ingest_file(wh, path, settings)
+            results.append([wh.con.execute(q).fetchall() for q in (
+                "SELECT * FROM prompt_clusters ORDER BY prompt_seq", "SELECT * FROM prompt_bands ORDER BY ALL",
+                "SELECT annotation_id, prompt_key, split FROM annotations ORDER BY 1")])
+    assert results[0] == results[1]
+    assert len({row[3] for row in results[0][0]}) == 40  # each prompt with its "please" copy
