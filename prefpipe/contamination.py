@@ -5,7 +5,7 @@ Three kinds of match (table `contamination`, sql/ddl/007_clusters.sql):
 - near: their forms are near-duplicates, found through the warehouse's MinHash LSH buckets and verified by true
   Jaccard, as clusters are;
 - ngram13: a warehouse response shares a 13-gram of words with one of the example's completions (lower-cased,
-  punctuation stripped; the GPT-3 decontamination's n), so a copied answer under another prompt is caught.
+  ASCII punctuation stripped; the GPT-3 decontamination's n), so a copied answer under another prompt is caught.
 
 A set is checked against the whole warehouse when it is registered (and once, for the sets registered before
 prefpipe 0.4); a batch is checked against every set's latest version as it is ingested. A model's training
@@ -38,7 +38,7 @@ def latest_sets(con) -> list[tuple[str, str, str]]:
 
 
 def stage_sets(con, sets: list[tuple[str, str, str]]) -> list[tuple]:
-    """Temp tables of SETS' examples: eval_completions (evalset, version, example_id, text); returns
+    """Temp table eval_grams (evalset, version, example_id, gram): the 13-grams of SETS' completions; returns
     (evalset, version, example_id, normalised prompt) per example."""
     examples, completions = [], []
     for name, version, path in sets:
@@ -153,11 +153,17 @@ def exclude_matches(con, names: list[str]) -> dict:
     chosen = set_names(con, names) if names else []
     con.execute("""
         CREATE OR REPLACE TEMP TABLE excluded_annotations AS
-        SELECT DISTINCT a.annotation_seq, a.annotation_id, c.evalset, c.example_id
-        FROM annotations a JOIN contamination c ON c.prompt_key = a.prompt_key OR c.annotation_id = a.annotation_id
-        JOIN (SELECT name, arg_max(version, registered_at) AS version FROM evalsets GROUP BY name) e
-          ON e.name = c.evalset AND e.version = c.version
-        WHERE list_contains(?, c.evalset)""", [chosen])
+        WITH matches AS (
+            SELECT c.* FROM contamination c
+            JOIN (SELECT name, arg_max(version, registered_at) AS version FROM evalsets GROUP BY name) e
+              ON e.name = c.evalset AND e.version = c.version
+            WHERE list_contains(?, c.evalset))
+        SELECT DISTINCT annotation_seq, annotation_id, evalset, example_id
+        FROM (SELECT a.annotation_seq, a.annotation_id, m.evalset, m.example_id  -- two equi-joins, not one OR
+              FROM annotations a JOIN matches m USING (prompt_key)
+              UNION ALL
+              SELECT a.annotation_seq, a.annotation_id, m.evalset, m.example_id
+              FROM annotations a JOIN matches m USING (annotation_id))""", [chosen])
     per_set = dict(con.execute("SELECT evalset, struct_pack(annotations := count(DISTINCT annotation_seq), "
                                "examples := count(DISTINCT example_id)) FROM excluded_annotations GROUP BY 1"
                                ).fetchall())
@@ -177,9 +183,15 @@ def model_contamination(con, model_dir: Path, sets: list[dict]) -> dict[str, lis
         return None
     rows = [r for r in pq.read_table(snapshot, columns=["annotation_id", "split", "prompt"]).to_pylist()
             if r["split"] == "train"]
-    ids = [r["annotation_id"] for r in rows]
-    keys = sorted({dedup.prompt_key(dedup.normalise_prompt(json.loads(r["prompt"]))) for r in rows})
-    return {s["name"]: [e for (e,) in con.execute(
-        "SELECT DISTINCT example_id FROM contamination WHERE evalset = ? AND version = ? AND "
-        "(list_contains(?, prompt_key) OR list_contains(?, annotation_id)) ORDER BY 1",
-        [s["name"], s["version"], keys, ids]).fetchall()] for s in sets}
+    con.register("trained_ids", pa.table({"annotation_id": [r["annotation_id"] for r in rows]}))
+    con.register("trained_keys", pa.table({"prompt_key": sorted(
+        {dedup.prompt_key(dedup.normalise_prompt(json.loads(r["prompt"]))) for r in rows})}))
+    try:
+        return {s["name"]: [e for (e,) in con.execute(
+            "SELECT DISTINCT example_id FROM contamination WHERE evalset = ? AND version = ? AND "
+            "(prompt_key IN (SELECT prompt_key FROM trained_keys) "
+            "OR annotation_id IN (SELECT annotation_id FROM trained_ids)) ORDER BY 1",
+            [s["name"], s["version"]]).fetchall()] for s in sets}
+    finally:
+        con.unregister("trained_ids")
+        con.unregister("trained_keys")

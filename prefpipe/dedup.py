@@ -133,13 +133,14 @@ class Clustering:
 
 
 def cluster_prompts(con, source: str, params: Params) -> Clustering:
-    """Cluster the distinct prompts that the query SOURCE gives (prompt JSON text, its first prompt_id, in order
-    of first appearance) against the warehouse's forms (`prompt_clusters`, `prompt_bands`) and each other.
+    """Cluster the distinct prompts that the query SOURCE gives (prompt: JSON text, prompt_id: its first, first:
+    where it first appears) against the warehouse's forms (`prompt_clusters`, `prompt_bands`) and each other.
 
     Stages stage_prompt_keys (prompt, prompt_key, cluster_id, split_key: the cluster's), stage_new_prompts
     (prompt_clusters rows), stage_bands (prompt_bands rows) and stage_merges (cluster_id, split_key,
     merged_cluster_id, merged_split_key)."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE batch_prompts AS SELECT row_number() OVER () AS ord, * FROM ({source})")
+    con.execute("CREATE OR REPLACE TEMP TABLE batch_prompts AS "
+                f"SELECT row_number() OVER (ORDER BY first, prompt) AS ord, prompt, prompt_id FROM ({source})")
     con.execute("CREATE OR REPLACE TEMP TABLE batch_forms (ord BIGINT, prompt_key VARCHAR, normalised VARCHAR)")
     con.execute("CREATE OR REPLACE TEMP TABLE batch_bands (ord BIGINT, band UTINYINT, bucket UBIGINT)")
     [(count,)] = con.execute("SELECT count(*) FROM batch_prompts").fetchall()
@@ -252,8 +253,8 @@ def _components(edges: list[tuple[int, int]]) -> dict[int, int]:
 
 # -- the ingest's step, and the one-time clustering of a warehouse --------------------------------------------
 
-BATCH_PROMPTS = ("SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, entry) AS prompt_id FROM valid_annotations "
-                 "GROUP BY 1 ORDER BY min(entry)")
+BATCH_PROMPTS = ("SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, entry) AS prompt_id, min(entry) AS first "
+                 "FROM valid_annotations GROUP BY 1")
 
 
 def cluster_batch(con, warehouse, params: Params) -> Clustering:
@@ -292,8 +293,8 @@ def ensure_clustered(con, warehouse, params: Params) -> str | None:
 def _recluster(con, warehouse, params: Params, why: str) -> str:
     for table in ("prompt_clusters", "prompt_bands", "cluster_merges"):  # old merges mean nothing in new clusters
         con.execute(f"DELETE FROM {table}")
-    found = cluster_prompts(con, "SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, annotation_seq) AS prompt_id "
-                                 "FROM annotations GROUP BY 1 ORDER BY min(annotation_seq)", params)
+    found = cluster_prompts(con, "SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, annotation_seq) AS prompt_id, "
+                                 "min(annotation_seq) AS first FROM annotations GROUP BY 1", params)
     con.execute("""
         INSERT INTO prompt_clusters
         SELECT n.prompt_key, n.prompt_seq, n.normalised, n.cluster_id, n.split_key,
