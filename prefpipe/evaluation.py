@@ -13,6 +13,7 @@ import ast
 import hashlib
 import json
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from prefpipe.lake import Run, unit_lock, write_results, written_at
 from prefpipe.rewardbench import TABLE, best_of_n_credit, best_of_n_scores, pairwise_scores, section_of
 
 PACKAGE = Path(__file__).resolve().parent
+SOURCES_LOCK = threading.Lock()
 Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
 Scorer = Callable[[list[tuple[str | list[dict], str]]], list[float]]  # rewards of (prompt, response) items
 
@@ -203,10 +205,16 @@ def code_version() -> str:
     return f"{metadata.version('prefpipe')}+{digest}"
 
 
-@cache
 def scoring_sources() -> tuple[Path, ...]:
     """This module and every prefpipe module it imports, directly or not (also inside functions), and the
-    RewardBench table."""
+    RewardBench table. Found once per process, under a lock: the nightly's units ask from several threads at
+    once, and CPython 3.11's ast.parse is not thread-safe ("AST constructor recursion depth mismatch", seen)."""
+    with SOURCES_LOCK:
+        return _scoring_sources()
+
+
+@cache
+def _scoring_sources() -> tuple[Path, ...]:
     found, todo = set(), [Path(__file__).stem]
     while todo:
         name = todo.pop()
