@@ -98,8 +98,10 @@ def stage_batch(con, params: dedup.Params) -> None:
     con.unregister("prompt_matches")
 
 
-def check_set(con, name: str, version: str, path: str) -> int:
-    """Record the matches of one set's version in the whole warehouse (once); returns how many."""
+def check_set(wh, name: str, version: str, path: str) -> int:
+    """Record the matches of one set's version in the whole warehouse WH (prefpipe.warehouse), once, in one
+    transaction; returns how many (-1: checked before)."""
+    con = wh.con
     if con.execute("SELECT count(*) FROM contamination_checks WHERE evalset = ? AND version = ?",
                    [name, version]).fetchall()[0][0]:
         return -1
@@ -108,29 +110,25 @@ def check_set(con, name: str, version: str, path: str) -> int:
     con.register("prompt_matches", prompt_matches(con, examples, params, "prompt_bands", "prompt_clusters"))
     con.execute("CREATE OR REPLACE TEMP VIEW checked_responses AS SELECT a.annotation_id, r.response_id, r.text "
                 "FROM responses r JOIN annotations a USING (annotation_seq)")
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("DELETE FROM contamination WHERE evalset = ? AND version = ?", [name, version])
-        con.execute("INSERT INTO contamination BY NAME SELECT * FROM prompt_matches")
-        con.execute(f"INSERT INTO contamination BY NAME SELECT m.* REPLACE (a.batch_id AS batch_id) "
-                    f"FROM ({sql(RESPONSES)}) m JOIN annotations a USING (annotation_id)")
-        found = con.execute("SELECT count(*) FROM contamination WHERE evalset = ? AND version = ?",
-                            [name, version]).fetchall()[0][0]
-        con.execute("INSERT INTO contamination_checks VALUES (?, ?, ?, now())", [name, version, found])
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with wh.transaction():
+            con.execute("DELETE FROM contamination WHERE evalset = ? AND version = ?", [name, version])
+            con.execute("INSERT INTO contamination BY NAME SELECT * FROM prompt_matches")
+            con.execute(f"INSERT INTO contamination BY NAME SELECT m.* REPLACE (a.batch_id AS batch_id) "
+                        f"FROM ({sql(RESPONSES)}) m JOIN annotations a USING (annotation_id)")
+            [(found,)] = con.execute("SELECT count(*) FROM contamination WHERE evalset = ? AND version = ?",
+                                     [name, version]).fetchall()
+            con.execute("INSERT INTO contamination_checks VALUES (?, ?, ?, now())", [name, version, found])
     finally:
         con.unregister("prompt_matches")
-    con.execute("COMMIT")
     return found
 
 
-def check_registered(con) -> list[str]:
+def check_registered(wh) -> list[str]:
     """Check every set's latest version that was never checked (registered before prefpipe 0.4)."""
     return [f"{name} (version {version[:12]}): checked once against the whole warehouse: {found} matches "
-            "recorded (table contamination)" for name, version, path in latest_sets(con)
-            if (found := check_set(con, name, version, path)) >= 0]
+            "recorded (table contamination)" for name, version, path in latest_sets(wh.con)
+            if (found := check_set(wh, name, version, path)) >= 0]
 
 
 # -- what a model saw, and what training and export leave out ---------------------------------------------

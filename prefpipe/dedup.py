@@ -32,6 +32,7 @@ import pyarrow as pa
 import rensa
 
 from prefpipe.errors import InputError
+from prefpipe.sql import run_script, sql
 
 CHUNK = 20_000  # prompts normalised and hashed at a time (memory stays flat)
 SEED = 0
@@ -126,10 +127,8 @@ def stored_params(con) -> Params:
 class Clustering:
     """What clustering a batch found (its rows are staged in temp tables for the load)."""
 
-    first_seq: int  # the first prompt_seq of the batch's new forms
     new: int  # forms not seen before
     clusters: int  # the clusters of the batch's prompts
-    merges: int
 
 
 def cluster_prompts(con, source: str, params: Params) -> Clustering:
@@ -138,7 +137,7 @@ def cluster_prompts(con, source: str, params: Params) -> Clustering:
 
     Stages stage_prompt_keys (prompt, prompt_key, cluster_id, split_key: the cluster's), stage_new_prompts
     (prompt_clusters rows), stage_bands (prompt_bands rows) and stage_merges (cluster_id, split_key,
-    merged_cluster_id, merged_split_key)."""
+    merged_cluster_id, merged_split_key): sql/dedup/."""
     con.execute("CREATE OR REPLACE TEMP TABLE batch_prompts AS "
                 f"SELECT row_number() OVER (ORDER BY first, prompt) AS ord, prompt, prompt_id FROM ({source})")
     con.execute("CREATE OR REPLACE TEMP TABLE batch_forms (ord BIGINT, prompt_key VARCHAR, normalised VARCHAR)")
@@ -150,55 +149,18 @@ def cluster_prompts(con, source: str, params: Params) -> Clustering:
         _insert(con, "batch_bands", pa.table({"ord": np.repeat(ords, params.bands),
                                               "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(keys)),
                                               "bucket": hashed.reshape(-1)}))
-    [(first_seq,)] = con.execute("SELECT coalesce(max(prompt_seq), 0) + 1 FROM prompt_clusters").fetchall()
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE stage_new_prompts AS
-        SELECT prompt_key, ? + row_number() OVER (ORDER BY ord) - 1 AS prompt_seq, normalised,
-               prompt_key AS cluster_id, split_key, ord
-        FROM (SELECT f.prompt_key, arg_min(f.normalised, f.ord) AS normalised, min(f.ord) AS ord,
-                     arg_min(p.prompt_id, f.ord) AS split_key
-              FROM batch_forms f JOIN batch_prompts p USING (ord)
-              WHERE f.prompt_key NOT IN (SELECT prompt_key FROM prompt_clusters) GROUP BY f.prompt_key)""",
-                [first_seq])
-    con.execute("CREATE OR REPLACE TEMP TABLE stage_bands AS SELECT n.prompt_seq, b.band, b.bucket "
-                "FROM stage_new_prompts n JOIN batch_bands b USING (ord)")
-    root = _components(_verified_edges(con, params))
-    merged = sorted({(root[c], c) for c in root if c < first_seq and root[c] != c})  # existing clusters merged
+    con.execute("SET VARIABLE first_seq = (SELECT coalesce(max(prompt_seq), 0) + 1 FROM prompt_clusters)")
+    run_script(con, "dedup/stage_forms.sql")
+    edges = [(a, b) for x, y, a, b in con.execute(sql("dedup/candidates.sql")).fetchall()
+             if jaccard(x, y, params.ngram) >= params.threshold]
+    root = _components(edges)  # a stored cluster or new form -> the oldest cluster its component joins
     con.register("roots", pa.table({"seq": pa.array(list(root), pa.int64()),
                                     "root": pa.array(list(root.values()), pa.int64())}))
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE stage_roots AS  -- cluster seq -> its cluster's name and split key after the batch
-        WITH named AS (
-            SELECT prompt_seq AS seq, prompt_key AS cluster_id, split_key FROM stage_new_prompts
-            UNION ALL SELECT prompt_seq, prompt_key, split_key FROM prompt_clusters WHERE prompt_key = cluster_id)
-        SELECT r.seq, n.cluster_id, n.split_key FROM roots r JOIN named n ON n.seq = r.root""")
+    run_script(con, "dedup/stage_clusters.sql")
     con.unregister("roots")
-    con.execute("""
-        UPDATE stage_new_prompts SET cluster_id = r.cluster_id FROM stage_roots r
-        WHERE r.seq = stage_new_prompts.prompt_seq""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE stage_merges AS
-        SELECT r.cluster_id, r.split_key, m.prompt_key AS merged_cluster_id, m.split_key AS merged_split_key
-        FROM stage_roots r JOIN prompt_clusters m ON m.prompt_seq = r.seq AND m.prompt_key = m.cluster_id
-        WHERE r.cluster_id <> m.prompt_key""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE stage_prompt_keys AS
-        WITH cluster_of AS (  -- every form of the batch: its cluster before the batch (existing) or its own
-            SELECT prompt_key, cluster_id FROM prompt_clusters WHERE prompt_key IN (SELECT prompt_key FROM batch_forms)
-            UNION ALL SELECT prompt_key, prompt_key FROM stage_new_prompts
-        ), after AS (  -- the cluster after the batch's merges
-            SELECT c.prompt_key, coalesce(m.cluster_id, n.cluster_id, c.cluster_id) AS cluster_id
-            FROM cluster_of c LEFT JOIN stage_merges m ON m.merged_cluster_id = c.cluster_id
-            LEFT JOIN stage_new_prompts n ON n.prompt_key = c.prompt_key
-        ), split_keys AS (
-            SELECT prompt_key AS cluster_id, split_key FROM prompt_clusters WHERE prompt_key = cluster_id
-            UNION ALL SELECT prompt_key, split_key FROM stage_new_prompts WHERE prompt_key = cluster_id)
-        SELECT p.prompt, f.prompt_key, a.cluster_id, s.split_key
-        FROM batch_prompts p JOIN batch_forms f USING (ord) JOIN after a USING (prompt_key)
-        JOIN split_keys s USING (cluster_id)""")
     [(new, clusters)] = con.execute("SELECT (SELECT count(*) FROM stage_new_prompts), "
                                     "(SELECT count(DISTINCT cluster_id) FROM stage_prompt_keys)").fetchall()
-    return Clustering(first_seq, new, clusters, len(merged))
+    return Clustering(new, clusters)
 
 
 def _hashed_chunks(con, count: int, params: Params):
@@ -214,24 +176,6 @@ def _insert(con, table: str, rows: pa.Table) -> None:
     con.register("chunk_rows", rows)
     con.execute(f"INSERT INTO {table} SELECT * FROM chunk_rows")
     con.unregister("chunk_rows")
-
-
-def _verified_edges(con, params: Params) -> list[tuple[int, int]]:
-    """Pairs of cluster seqs (a cluster: the seq of its oldest prompt; a new form: its own) joined by a new form
-    that shares an LSH bucket with another form and reaches the threshold of true Jaccard."""
-    pairs = con.execute("""
-        WITH bands AS (SELECT prompt_seq, band, bucket FROM prompt_bands UNION ALL SELECT * FROM stage_bands),
-        candidates AS (
-            SELECT DISTINCT least(n.prompt_seq, o.prompt_seq) AS a, greatest(n.prompt_seq, o.prompt_seq) AS b
-            FROM stage_bands n JOIN bands o USING (band, bucket) WHERE n.prompt_seq <> o.prompt_seq
-        ), forms AS (
-            SELECT p.prompt_seq, p.normalised, c.prompt_seq AS cluster_seq
-            FROM prompt_clusters p JOIN prompt_clusters c ON c.prompt_key = p.cluster_id
-            WHERE p.prompt_seq IN (SELECT a FROM candidates)
-            UNION ALL SELECT prompt_seq, normalised, prompt_seq FROM stage_new_prompts)
-        SELECT fa.normalised, fb.normalised, fa.cluster_seq, fb.cluster_seq
-        FROM candidates JOIN forms fa ON fa.prompt_seq = a JOIN forms fb ON fb.prompt_seq = b""").fetchall()
-    return [(a, b) for x, y, a, b in pairs if jaccard(x, y, params.ngram) >= params.threshold]
 
 
 def _components(edges: list[tuple[int, int]]) -> dict[int, int]:
@@ -257,58 +201,39 @@ BATCH_PROMPTS = ("SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, entry) AS
                  "FROM valid_annotations GROUP BY 1")
 
 
-def cluster_batch(con, warehouse, params: Params) -> Clustering:
-    """Cluster the validated batch's prompts (valid_annotations): set each annotation's prompt_key and split,
-    and stage the new forms, buckets and merges for the load."""
-    if message := ensure_clustered(con, warehouse, params):
+def cluster_batch(wh, params: Params) -> Clustering:
+    """Cluster the validated batch's prompts (valid_annotations) of the warehouse WH (prefpipe.warehouse):
+    set each annotation's prompt_key and split, and stage the new forms, buckets and merges for the load."""
+    if message := ensure_clustered(wh, params):
         print(message)
-    found = cluster_prompts(con, BATCH_PROMPTS, params)
-    con.execute("UPDATE valid_annotations SET prompt_key = k.prompt_key, split = split_of(k.split_key) "
-                "FROM stage_prompt_keys k WHERE valid_annotations.prompt::VARCHAR = k.prompt")
+    found = cluster_prompts(wh.con, BATCH_PROMPTS, params)
+    wh.con.execute("UPDATE valid_annotations SET prompt_key = k.prompt_key, split = split_of(k.split_key) "
+                   "FROM stage_prompt_keys k WHERE valid_annotations.prompt::VARCHAR = k.prompt")
     return found
 
 
-def ensure_clustered(con, warehouse, params: Params) -> str | None:
+def ensure_clustered(wh, params: Params) -> str | None:
     """Cluster a warehouse whose pairs were split by prompt (before prefpipe 0.4), or was clustered with other
-    parameters: once, moving pairs to their cluster's split. Returns the message saying so, or None."""
-    stored = con.execute("SELECT ngram, permutations, bands, threshold FROM cluster_settings").fetchall()
-    [(unclustered, annotations)] = con.execute("SELECT count(*) FILTER (prompt_key IS NULL), count(*) "
-                                               "FROM annotations").fetchall()
+    parameters: once, in one transaction, moving pairs to their cluster's split. Returns the message saying so,
+    or None."""
+    stored = wh.con.execute("SELECT ngram, permutations, bands, threshold FROM cluster_settings").fetchall()
+    [(unclustered, annotations)] = wh.con.execute("SELECT count(*) FILTER (prompt_key IS NULL), count(*) "
+                                                  "FROM annotations").fetchall()
     same = stored == [astuple(params)]
     if same and not unclustered:
         return None
-    con.execute("BEGIN TRANSACTION")
-    try:
+    why = "parameters changed" if stored and not same else "pairs were split by prompt id"
+    with wh.transaction() as con:
         con.execute("DELETE FROM cluster_settings")
         con.execute("INSERT INTO cluster_settings VALUES (?, ?, ?, ?)", list(astuple(params)))
-        message = _recluster(con, warehouse, params, "parameters changed" if stored and not same else
-                             "pairs were split by prompt id") if annotations else None
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-    return message
-
-
-def _recluster(con, warehouse, params: Params, why: str) -> str:
-    for table in ("prompt_clusters", "prompt_bands", "cluster_merges"):  # old merges mean nothing in new clusters
-        con.execute(f"DELETE FROM {table}")
-    found = cluster_prompts(con, "SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, annotation_seq) AS prompt_id, "
-                                 "min(annotation_seq) AS first FROM annotations GROUP BY 1", params)
-    con.execute("""
-        INSERT INTO prompt_clusters
-        SELECT n.prompt_key, n.prompt_seq, n.normalised, n.cluster_id, n.split_key,
-               arg_min(a.batch_id, a.annotation_seq)
-        FROM stage_new_prompts n JOIN stage_prompt_keys k USING (prompt_key)
-        JOIN annotations a ON a.prompt::VARCHAR = k.prompt
-        GROUP BY ALL""")
-    con.execute("INSERT INTO prompt_bands SELECT * FROM stage_bands")
-    [(moved, pairs)] = con.execute("""
-        SELECT count(*) FILTER (a.split <> split_of(k.split_key)), count(*)
-        FROM comparisons JOIN annotations a USING (annotation_seq)
-        JOIN stage_prompt_keys k ON a.prompt::VARCHAR = k.prompt""").fetchall()
-    con.execute("UPDATE annotations SET prompt_key = k.prompt_key, split = split_of(k.split_key) "
-                "FROM stage_prompt_keys k WHERE annotations.prompt::VARCHAR = k.prompt")
-    return (f"{warehouse}: clustered once by near-duplicate prompts ({why}; {params.ngram}-grams, "
+        if not annotations:
+            return None
+        for table in ("prompt_clusters", "prompt_bands", "cluster_merges"):  # old merges mean nothing now
+            con.execute(f"DELETE FROM {table}")
+        found = cluster_prompts(con, "SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, annotation_seq) AS "
+                                     "prompt_id, min(annotation_seq) AS first FROM annotations GROUP BY 1", params)
+        run_script(con, "dedup/recluster.sql")
+        [(moved, pairs)] = con.execute("SELECT moved, pairs FROM recluster_moves").fetchall()
+    return (f"{wh.path}: clustered once by near-duplicate prompts ({why}; {params.ngram}-grams, "
             f"{params.permutations} permutations, Jaccard >= {params.threshold:g}): {found.new} prompts in "
             f"{found.clusters} clusters; {moved} of {pairs} pairs changed split (a pair's split is now its cluster's)")

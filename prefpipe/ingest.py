@@ -129,7 +129,7 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
         summary._skip_all("batch failed")
     else:
         started = time.perf_counter()
-        dedup.cluster_batch(con, wh.path, settings.dedup)  # each prompt's cluster, and so its split
+        dedup.cluster_batch(wh, settings.dedup)  # each prompt's cluster, and so its split
         contamination.stage_batch(con, settings.dedup)
         summary.dedup_seconds = time.perf_counter() - started
         [(summary.contaminated,)] = con.execute("SELECT count(DISTINCT coalesce(prompt_key, annotation_id)) "

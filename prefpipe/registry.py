@@ -69,7 +69,7 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [name, version, str(stored.resolve()), source or str(Path(path).resolve()), fmt, len(examples),
                      sorted({e.subset for e in examples})])
-    check_set(wh.con, name, version, str(stored.resolve()))  # its matches in the whole warehouse
+    check_set(wh, name, version, str(stored.resolve()))  # its matches in the whole warehouse
     return latest_evalsets(wh, name)[0], True
 
 

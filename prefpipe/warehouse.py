@@ -52,8 +52,7 @@ class Warehouse:
         train, validation, _ = settings.splits
         wh.set_variables(train_share=train, validation_share=validation)
         try:
-            messages = [dedup.ensure_clustered(wh.con, wh.path, settings.dedup),
-                        *contamination.check_registered(wh.con)]
+            messages = [dedup.ensure_clustered(wh, settings.dedup), *contamination.check_registered(wh)]
         except BaseException:
             wh.close()
             raise
