@@ -1,7 +1,8 @@
 """The demo: the whole house on a synthetic batch, in the order a team meets it. Generate a batch (ties,
 drops, edits, several annotators, three malformed lines), ingest it, train a reward model on it (the
 packaged MiniLM), register the curated test split as an evaluation set, run the nightly evaluation once, and
-end with what the reward would do to a policy: the tilt analysis over the test split's candidates."""
+end with what the reward would do to a policy: the tilt analysis over the test split's candidates; then the
+morning report."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flows.nightly import nightly_flow
 from flows.train import train_flow
 from prefpipe.config import TrainConfig
 from prefpipe.registry import register_split
+from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.synth import synthetic_batch
 from prefpipe.text import format_records
@@ -41,6 +43,7 @@ def demo(settings: Settings, annotations: int = 400, epochs: int = 2, echo: Call
     scored = rewards_flow([result["model_id"]], from_split="test", settings=settings)
     tilted = tilt_flow(rewards=scored["run_id"], settings=settings)
     echo("\n" + frontier_lines(tilted["frontier"]) + f"\n\nThe reward–KL frontier: {tilted['plot']}")
+    echo(f"\nThe morning report (open it in a browser): {write_report(settings)}")
 
 
 def frontier_lines(rows: list[dict]) -> str:

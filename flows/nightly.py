@@ -8,11 +8,12 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from prefpipe.analyst import analyst_connection
 from prefpipe.errors import InputError, PrefpipeError
+from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
 from tasks.nightly import read_registry, score_unit
@@ -54,13 +55,21 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
                  for r in regressions]
         create_markdown_artifact(key="nightly-regressions", markdown=f"# Regressions beyond {threshold}\n\n"
                                  + "\n".join(lines))
-    problems = ([f"{len(failed)} unit(s) failed: " + "; ".join(failed)] if failed else []) + (
+    problems, report = [f"{len(failed)} unit(s) failed: " + "; ".join(failed)] if failed else [], None
+    try:
+        report = write_report(settings, threshold=threshold)
+        create_link_artifact(key="morning-report", link=report.resolve().as_uri(), link_text="The morning report",
+                             description=f"The leaderboard, models, regressions and analyses after run {run_id}")
+        print(f"The morning report: {report}")
+    except (PrefpipeError, OSError) as error:  # the scores are in the lake: say so, and fail the run at the end
+        problems.append(f"report: {error}")
+    problems += (
         [f"{len(regressions)} regression(s) beyond {threshold}: " + "; ".join(
             f"{r['model_id']} on {r['evalset']} {r['name']} {r['change']:+.4f}" for r in regressions)]
         if regressions else [])
     if problems:
         raise PrefpipeError("nightly: " + " | ".join(problems))
-    return {"run_id": run_id, "units": outcomes, "leaderboard": board}
+    return {"run_id": run_id, "units": outcomes, "leaderboard": board, "report": report}
 
 
 @flow(name="nightly-units", log_prints=True)

@@ -38,13 +38,17 @@ class Analyst(NamedTuple):
 
 def analyst_connection(results: Path, tables: Path | None = None,
                        regression_threshold: float = Settings.regression_threshold, *, rewards: Path | None = None,
-                       analysis: Path | None = None) -> Analyst:
+                       analysis: Path | None = None, only: list[Path] | None = None) -> Analyst:
     """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql), the
     rewards runs (views/rewards.sql) and the analyses (views/tilt.sql, views/tradeoff.sql) when they hold
     runs, and over the latest copy of the warehouse tables (a view per table, then the warehouse's own pairs
     and curation views) when there is one. It never opens the warehouse file, so it never waits for its
-    lock. The folders of the lake that are not run partitions are skipped, for the caller to report."""
+    lock. The folders of the lake that are not run partitions are skipped, for the caller to report. ONLY:
+    the result runs to read, of those found (default: all)."""
     runs, foreign = result_runs(results)
+    if only is not None:
+        wanted = set(only)
+        runs = [run for run in runs if run in wanted]
     copy = latest_tables(tables) if tables is not None else None
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     readable = [f"{Path(p).resolve()}/" for p in (results, copy, rewards, analysis) if p is not None]  # no siblings

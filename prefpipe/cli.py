@@ -309,6 +309,17 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
 
 
 @app.command()
+def report(out: Annotated[Path | None, typer.Option("--out", help="The report's folder, replaced whole (default: "
+                                                    "$PREFPIPE_REPORT or $PREFPIPE_HOME/report).")] = None,
+           threshold: ThresholdOpt = DEFAULTS.regression_threshold) -> None:
+    """Write the morning report: the nightly results as web pages (leaderboard, models, regressions,
+    analyses) that open from the folder in any browser, with no server. The nightly run writes it too."""
+    from prefpipe.report import write_report
+
+    typer.echo(f"The morning report: {write_report(Settings.from_env(), out, threshold)}")
+
+
+@app.command()
 def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation runs (cron).")] = DEFAULTS.nightly_cron,
           timezone: Annotated[str, typer.Option(help="The cron's time zone (IANA name).")] = DEFAULTS.nightly_timezone,
           threshold: ThresholdOpt = DEFAULTS.regression_threshold, task_runner: TaskRunnerOpt = "threads",

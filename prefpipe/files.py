@@ -47,6 +47,18 @@ def write_whole(parent: Path, final: Path, write: Callable[[Path], None]) -> Pat
     return final
 
 
+def replace_whole(final: Path, write: Callable[[Path], None]) -> Path:
+    """WRITE a folder whole (staged, then renamed) in place of FINAL's previous version: a reader finds the
+    old folder or the new one, never a mix (between the two renames, for a moment, neither)."""
+    new = write_whole(final.parent, final.parent / f".staging-{uuid.uuid4().hex}-{final.name}", write)
+    old = final.parent / f".staging-{uuid.uuid4().hex}-old"
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 def sweep_staging(folder: Path, older_than_s: float = STALE_STAGING_S) -> None:
     """Remove what killed writers left in FOLDER (hidden staging folders, never read as results). Only old
     ones: a young one may belong to a writer at work now, on this machine or another."""

@@ -12,7 +12,7 @@ from prefpipe.errors import InputError
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
 HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
 DEDUP_ENV = {"dedup_ngram": int, "dedup_permutations": int, "dedup_bands": int, "dedup_threshold": float}
-PATHS = ("home", "warehouse", "results", "models", "tables", "rewards", "analysis")  # PREFPIPE_<NAME> each
+PATHS = ("home", "warehouse", "results", "models", "tables", "rewards", "analysis", "report")  # PREFPIPE_<NAME> each
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Settings:
     tables: Path = Path("data/tables")  # Parquet copies of the warehouse tables, for `prefpipe sql`
     rewards: Path = Path("data/rewards")  # candidates scored by reward models, one run folder each
     analysis: Path = Path("data/analysis")  # analysis=tilt/..., one run folder each
+    report: Path = Path("data/report")  # the morning report (a static site), replaced whole by each nightly run
     max_responses: int = 9
     max_chars: int = 50_000
     max_quarantined_share: float = 0.5  # a batch above this share fails as a whole
@@ -62,6 +63,7 @@ class Settings:
             "tables": Path(env.get("PREFPIPE_TABLES", home / "tables")),
             "rewards": Path(env.get("PREFPIPE_REWARDS", home / "rewards")),
             "analysis": Path(env.get("PREFPIPE_ANALYSIS", home / "analysis")),
+            "report": Path(env.get("PREFPIPE_REPORT", home / "report")),
         }
         if "PREFPIPE_LOCK_TIMEOUT" in env:
             values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"], what="of seconds")

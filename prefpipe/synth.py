@@ -119,3 +119,47 @@ def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 
         AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)
+
+
+LAKE_SETS = {"bench": ("alpacaeval-easy", "llmbar-natural", "refusals-dangerous", "math-prm"),  # a subset a section
+             "house": ("helpfulness", "harmlessness")}  # custom subsets
+
+
+def synthetic_lake(results: Path | str, models: dict[str, float], nights: list, *, examples: int = 24,
+                   drops: dict[tuple[str, str], float] | None = None, sets: dict[str, tuple[str, ...]] = LAKE_SETS
+                   ) -> None:
+    """Nightly results of MODELS (id -> skill, about 0-2) on SETS (name -> subsets; `examples` per subset), one
+    run per night of NIGHTS (dates). A model's scores are the same every night but rise a little (no
+    regression), except that DROPS {(model, set): skill lost} lowers the last night's: a planted regression."""
+    from prefpipe.evalsets import Example
+    from prefpipe.evaluation import result_tables
+    from prefpipe.lake import Run, write_results
+
+    for name, subsets in sets.items():
+        bench = [Example(f"{s}-{i}", s, f"question {i} of {s}", ("a" * (10 + i % 7),), ("b" * (12 - i % 5),))
+                 for s in subsets for i in range(examples)]
+        for model_id, skill in models.items():
+            rng = random.Random(f"{model_id}/{name}")
+            base = [(rng.gauss(skill, 1), rng.gauss(0, 1)) for _ in bench]
+            for night, day in enumerate(nights):
+                lift = 0.05 * night - ((drops or {}).get((model_id, name), 0) if night == len(nights) - 1 else 0)
+                run = Run(f"{day:%Y%m%d}-synth", day, model_id, f"hash-{model_id}", name, f"hash-{name}", "synthetic")
+                scores = [([c + lift], [r]) for c, r in base]
+                write_results(results, run, *result_tables(run, bench, scores, "rewardbench"))
+
+
+def synthetic_registry(settings, model_ids: list[str]) -> None:
+    """Register MODEL_IDS as if trained here (their records only: config, snapshot, held-out metrics) and
+    publish the warehouse tables, for a report's provenance."""
+    from prefpipe.registry import register_model
+    from prefpipe.tables import publish_tables
+    from prefpipe.warehouse import Warehouse
+
+    with Warehouse.open(settings) as wh:
+        for i, model_id in enumerate(model_ids):
+            config = {"base": "sentence-transformers/all-MiniLM-L6-v2", "loss": "bt", "lr": 1e-4, "epochs": 2,
+                      "batch_size": 16, "seed": i}
+            snapshot = {"batch_ids": [f"batch-{i:04d}"], "pairs": {"train": 1000 + i}, "hash": f"{i:064x}"}
+            metrics = {"test": {"accuracy": 0.7 + i / 1000, "log_loss": 0.6, "ece": 0.05, "pairs": 100}}
+            register_model(wh, model_id, settings.models / model_id, config, snapshot, metrics)
+        publish_tables(wh.con, settings.tables)

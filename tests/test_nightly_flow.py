@@ -47,6 +47,15 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
     assert len(run_folders()) == 4 and len(first["leaderboard"]) == 4
     assert {(r["model_id"], r["evalset"]) for r in first["leaderboard"]} == {(m, s) for m in "ab"
                                                                             for s in ("llmbar", "small")}
+    # the morning report is written after the run, and its artifact links to it
+    index = settings.report / "index.html"
+    assert first["report"] == index and all(f'href="models/{m}.html"' in index.read_text() for m in "ab")
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        links = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["morning-report"])))
+    assert any(index.resolve().as_uri() in link.data for link in links)  # (other tests' nightly runs wrote theirs)
     second = nightly_flow(settings, run_date=date(2026, 11, 27))
     assert all(v.startswith("skipped") for v in second["units"].values()) and len(run_folders()) == 4
 

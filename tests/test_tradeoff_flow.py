@@ -88,6 +88,12 @@ def test_the_toy_reproduces_the_papers_figures(home):
         assert round(row[name], 2) == row[f"paper_{name}"], name
     assert sql("SELECT count(*) AS n FROM tradeoff_samples WHERE kind = 'toy'")[0]["n"] == 1000
     assert "typical" in out and Path(out.splitlines()[-1]).read_bytes()[:4] == b"\x89PNG"
+    # the morning report shows it on its analyses page (no results yet: only that)
+    index = Path(cli_ok("report").split(": ", 1)[1].strip())
+    analyses = (index.parent / "analyses.html").read_text()
+    assert "No results yet" in index.read_text() and '<img src="figures/tradeoff-tradeoff.png"' in analyses
+    corpora = sql("SELECT count(*) AS n FROM tradeoff_corpora")[0]["n"]
+    assert corpora > 50 and f"50 of the run's {corpora} rows" in analyses and analyses.count("<tr>") == 51
 
 
 def test_bad_tradeoff_input_fails_in_one_line_and_writes_nothing(home, lms, tmp_path):

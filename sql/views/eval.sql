@@ -44,19 +44,24 @@ SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.
        c.contaminated_examples, c.contaminated_share
 FROM eval_summary s LEFT JOIN run_contamination c USING (model_id, evalset, run_id);
 
--- The latest run against the latest run of an earlier date (the previous night): the accuracies and
--- scores (not the diagnostics, where lower is not worse) that dropped more than the threshold.
-CREATE OR REPLACE VIEW regressions AS
-WITH latest AS (SELECT * FROM run_order WHERE recency = 1),
+-- Per model and set: its latest run, and the latest run of an earlier date (the previous night; NULL when none).
+CREATE OR REPLACE VIEW latest_runs AS
+WITH latest AS (SELECT model_id, evalset, run_date, run_id FROM run_order WHERE recency = 1),
 previous AS (
     SELECT o.model_id, o.evalset, o.run_date, o.run_id FROM run_order o JOIN latest l USING (model_id, evalset)
     WHERE o.run_date < l.run_date
     QUALIFY row_number() OVER (PARTITION BY o.model_id, o.evalset ORDER BY o.run_date DESC, o.run_id DESC) = 1)
+SELECT l.model_id, l.evalset, l.run_date AS latest_date, l.run_id AS latest_run_id,
+       p.run_date AS previous_date, p.run_id AS previous_run_id
+FROM latest l LEFT JOIN previous p USING (model_id, evalset);
+
+-- The latest run against the previous night: the accuracies and scores (not the diagnostics, where lower is
+-- not worse) that dropped more than the threshold.
+CREATE OR REPLACE VIEW regressions AS
 SELECT n.model_id, n.evalset, n.level, n.name, p.value AS previous, n.value AS latest, n.value - p.value AS change,
-       pr.run_date AS previous_date, l.run_date AS latest_date
-FROM latest l
-JOIN eval_summary n USING (model_id, evalset, run_date, run_id)
-JOIN previous pr USING (model_id, evalset)
-JOIN eval_summary p ON p.model_id = pr.model_id AND p.evalset = pr.evalset AND p.run_id = pr.run_id
+       r.previous_date, r.latest_date
+FROM latest_runs r
+JOIN eval_summary n ON n.model_id = r.model_id AND n.evalset = r.evalset AND n.run_id = r.latest_run_id
+JOIN eval_summary p ON p.model_id = r.model_id AND p.evalset = r.evalset AND p.run_id = r.previous_run_id
      AND p.level = n.level AND p.name = n.name
 WHERE n.level IN ('subset', 'section', 'score') AND n.value < p.value - getvariable('regression_threshold');
