@@ -48,7 +48,7 @@ ANALYSIS_PLOTS = {"tilt": ("frontier.png", "tilt_frontier", "The reward–KL fro
 STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:72em;padding:0 1em;color:#222}
 nav a{margin-right:1.2em}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0}th,td{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left}
-td{font-variant-numeric:tabular-nums}th{background:#f4f4f4;cursor:pointer;user-select:none}
+td{font-variant-numeric:tabular-nums;white-space:nowrap}th{background:#f4f4f4;cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
 .up{color:#0a7d2c}.down{color:#c0262d}.bad{color:#c0262d;font-weight:600}.muted{color:#777}
 figure{display:inline-block;margin:.5em 1.5em .5em 0;vertical-align:top}figcaption{max-width:28em;font-size:.9em}
@@ -213,11 +213,14 @@ def leaderboard(data: dict, threshold: float) -> str:
                 'and evaluation sets (<code>prefpipe evalset add</code>), then run <code>prefpipe nightly</code>.</p>')
     columns = ["model", "set", "score", "change", *(name for _, name in SECTIONS), "contaminated",
                "contaminated share", "decontaminated score", "run date"]
-    rows = [[cell(m, model_link(m)), cell(s), cell(r["score"]), change(r["score"], r["previous"], threshold),
+    inactive = {m for m, record in data["models"].items() if record["active"] is False}
+    mark = ' <span class="muted">inactive</span>'
+    rows = [[cell(m, model_link(m) + (mark if m in inactive else "")), cell(s), cell(r["score"]),
+             change(r["score"], r["previous"], threshold),
              *(cell(r[key]) for key, _ in SECTIONS), cell(r["contaminated_examples"]), cell(r["contaminated_share"]),
              cell(r["decontaminated_score"]), cell(str(r["run_date"]))]
             for (m, s), r in sorted(data["latest"].items(), key=best_first)]
-    return (f"<p>The latest run of every active model on every evaluation set, best first per set. score: the "
+    return (f"<p>The latest run of every model on every evaluation set, best first per set. score: the "
             f"RewardBench score (for a set of custom subsets, their accuracy); change: since the previous night "
             f"(bold red: a regression, a drop beyond {threshold}); contaminated: the set's examples whose prompt "
             f"or a completion matches the model's training data (empty: not known). Click a column to sort.</p>\n"
@@ -271,15 +274,16 @@ def model_page(data: dict, model_id: str, folder: Path, threshold: float) -> str
     latest = {s: r for (m, s), r in data["latest"].items() if m == model_id}
     history = {s: h for (m, s), h in data["history"].items() if m == model_id}
     newest = max(r["run_date"] for r in latest.values())
+    runs = "run " + ", ".join(sorted({f"{r['run_id']} of {r['run_date']}" for r in latest.values()}))
     figures = [figure(f"../figures/{model_id}-history.svg",
                       f"Score of {model_id} on each set over its runs, up to {newest}: a line through its runs "
                       "(for a set of custom subsets, their accuracy)."),
                figure(f"../figures/{model_id}-calibration.svg",
-                      f"Calibration of {model_id}'s latest run on each set ({newest}): the share of pairs ordered "
-                      "as predicted against the predicted probability σ(score gap), counted both ways, 10 bins."),
+                      f"Calibration of {model_id} on each set ({runs}): the share of pairs ordered as predicted "
+                      "against the predicted probability σ(score gap), counted both ways, 10 bins."),
                figure(f"../figures/{model_id}-length.svg",
-                      f"Length bias of {model_id}'s latest run ({newest}): per subset, its accuracy against "
-                      "always picking the longer answer; below the diagonal, length would do better.")]
+                      f"Length bias of {model_id} ({runs}): per subset, its accuracy against always picking the "
+                      "longer answer; below the diagonal, length would do better.")]
     plot_model(model_id, history, {s: data["gaps"].get((model_id, s), []) for s in latest},
                [r for r in data["subsets"] if r["model_id"] == model_id], folder / "figures")
     subsets = [[cell(r["evalset"]), cell(r["subset"]), cell(r["examples"]),

@@ -126,11 +126,13 @@ LAKE_SETS = {"bench": ("alpacaeval-easy", "llmbar-natural", "refusals-dangerous"
 
 
 def synthetic_lake(results: Path | str, models: dict[str, float], nights: list, *, examples: int = 24,
-                   drops: dict[tuple[str, str], float] | None = None, sets: dict[str, tuple[str, ...]] = LAKE_SETS
-                   ) -> None:
+                   drops: dict[tuple[str, str], float] | None = None, sets: dict[str, tuple[str, ...]] = LAKE_SETS,
+                   contaminated: dict[tuple[str, str], int] | None = None) -> None:
     """Nightly results of MODELS (id -> skill, about 0-2) on SETS (name -> subsets; `examples` per subset), one
     run per night of NIGHTS (dates). A model's scores are the same every night but rise a little (no
-    regression), except that DROPS {(model, set): skill lost} lowers the last night's: a planted regression."""
+    regression), except that DROPS {(model, set): skill lost} lowers the last night's: a planted regression.
+    CONTAMINATED {(model, set): N}: the set's first N examples matched the model's training data (and none of
+    the other pairs'); without it, contamination is not known."""
     from prefpipe.evalsets import Example
     from prefpipe.evaluation import result_tables
     from prefpipe.lake import Run, write_results
@@ -145,7 +147,9 @@ def synthetic_lake(results: Path | str, models: dict[str, float], nights: list, 
                 lift = 0.05 * night - ((drops or {}).get((model_id, name), 0) if night == len(nights) - 1 else 0)
                 run = Run(f"{day:%Y%m%d}-synth", day, model_id, f"hash-{model_id}", name, f"hash-{name}", "synthetic")
                 scores = [([c + lift], [r]) for c, r in base]
-                write_results(results, run, *result_tables(run, bench, scores, "rewardbench"))
+                matched = None if contaminated is None else [e.example_id for e in
+                                                             bench[:contaminated.get((model_id, name), 0)]]
+                write_results(results, run, *result_tables(run, bench, scores, "rewardbench", matched))
 
 
 def synthetic_registry(settings, model_ids: list[str]) -> None:

@@ -96,6 +96,17 @@ def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names
     (night / "scores.parquet").write_bytes((settings.results / real / "scores.parquet").read_bytes())
     with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; a on small llmbar-natural"):
         nightly_flow(settings, force=True, run_date=date(2026, 11, 29))
+    # the report was written all the same, and shows it (b has results but is no longer active)
+    index = (settings.report / "index.html").read_text()
+    assert '<a href="models/b.html">b</a> <span class="muted">inactive</span>' in index
+    assert 'href="models/a.html">a</a></td><td>small</td>' in (settings.report / "regressions.html").read_text()
+    # a report that cannot be written fails the run in its line, after the scores are in the lake
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    runs = len(run_folders())
+    with pytest.raises(PrefpipeError, match=rf"report: --out: {blocker} is a file, not a folder"):
+        nightly_flow(settings.with_(report=blocker), force=True, run_date=date(2026, 11, 30))
+    assert len(run_folders()) == runs + 2  # a on llmbar and on small
 
 
 def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefect_harness, tmp_path, settings_factory):

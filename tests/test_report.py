@@ -47,10 +47,12 @@ class Cells(HTMLParser):
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory, settings_factory):
-    """3 models x 2 sets x 2 nights; beta's score on bench drops on the second night (the planted regression)."""
+    """3 models x 2 sets x 2 nights; beta's score on bench drops on the second night (the planted regression);
+    6 of bench's 96 examples matched gamma's training data."""
     tmp = tmp_path_factory.mktemp("lake")
     settings = settings_factory(tmp)
-    synthetic_lake(settings.results, MODELS, NIGHTS, sets=SETS, drops={("beta", "bench"): 1.5})
+    synthetic_lake(settings.results, MODELS, NIGHTS, sets=SETS, drops={("beta", "bench"): 1.5},
+                   contaminated={("gamma", "bench"): 6})
     synthetic_registry(settings, list(MODELS))
     write_report(settings)
     return settings
@@ -68,6 +70,10 @@ def test_the_report_holds_every_page_and_figure(lake):
     index = (report / "index.html").read_text()
     rows = Cells(index).rows[1:]
     assert {(r[0], r[1]): r[2] for r in rows} == leaderboard_scores(lake)
+    contamination = {(r[0], r[1]): r[8:11] for r in rows}  # examples, share, decontaminated score
+    assert contamination.pop(("gamma", "bench"))[:2] == ["6", "0.0625"]
+    assert all(c[:2] == ["0", "0.0000"] and c[2] == s for c, s in zip(
+        contamination.values(), [r[2] for r in rows if (r[0], r[1]) != ("gamma", "bench")], strict=True))
     changes = {(r[0], r[1]): float(r[3]) for r in rows}  # scores only rise, but for the planted drop
     assert changes.pop(("beta", "bench")) < -0.02 and all(c >= 0 for c in changes.values()), rows
     for model in MODELS:
