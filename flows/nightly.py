@@ -3,6 +3,7 @@ leaderboard, and a failure naming every regression against the previous night an
 
 import os
 import time
+import traceback
 import uuid
 from datetime import date
 from pathlib import Path
@@ -61,8 +62,11 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
         create_link_artifact(key="morning-report", link=report.resolve().as_uri(), link_text="The morning report",
                              description=f"The leaderboard, models, regressions and analyses after run {run_id}")
         print(f"The morning report: {report}")
-    except (PrefpipeError, OSError) as error:  # the scores are in the lake: say so, and fail the run at the end
-        problems.append(f"report: {error}")
+    except Exception as error:  # the scores are in the lake: say why, and fail the run at the end with the rest
+        if not isinstance(error, PrefpipeError | OSError):
+            print(traceback.format_exc())  # a defect: its traceback in the run's log
+        problems.append(f"report: {error}" if isinstance(error, PrefpipeError) else
+                        f"report: {type(error).__name__}: {error}")
     problems += (
         [f"{len(regressions)} regression(s) beyond {threshold}: " + "; ".join(
             f"{r['model_id']} on {r['evalset']} {r['name']} {r['change']:+.4f}" for r in regressions)]

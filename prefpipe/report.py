@@ -110,9 +110,8 @@ def gather(settings: Settings, threshold: float) -> dict:
         latest[model_id, evalset] = last | {"previous": earlier[0]["score"] if earlier else None}
         folders += [settings.results / f"evalset={evalset}/model={model_id}/run_date={r['run_date']}/run_id="
                     f"{r['run_id']}" for r in [last, *earlier]]
-    models = ({r["model_id"]: r for r in con.sql("SELECT * FROM models").to_arrow_table().to_pylist()}
-              if con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'models'").fetchall()[0][0]
-              else {})
+    models = registry(con, "models", "model_id") | {name: combo | {"combo": True} for name, combo in
+                                                    registry(con, "combos", "name").items()}
     con.close()
     subsets, gaps, regressions = [], defaultdict(list), []
     if latest:
@@ -123,6 +122,13 @@ def gather(settings: Settings, threshold: float) -> dict:
         con.close()
     return {"latest": latest, "history": history, "subsets": subsets, "gaps": gaps, "regressions": regressions,
             "models": models, "analyses": latest_analyses(settings.analysis), "written": datetime.now(UTC)}
+
+
+def registry(con, table: str, key: str) -> dict[str, dict]:
+    """The rows of a registry table (models, combos) of the warehouse-table copy by KEY; {} without a copy."""
+    if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [table]).fetchall()[0][0]:
+        return {}
+    return {r[key]: r for r in con.table(table).to_arrow_table().to_pylist()}
 
 
 def rows(con, script: str) -> list[dict]:
@@ -302,18 +308,27 @@ def model_page(data: dict, model_id: str, folder: Path, threshold: float) -> str
 def provenance(model: dict | None) -> str:
     if model is None:
         return "<p class=\"muted\">Not in the registry copy (data/tables): trained or registered elsewhere.</p>"
+    if model.get("combo"):
+        facts = {k: model[k] for k in ("models", "weights", "transform", "references", "quantile", "method",
+                                       "min_references", "created_at", "active")}
+        return "<p>A combination of reward models (prefpipe combos).</p>" + definitions(facts)
     hyper = json.loads(model["hyperparameters"]) if model.get("hyperparameters") else {}
     metrics = json.loads(model["metrics"]) if model.get("metrics") else {}
     facts = {"path": model["path"], "base": model["base"], "loss": model["loss"], "created": model["created_at"],
              "active": model["active"], "training pairs": model["pairs"], "data hash": model["data_hash"],
-             "batches": ", ".join(model["batch_ids"] or []), "reference": model.get("reference"),
+             "batches": model["batch_ids"], "reference": model.get("reference"),
              "excluded": model.get("excluded")}
     facts |= {f"held-out {split}": ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                               for k, v in values.items())
               for split, values in metrics.items() if isinstance(values, dict)}
-    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts.items() if v is not None)
-    params = "".join(f"<dt>{escape(k)}</dt><dd>{escape(json.dumps(v))}</dd>" for k, v in sorted(hyper.items()))
-    return f"<dl>{items}</dl>\n<h2>Hyperparameters</h2>\n<dl>{params}</dl>"
+    return (definitions(facts) + "\n<h2>Hyperparameters</h2>\n"
+            + definitions({k: json.dumps(v) for k, v in sorted(hyper.items())}))
+
+
+def definitions(facts: dict) -> str:
+    """A definition list of the FACTS that are known (not None), as text (a list: its items, comma-separated)."""
+    text = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in facts.items() if v is not None}
+    return "<dl>" + "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in text.items()) + "</dl>"
 
 
 # -- the figures ----------------------------------------------------------------------------------------------

@@ -59,6 +59,8 @@ def test_a_combination_is_scored_in_the_nightly_beside_its_models(home):
     assert {r["model_id"] for r in references} == {"helpful", "harmless"}
     assert {r["r_ref_source"] for r in references} == {"prompt"}  # each example: 2 completions, min 2
     assert all(r["references"] == 2 for r in references)
+    page = (home.report / "models" / "soft-and.html").read_text()  # the morning report knows it is a combination
+    assert "A combination of reward models" in page and "<dt>models</dt><dd>helpful, harmless</dd>" in page
 
 
 def test_bad_analysis_input_fails_in_one_line_and_writes_nothing(home, tmp_path):
