@@ -211,6 +211,9 @@ def _forward_backward(run: Training, batch: Batch, step: int, last_round: bool) 
     return loss.item()
 
 
+_UNTIL_EXIT: list[Training] = []
+
+
 def finish(run: Training, totals: dict, start: int) -> dict:
     """Save the trained model as a standard Hugging Face folder, and the run's figures."""
     world, run_dir = run.world, run.run_dir
@@ -224,6 +227,10 @@ def finish(run: Training, totals: dict, start: int) -> dict:
     if world.size > 1:
         dist.barrier()
         dist.destroy_process_group()
+        # Keep the run (its DDP model and gloo state) referenced until main() leaves by os._exit: freed when fit
+        # returned, a rank was seen to hang for good in the DDP destructor (py-spy: main() inside fit's call, no
+        # fit frame left; the other rank gone), failing the two-process test under load.
+        _UNTIL_EXIT.append(run)
     figures = totals | {"identical_after_truncation": run.identical, "bf16": run.bf16, "processes": world.size,
                         "total_steps": len(run.schedule), "resumed_at": start}
     if world.rank == 0:

@@ -114,7 +114,7 @@ def test_the_leaderboard_reports_what_each_model_trained_on(prefect_harness, tmp
         ids = iter(f"p-{i}" for i in range(10**4))
         train_ids = [i for i in ids if wh.con.execute("SELECT split_of(?)", [i]).fetchall() == [("train",)]][:8]
         ingest_file(wh, warehouse_batch(tmp_path / "b.jsonl", train_ids), settings)
-        ingest_file(wh, synthetic_batch(tmp_path / "synthetic.jsonl", 150, bad_lines=0), settings)
+        ingest_file(wh, synthetic_batch(tmp_path / "synthetic.jsonl", 80, bad_lines=0), settings)
         register_evalset(wh, settings.home, evalset(tmp_path / "set.jsonl"), "planted")
     config = TrainConfig(base=str(tiny_reward_model(tmp_path / "tiny")), epochs=1, max_tokens=2048)
     train_flow(config, settings=settings, name="dirty", progress=False)
