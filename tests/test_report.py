@@ -152,6 +152,7 @@ def visible_rows(browser) -> list[list[str]]:
             for row in browser.find_elements(By.CSS_SELECTOR, "tbody tr")]
 
 
+@pytest.mark.slow
 def test_the_report_in_a_browser(lake, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -192,6 +193,7 @@ def test_the_report_in_a_browser(lake, browser, tmp_path):
     assert urls and all(u.startswith("file://") for u in urls), urls  # nothing leaves file://
 
 
+@pytest.mark.slow
 def test_an_empty_report_in_a_browser(settings, browser):
     browser.get(write_report(settings).as_uri())
     assert "No results yet" in browser.find_element(by="tag name", value="body").text
