@@ -280,15 +280,15 @@ def model_page(data: dict, model_id: str, folder: Path, threshold: float) -> str
     latest = {s: r for (m, s), r in data["latest"].items() if m == model_id}
     history = {s: h for (m, s), h in data["history"].items() if m == model_id}
     newest = max(r["run_date"] for r in latest.values())
-    runs = "run " + ", ".join(sorted({f"{r['run_id']} of {r['run_date']}" for r in latest.values()}))
+    which = "run " + ", ".join(sorted({f"{r['run_id']} of {r['run_date']}" for r in latest.values()}))
     figures = [figure(f"../figures/{model_id}-history.svg",
                       f"Score of {model_id} on each set over its runs, up to {newest}: a line through its runs "
                       "(for a set of custom subsets, their accuracy)."),
                figure(f"../figures/{model_id}-calibration.svg",
-                      f"Calibration of {model_id} on each set ({runs}): the share of pairs ordered as predicted "
+                      f"Calibration of {model_id} on each set ({which}): the share of pairs ordered as predicted "
                       "against the predicted probability σ(score gap), counted both ways, 10 bins."),
                figure(f"../figures/{model_id}-length.svg",
-                      f"Length bias of {model_id} ({runs}): per subset, its accuracy against always picking the "
+                      f"Length bias of {model_id} ({which}): per subset, its accuracy against always picking the "
                       "longer answer; below the diagonal, length would do better.")]
     plot_model(model_id, history, {s: data["gaps"].get((model_id, s), []) for s in latest},
                [r for r in data["subsets"] if r["model_id"] == model_id], folder / "figures")
