@@ -62,11 +62,11 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
         create_link_artifact(key="morning-report", link=report.resolve().as_uri(), link_text="The morning report",
                              description=f"The leaderboard, models, regressions and analyses after run {run_id}")
         print(f"The morning report: {report}")
-    except Exception as error:  # the scores are in the lake: say why, and fail the run at the end with the rest
-        if not isinstance(error, PrefpipeError | OSError):
-            print(traceback.format_exc())  # a defect: its traceback in the run's log
-        problems.append(f"report: {error}" if isinstance(error, PrefpipeError) else
-                        f"report: {type(error).__name__}: {error}")
+    except PrefpipeError as error:  # the scores are in the lake: say why, and fail the run at the end with the rest
+        problems.append(f"report: {error}")
+    except Exception as error:  # a defect, or the disk: the same, with its traceback in the run's log
+        print(traceback.format_exc())
+        problems.append(f"report: {type(error).__name__}: {error}")
     problems += (
         [f"{len(regressions)} regression(s) beyond {threshold}: " + "; ".join(
             f"{r['model_id']} on {r['evalset']} {r['name']} {r['change']:+.4f}" for r in regressions)]

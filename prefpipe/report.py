@@ -353,24 +353,26 @@ def plot_model(model_id: str, history: dict, gaps: dict, subsets: list[dict], fi
         figure.autofmt_xdate()
         save(figure, figures / f"{model_id}-history.svg")
 
-        figure, axes = plt.subplots(figsize=(4, 3))
-        axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        figure, axes = unit_square(plt, "Calibration", "predicted σ(score gap)", "observed share")
         for evalset, deltas in sorted(gaps.items()):
             bins = [b for b in calibration_bins(deltas) if b["count"]]
             axes.plot([b["probability"] for b in bins], [b["true"] for b in bins], label=evalset)  # no markers: bytes
-        axes.set(xlabel="predicted σ(score gap)", ylabel="observed share", xlim=(0, 1), ylim=(0, 1),
-                 title="Calibration", xticks=UNIT, yticks=UNIT)
         save(figure, figures / f"{model_id}-calibration.svg")
 
-        figure, axes = plt.subplots(figsize=(4, 3))
-        axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        figure, axes = unit_square(plt, "Length bias (per subset)", "accuracy of the longer answer", "model accuracy")
         for evalset in sorted({r["evalset"] for r in subsets}):
             points = [r for r in subsets if r["evalset"] == evalset and r["longer_answer"] is not None]
             axes.plot([r["longer_answer"] for r in points], [r["accuracy"] for r in points], "o", markersize=3,
                       label=evalset)
-        axes.set(xlabel="accuracy of the longer answer", ylabel="model accuracy", xlim=(0, 1), ylim=(0, 1),
-                 title="Length bias (per subset)", xticks=UNIT, yticks=UNIT)
         save(figure, figures / f"{model_id}-length.svg")
+
+
+def unit_square(plt, title: str, xlabel: str, ylabel: str) -> tuple:
+    """A figure of two values in [0, 1] against each other, with the diagonal where they are equal."""
+    figure, axes = plt.subplots(figsize=(4, 3))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    axes.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), xticks=UNIT, yticks=UNIT)
+    return figure, axes
 
 
 def save(figure, path: Path) -> None:
