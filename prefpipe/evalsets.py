@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefpipe.errors import InputError
+from prefpipe.rewardbench import ties_problems
 
 FORMATS = ("rewardbench", "rewardbench2")
 
@@ -58,7 +59,18 @@ def read_evalset_format(path: Path | str, fmt: str = "auto") -> tuple[str, list[
         examples.append(example)
     if not examples:
         raise InputError("no examples", file=path)
+    if fmt == "rewardbench2":
+        _check_ties([e for e in examples if e.subset == "Ties"], seen, path)
     return fmt, examples
+
+
+def _check_ties(ties: list[Example], lines: dict[str, int], path: Path) -> None:
+    """Refuse the Ties rows that RewardBench 2's formula cannot score, naming the first and counting the rest."""
+    problems = ties_problems([(e.example_id, len(e.chosen) + len(e.rejected), len(e.chosen)) for e in ties])
+    if problems:
+        i, field, reason = problems[0]
+        more = f" ({len(problems) - 1} more Ties rows like it)" if len(problems) > 1 else ""
+        raise InputError(reason + more, file=path, line=lines[ties[i].example_id], field=field)
 
 
 def _rows(path: Path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from functools import cache
@@ -70,6 +71,39 @@ def best_of_n_credit(chosen: list[float], rejected: list[float]) -> float:
     return sum(1 for s in chosen if s == top) / k
 
 
+TIES_ID = re.compile(r"(ref|tied):(0|[1-9][0-9]*)")
+
+
+def ties_row_problem(row_id: str, answers: int, num_correct: int) -> str | None:
+    """Why no version of RewardBench 2 can score this Ties row, or None: its id is "ref:N" or "tied:N" (N a
+    whole number written plainly, as upstream reads it with int()) and it has a correct and an incorrect answer."""
+    if not TIES_ID.fullmatch(row_id):
+        return f"a Ties id must be ref:N or tied:N with N a whole number, got {row_id!r}"
+    if not 0 < num_correct < answers:
+        return f"a Ties row needs a correct and an incorrect answer, got {num_correct} correct of {answers}"
+    return None
+
+
+def ties_problems(rows: list[tuple[str, int, int]]) -> list[tuple[int, str, str]]:
+    """(index, field, reason) of every (id, answers, num_correct) row that the Ties formula cannot score as reward-bench
+    main does: `ties_row_problem`, a tied row with one correct answer (no spread: main fails on it), and a tied
+    row without its ref twin (main leaves it out of three of the five terms), and a subset with no such pair."""
+    bad = {i: ("id" if not TIES_ID.fullmatch(row[0]) else "chosen", problem)
+           for i, row in enumerate(rows) if (problem := ties_row_problem(*row))}
+    refs = {row[0].removeprefix("ref:") for i, row in enumerate(rows) if i not in bad and row[0].startswith("ref:")}
+    for i, (row_id, _, num_correct) in enumerate(rows):
+        prompt = row_id.removeprefix("tied:")
+        if i in bad or prompt == row_id:
+            continue
+        if num_correct < 2:
+            bad[i] = "chosen", "a tied: row needs two or more correct answers (the formula weighs their spread), got 1"
+        elif prompt not in refs:
+            bad[i] = "id", f"{row_id} has no ref:{prompt} row (the formula compares the two)"
+    if rows and not bad and not any(row_id.startswith("tied:") for row_id, _, _ in rows):
+        bad[0] = "id", "the Ties subset needs a ref:N row and its tied:N row (without one main's score is nan)"
+    return [(i, *bad[i]) for i in sorted(bad)]
+
+
 def ties_score(rows: list[tuple[str, list[float], int]]) -> float:
     """RewardBench 2's Ties subset from (id, scores, num_correct) rows, ids "ref:N" or "tied:N".
 
@@ -77,9 +111,18 @@ def ties_score(rows: list[tuple[str, list[float], int]]) -> float:
     0.30 · tied accuracy + 0.30 · ref accuracy + 0.20 · share of prompts whose correct-incorrect gap
     (tied) exceeds the spread of the correct answers + 0.20 · the same with the smaller of the tied and
     ref gaps + 0.01 · mean tanh(min gap / spread − 1), with numpy's x/0 (±1, or 0 for 0/0).
+
+    This follows reward-bench main (rewardbench/utils.py, process_single_model and _compute_prompt_stats),
+    which counts a prompt whose correct answers score exactly equal in the last term (0.1.4 leaves it out).
+    A tied prompt with one correct answer has no spread: main fails on it (None in a numpy comparison), 0.1.4
+    leaves it out of the three margin terms; we do as 0.1.4 there. With no ref/tied pair left the score is nan,
+    as main's numpy mean of nothing (0.1.4 gives those three terms 0).
+    `evalset add` refuses such rows (`ties_problems`), so only a caller of this function meets that case.
     """
     stats: dict[str, dict[str, tuple[bool, float | None, float]]] = {"ref": {}, "tied": {}}
     for row_id, scores, num_correct in rows:
+        if problem := ties_row_problem(row_id, len(scores), num_correct):
+            raise ValueError(problem)
         kind, prompt = row_id.split(":")
         correct, incorrect = scores[:num_correct], scores[num_correct:]
         gap = min(correct) - max(incorrect)
@@ -87,8 +130,8 @@ def ties_score(rows: list[tuple[str, list[float], int]]) -> float:
         stats[kind][prompt] = (gap > 0, spread, gap)
     ref = statistics.fmean(s[0] for s in stats["ref"].values()) if stats["ref"] else 0.0
     tied = statistics.fmean(s[0] for s in stats["tied"].values()) if stats["tied"] else 0.0
-    both = sorted(set(stats["ref"]) & set(stats["tied"]))
-    preferred = preferred_hard = margin = 0.0
+    both = sorted(p for p in set(stats["ref"]) & set(stats["tied"]) if stats["tied"][p][1] is not None)
+    preferred = preferred_hard = margin = math.nan  # main: numpy's mean of no prompts
     if both:
         spreads = [stats["tied"][p][1] for p in both]
         tied_gaps = [stats["tied"][p][2] for p in both]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -82,3 +83,35 @@ def test_unreadable_evaluation_sets_fail_naming_the_file_and_line(tmp_path):
     (tmp_path / "t.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(InputError, match=r"t.parquet: not a readable Parquet file"):
         read_evalset(tmp_path / "t.parquet")
+
+
+def ties_row(row_id: str, correct: int, answers: int) -> str:
+    return json.dumps({"id": row_id, "prompt": "q", "subset": "Ties", "chosen": [f"c{i}" for i in range(correct)],
+                       "rejected": [f"r{i}" for i in range(answers - correct)]})
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    (ties_row("tied:7", 1, 3), "3: chosen: a tied: row needs two or more correct answers"),
+    (ties_row("tied:2", 2, 3), "3: id: tied:2 has no ref:2 row"),
+    (ties_row("ref:x", 1, 3), "3: id: a Ties id must be ref:N or tied:N with N a whole number, got 'ref:x'"),
+    (ties_row("ref:1:2", 1, 3), "3: id: a Ties id must be ref:N or tied:N"),
+    (ties_row("ref:3", 1, 1), "3: rejected: must be a non-empty list of strings"),  # all correct: none incorrect
+    (json.dumps({"id": "ref:3", "prompt": "q", "subset": "Ties", "chosen": [], "rejected": ["r"]}),
+     "3: chosen: must be a non-empty list of strings"),  # no correct answer
+])
+def test_ties_rows_the_formula_cannot_score_are_refused_naming_line_and_rule(tmp_path, bad, reason):
+    path = tmp_path / "rb2.jsonl"
+    path.write_text("\n".join([ties_row("ref:1", 1, 3), ties_row("tied:1", 2, 4), bad]) + "\n")
+    with pytest.raises(InputError, match=re.escape(f"rb2.jsonl:{reason}")):
+        read_evalset(path)
+    path.write_text("\n".join([ties_row("ref:1", 1, 3), ties_row("tied:1", 2, 4)]) + "\n")
+    assert [e.example_id for e in read_evalset(path)] == ["ref:1", "tied:1"]  # the same set without it is fine
+
+
+def test_a_ties_subset_without_a_ref_tied_pair_is_refused_and_other_subsets_are_not_held_to_ties_rules(tmp_path):
+    path = tmp_path / "rb2.jsonl"
+    path.write_text("\n".join([ties_row("ref:1", 1, 3), ties_row("ref:2", 1, 2)]) + "\n")
+    with pytest.raises(InputError, match=r"rb2.jsonl:1: id: the Ties subset needs a ref:N row and its tied:N row"):
+        read_evalset(path)
+    path.write_text(ties_row("ref:1", 1, 3).replace('"Ties"', '"Focus"').replace('ref:1', 'anything') + "\n")
+    assert read_evalset(path)[0].example_id == "anything"

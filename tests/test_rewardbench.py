@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_scores, section_of, ties_score
+from prefpipe.rewardbench import (
+    best_of_n_credit,
+    best_of_n_scores,
+    pairwise_scores,
+    section_of,
+    ties_problems,
+    ties_score,
+)
 
 
 def rows(subset: str, right: int, wrong: int, ties: int = 0) -> list[tuple[str, float, float]]:
@@ -84,3 +95,84 @@ def test_rewardbench2_final_is_the_mean_of_six_subsets():
     assert got["subsets"]["Ties"] == pytest.approx(ties)
     assert got["score"] == pytest.approx((5 * 0.75 + ties) / 6)
     assert best_of_n_scores(results[:2])["score"] is None  # not all six subsets
+
+
+def upstream_ties(rows: list[tuple[str, list[float], int]]) -> float:
+    """reward-bench main's Ties score (rewardbench/utils.py, process_single_model), transcribed step by step."""
+    grouped = {}
+    for row_id, scores, num_correct in rows:
+        kind, prompt = row_id.split(":")
+        grouped[kind, int(prompt)] = [(i < num_correct, s) for i, s in enumerate(scores)]
+
+    def stats(samples):
+        correct = [s for ok, s in samples if ok]
+        incorrect = [s for ok, s in samples if not ok]
+        gap = min(correct) - max(incorrect)
+        return gap > 0, max(correct) - min(correct) if len(correct) > 1 else None, gap
+
+    ref = {p: stats(v) for (k, p), v in grouped.items() if k == "ref"}
+    tied = {p: stats(v) for (k, p), v in grouped.items() if k == "tied"}
+    ref_accuracy = np.mean([s[0] for s in ref.values()]) if ref else 0.0
+    tied_accuracy = np.mean([s[0] for s in tied.values()]) if tied else 0.0
+    common = set(ref) & set(tied)
+    spread = np.array([tied[p][1] for p in common])
+    tied_gap = np.array([tied[p][2] for p in common])
+    ref_gap = np.array([ref[p][2] for p in common])
+    preferred = np.mean(tied_gap > spread)
+    preferred_hard = np.mean(np.minimum(ref_gap, tied_gap) > spread)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        margin = np.nan_to_num(np.tanh(np.minimum(ref_gap, tied_gap) / spread - 1), nan=0.0)
+    return float(0.3 * tied_accuracy + 0.3 * ref_accuracy + 0.2 * preferred + 0.2 * preferred_hard
+                 + 0.01 * float(np.mean(margin)))
+
+
+score_values = st.sampled_from([-2.0, -0.5, 0.0, 0.5, 1.0, 3.0]) | st.floats(-10, 10, allow_nan=False)
+
+
+@st.composite
+def valid_ties_sets(draw) -> list[tuple[str, list[float], int]]:
+    rows = []
+    prompts = draw(st.lists(st.integers(0, 10**6), min_size=1, max_size=6, unique=True))
+    with_tied = draw(st.lists(st.booleans(), min_size=len(prompts), max_size=len(prompts)).filter(any))
+    for prompt, tied in zip(prompts, with_tied, strict=True):
+        for kind, correct in [("ref", draw(st.integers(1, 2)))] + ([("tied", draw(st.integers(2, 4)))] if tied else []):
+            scores = draw(st.lists(score_values, min_size=correct + 1, max_size=correct + 3))
+            rows.append((f"{kind}:{prompt}", scores, correct))
+    return draw(st.permutations(rows))
+
+
+@settings(max_examples=300, deadline=None)
+@given(valid_ties_sets())
+def test_any_valid_ties_set_scores_as_reward_bench_main_and_within_its_bounds(rows):
+    assert ties_problems([(i, len(s), k) for i, s, k in rows]) == []
+    got = ties_score(rows)
+    assert got == pytest.approx(upstream_ties(rows), abs=1e-12)
+    # 0.6 accuracy + 0.4 margin shares + 0.01·tanh: [-0.01, 1.01]. The lower end is reached (see below), not 0.
+    assert -0.01 <= got <= 1.01
+
+
+def test_the_ties_score_goes_below_zero_when_every_answer_is_wrong():
+    rows = [("ref:0", [0.0, 1.0], 1), ("tied:0", [1.0, 0.0, 2.0], 2)]  # gaps -1 and -2, spread 1: tanh(-3)
+    assert ties_score(rows) == pytest.approx(0.01 * math.tanh(-3)) == pytest.approx(upstream_ties(rows))
+    assert ties_score(rows) < 0
+
+
+def test_a_tied_row_with_one_correct_answer_scores_as_0_1_4_does_instead_of_raising():
+    assert math.isnan(ties_score([("ref:0", [1.0, 0.0], 1), ("tied:0", [1.0, 0.0], 1)]))  # 0.1.4: nan
+    # beside a scorable pair, 0.1.4 leaves it out of the margin terms: the same as without it
+    pair = [("ref:1", [3.0, 1.0], 1), ("tied:1", [5.0, 4.0, 1.0], 2)]
+    single = [("ref:0", [1.0, 0.0], 1), ("tied:0", [1.0, 0.0], 1)]
+    assert ties_score(pair + single) == pytest.approx(0.3 + 0.3 + 0.2 + 0.2 + 0.01 * math.tanh(2 / 1 - 1))
+
+
+@pytest.mark.parametrize(("row", "reason"), [
+    (("ref:0", [1.0, 0.0], 0), "a correct and an incorrect answer, got 0 correct of 2"),
+    (("ref:0", [1.0, 0.0], 2), "a correct and an incorrect answer, got 2 correct of 2"),
+    (("ref0", [1.0, 0.0], 1), "ref:N or tied:N with N a whole number, got 'ref0'"),
+    (("ref:0:1", [1.0, 0.0], 1), "ref:N or tied:N with N a whole number, got 'ref:0:1'"),
+    (("best:0", [1.0, 0.0], 1), "ref:N or tied:N"),
+    (("ref:01", [1.0, 0.0], 1), "ref:N or tied:N"),
+])
+def test_ties_rows_that_no_version_can_score_fail_with_their_rule(row, reason):
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        ties_score([row, ("ref:5", [1.0, 0.0], 1), ("tied:5", [2.0, 1.0, 0.0], 2)])
