@@ -85,7 +85,8 @@ def tilt_flow(config: TiltConfig | None = None, rewards: str | None = None, mode
     tables = {}
     if combo is not None:
         combination = read_combo(settings, combo)
-        outside = _warehouse_references(settings, run, combination) if combination.references == "warehouse" else None
+        outside = (_outside_references(settings, run, combination)
+                   if combination.references in ("warehouse", "samples") else None)
         reward, tables["references"] = combination_rewards(combination, run, outside)
         reward_name = f"combination {combo} ({combination.transform} of {', '.join(combination.models)})"
     else:
@@ -226,19 +227,26 @@ def _only_model(run) -> str:
     return next(iter(run.rewards))
 
 
-def _warehouse_references(settings: Settings, run, combination) -> dict:
-    """Each model's rewards of the warehouse's responses to the run's prompts (for a combination's r_ref)."""
+def _outside_references(settings: Settings, run, combination) -> dict:
+    """Each model's rewards of the references from outside the run (for a combination's r_ref): the
+    warehouse's responses to the run's prompts, or the reference LM's samples of them."""
     import json
 
-    from prefpipe.evaluation import score_items, scorer
+    from prefpipe.evaluation import SAMPLES_CACHE, score_items, scorer
     from prefpipe.registry import model_folders
+    from prefpipe.sampling import reference_samples
     from prefpipe.warehouse import Warehouse
 
     prompts = {pid: json.loads(p) for pid, p in zip(run.candidates["prompt_id"].to_pylist(),
                                                     run.candidates["prompt"].to_pylist(), strict=True)}
-    by_text = {compact(p): pid for pid, p in prompts.items()}
-    items = warehouse_responses(settings.tables, list(prompts.values()))
+    if combination.references == "samples":
+        keyed = reference_samples(combination.reference_lm, prompts, combination.samples, seed=combination.seed,
+                                  cache=settings.results / SAMPLES_CACHE)
+    else:
+        by_text = {compact(p): pid for pid, p in prompts.items()}
+        found = warehouse_responses(settings.tables, list(prompts.values()))
+        keyed = [(by_text[compact(p)], text) for p, text in found]
+    items = [(prompts[pid], text) for pid, text in keyed]
     with Warehouse.open(settings) as wh:
         folders = model_folders(wh, list(combination.models))
-    return {m: ([by_text[compact(p)] for p, _ in items], score_items(items, scorer(*folders[m])))
-            for m in combination.models}
+    return {m: ([pid for pid, _ in keyed], score_items(items, scorer(*folders[m]))) for m in combination.models}

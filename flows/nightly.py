@@ -47,9 +47,11 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     if runs:
         board = con.sql(sql("queries/leaderboard.sql")).to_arrow_table().to_pylist()
         regressions = con.sql(sql("queries/regressions.sql")).to_arrow_table().to_pylist()
+        definitions = {s["id"]: s["combo"].definition() for s in scored if "combo" in s}
         create_table_artifact(key="leaderboard", table=[{k: str(v) if k == "run_date" else v for k, v in r.items()}
                                                         for r in board],
-                              description=f"Latest run per model and set ({run_id})")
+                              description=f"Latest run per model and set ({run_id})" + "".join(
+                                  f"; {name} = {text}" for name, text in definitions.items()))
     if regressions:
         lines = [f"- **{r['model_id']}** on {r['evalset']}, {r['level']} {r['name']}: {r['previous']:.4f} -> "
                  f"{r['latest']:.4f} ({r['change']:+.4f}; {r['previous_date']} -> {r['latest_date']})"

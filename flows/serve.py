@@ -1,26 +1,21 @@
 """The nightly evaluation on a schedule: `prefpipe serve` serves the `nightly/nightly` deployment on the
-Prefect server of PREFECT_API_URL, or on a local Prefect server that it starts and stops, until stopped.
+Prefect server of PREFECT_API_URL, or on the home's shared local server (prefpipe/prefect_server.py), until
+stopped; and `prefect_session`, the Prefect API of every command that runs a flow.
 
-Ctrl-C takes the runner's graceful shutdown (as on SIGTERM): the schedule is paused, then a server started
-here is stopped. A second Ctrl-C interrupts at once.
+Ctrl-C takes the runner's graceful shutdown (as on SIGTERM): the schedule is paused; the shared server stops
+itself once no command has used it for a while. A second Ctrl-C interrupts at once.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 
-from prefpipe.errors import InputError, PrefpipeError
+from prefpipe.errors import InputError
+from prefpipe.prefect_server import prefect_api
 from prefpipe.settings import PATHS, Settings
-
-SERVER_START_S = 120
 
 
 def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, task_runner: str,
@@ -30,22 +25,22 @@ def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, tas
 
     schedule = nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
     check_task_runner(task_runner, dask_address)
+    if not 1 <= port <= 65535:
+        raise InputError(f"must be a port number from 1 to 65535, got {port}", field="--port")
     for name in PATHS:  # scheduled runs are subprocesses
         os.environ[f"PREFPIPE_{name.upper()}"] = str(getattr(settings, name).resolve())
-    with prefect_api(settings.home / "prefect-server.log", port, echo) as url:
+    with prefect_session(settings, port) as url:
         from prefect.deployments.runner import EntrypointType
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         echo(f"nightly evaluation: cron '{cron}' ({timezone}) on the Prefect server at {url}; stop with Ctrl-C")
         signal.signal(signal.SIGINT, _stop_gracefully)
         try:
-            with temporary_settings({PREFECT_API_URL: url}):
-                nightly_flow.serve(name="nightly", schedule=schedule,
-                                   parameters={"threshold": threshold, "task_runner": task_runner,
-                                               "dask_address": dask_address},
-                                   description="Every active reward model on every registered evaluation set, "
-                                               "into the lake",
-                                   entrypoint_type=EntrypointType.MODULE_PATH)  # found by import, from any folder
+            nightly_flow.serve(name="nightly", schedule=schedule,
+                               parameters={"threshold": threshold, "task_runner": task_runner,
+                                           "dask_address": dask_address},
+                               description="Every active reward model on every registered evaluation set, "
+                                           "into the lake",
+                               entrypoint_type=EntrypointType.MODULE_PATH)  # found by import, from any folder
         except* KeyboardInterrupt:
             pass
     echo("stopped; the schedule is paused until the next `prefpipe serve`")
@@ -75,45 +70,15 @@ def _stop_gracefully(*_: object) -> None:
 
 
 @contextmanager
-def prefect_api(log: Path, port: int, echo: Callable[[str], None] = print):
-    """The configured Prefect API, or a local Prefect server started for the time of the block."""
-    from prefect.settings import get_current_settings
+def prefect_session(settings: Settings, port: int | None = None):
+    """The Prefect API for the time of the block: the one configured (PREFECT_API_URL, a profile, a test
+    harness), else the home's shared local server (prefpipe/prefect_server.py; started on PORT, or a free port,
+    when none runs). Yields its URL."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     if configured := get_current_settings().api.url:
         yield configured
         return
-    url = f"http://127.0.0.1:{port}/api"
-    os.environ["PREFECT_API_URL"] = url  # for the subprocesses that run the flow
-    if _answers(url):  # a server that someone started without configuring it
+    with prefect_api(settings.home, start_timeout_s=settings.prefect_start_timeout_s, idle_s=settings.prefect_idle_s,
+                     port=port) as url, temporary_settings({PREFECT_API_URL: url}):
         yield url
-        return
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        # a session of its own: Ctrl-C stops `serve` first, which pauses its schedule, then the server
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        echo(f"starting a local Prefect server at {url} (log: {log})")
-        deadline = time.monotonic() + SERVER_START_S
-        while not _answers(url):
-            if server.poll() is not None:
-                raise PrefpipeError(f"the local Prefect server stopped with exit code {server.returncode}; see {log}")
-            if time.monotonic() > deadline:
-                raise PrefpipeError(f"the local Prefect server did not answer at {url} within {SERVER_START_S} s; "
-                                    f"see {log}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False

@@ -19,6 +19,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_STREAM", "ext://sys.stdo
 
 import typer
 
+from flows.serve import prefect_session
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.names import check_name
 from prefpipe.settings import Settings
@@ -79,7 +80,8 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or fold
 
     settings = Settings.from_env(warehouse=warehouse, max_quarantined_share=max_quarantined)
     files = batch_files(paths)  # fail on a missing file before starting Prefect
-    summaries = ingest_flow([str(p) for p in files], settings=settings, fmt=fmt)
+    with prefect_session(settings):
+        summaries = ingest_flow([str(p) for p in files], settings=settings, fmt=fmt)
     typer.echo("\n" + summary_table(summaries))
     if any(s.status == "failed" for s in summaries):
         raise PrefpipeError("; ".join(s.message for s in summaries if s.status == "failed"))
@@ -136,8 +138,9 @@ def train(*, processes: int, name: str | None, resume: str | None, exclude_evals
                 set_names(wh.con, exclude_evalset)
         else:
             _require_warehouse(settings)
-    result = train_flow(config, settings=settings, name=name, resume=resume, processes=processes,
-                        exclude=exclude_evalset)
+    with prefect_session(settings):
+        result = train_flow(config, settings=settings, name=name, resume=resume, processes=processes,
+                            exclude=exclude_evalset)
     typer.echo(f"\n{result['model_id']}: {result['path']}")
 
 
@@ -303,8 +306,9 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
 
     settings = Settings.from_env(warehouse=warehouse)
     check_task_runner(task_runner, dask_address)
-    board = nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
-                         dask_address=dask_address)["leaderboard"]
+    with prefect_session(settings):
+        board = nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
+                             dask_address=dask_address)["leaderboard"]
     typer.echo("\n" + format_records(board, LEADERBOARD_EMPTY))
 
 
@@ -378,7 +382,9 @@ def demo(annotations: Annotated[int, typer.Option(help="Synthetic annotations to
     the reward-tilt analysis of the model over the test split's candidates."""
     from flows.demo import demo as run_demo
 
-    run_demo(Settings.from_env(warehouse=warehouse), annotations, epochs, echo=typer.echo)
+    settings = Settings.from_env(warehouse=warehouse)
+    with prefect_session(settings):
+        run_demo(settings, annotations, epochs, echo=typer.echo)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------

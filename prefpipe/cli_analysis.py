@@ -4,13 +4,15 @@ library; the defaults come from prefpipe/config.py."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from prefpipe.config import Combination, TiltConfig, TradeoffConfig
+from flows.serve import prefect_session
+from prefpipe.config import LSC_QUANTILE, Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
 from prefpipe.names import check_name
 from prefpipe.settings import Settings
@@ -66,8 +68,9 @@ def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A cand
         check_name(name, "--model")
     if candidates is not None and not candidates.is_file():
         raise InputError("no such file", file=candidates)
-    done = rewards_flow(list(model or []), None if candidates is None else str(candidates), from_split,
-                        None if reference_lm is None else str(reference_lm))
+    with prefect_session(Settings.from_env()):
+        done = rewards_flow(list(model or []), None if candidates is None else str(candidates), from_split,
+                            None if reference_lm is None else str(reference_lm))
     typer.echo(f"\nrewards run {done['run_id']}: {done['candidates']} candidates of {done['prompts']} prompts; "
                f"π_ref {done['ref_source']}\n{done['path']}")
 
@@ -84,8 +87,7 @@ def combos(ctx: typer.Context) -> None:
     if settings.warehouse.exists():
         with Warehouse.open(settings) as wh:
             found = registered(wh)
-    columns = ["name", "models", "weights", "transform", "references", "quantile", "method", "min_references"]
-    typer.echo(format_table(columns, [tuple(getattr(c, k) for k in columns) for c in found]) if found
+    typer.echo(format_table(["name", "definition"], [(c.name, c.definition()) for c in found]) if found
                else "(no combinations yet: run `prefpipe combos add`)")
 
 
@@ -97,11 +99,16 @@ def combos_add(name: Annotated[str, typer.Argument(help="The combination's name 
                transform: Annotated[str, typer.Option(help=COMBO_HELP["transform"])] = DEFAULT_COMBO.transform,
                references: Annotated[str, typer.Option(help=COMBO_HELP["references"])
                                      ] = DEFAULT_COMBO.references,
-               quantile: Annotated[float, typer.Option(help=COMBO_HELP["quantile"])
-                                   ] = DEFAULT_COMBO.quantile,
+               quantile: Annotated[list[float] | None, typer.Option(
+                   "--quantile", help=f"r_ref is this quantile of a prompt's reference rewards: one for every model, "
+                   f"or one per model in order (default {LSC_QUANTILE}, as Wang et al. 2024).")] = None,
                method: Annotated[str, typer.Option(help=COMBO_HELP["method"])] = DEFAULT_COMBO.method,
                min_references: Annotated[int, typer.Option(help=COMBO_HELP["min_references"])
                                          ] = DEFAULT_COMBO.min_references,
+               too_few: Annotated[str, typer.Option(help=COMBO_HELP["too_few"])] = DEFAULT_COMBO.too_few,
+               reference_lm: Annotated[Path | None, typer.Option(help=COMBO_HELP["reference_lm"])] = None,
+               samples: Annotated[int, typer.Option(help=COMBO_HELP["samples"])] = DEFAULT_COMBO.samples,
+               seed: Annotated[int, typer.Option(help=COMBO_HELP["seed"])] = DEFAULT_COMBO.seed,
                replace: Annotated[bool, typer.Option("--replace", help="Replace a combination of this name.")] = False,
                ) -> None:
     """Register a combination of reward models; the nightly evaluation scores it like a model."""
@@ -109,14 +116,21 @@ def combos_add(name: Annotated[str, typer.Argument(help="The combination's name 
     from prefpipe.tables import publish_tables
     from prefpipe.warehouse import Warehouse
 
-    combo = Combination(name, tuple(model), tuple(weight or ()), transform, references, quantile, method,
-                        min_references)
+    if reference_lm is not None:
+        from prefpipe.dpo import check_causal_lm
+
+        check_causal_lm(reference_lm, "--reference-lm", "reference LMs")
+    combo = Combination(name, tuple(model), tuple(weight or ()), transform, references, tuple(quantile or ()),
+                        method, min_references, too_few, None if reference_lm is None else str(reference_lm.resolve()),
+                        samples, seed)
+    if not combo.and_of_properties:
+        print("prefpipe: warning: --transform lsc with weights other than 1: Σ wᵢ·uᵢ is a weighted log-probability, "
+              "no longer the log-probability that every property is good (the paper's AND)", file=sys.stderr)
     settings = Settings.from_env()
     with Warehouse.open(settings) as wh:
         add_combo(wh, combo, replace=replace)
         publish_tables(wh.con, settings.tables)
-    weights = ", ".join(f"{w:g}·{m}" for w, m in zip(combo.weights, combo.models, strict=True))
-    typer.echo(f"{name}: registered, active: Σ {weights} of {transform} rewards")
+    typer.echo(f"{name}: registered, active: {combo.definition()}")
 
 
 @analyse_app.command("tilt")
@@ -134,7 +148,8 @@ def analyse_tilt(rewards_run: Annotated[str | None, typer.Option("--rewards", he
     from flows.analysis import tilt_flow
 
     config = TiltConfig(_numbers(beta, float, "--beta"), _numbers(n, int, "--n"))
-    done = tilt_flow(config, rewards_run, model, combo)
+    with prefect_session(Settings.from_env()):
+        done = tilt_flow(config, rewards_run, model, combo)
     rows = [(r["kind"], r["beta"] if r["kind"] == "tilt" else r["n"], round(r["kl"], 4), round(r["expected_reward"], 4),
              None if r.get("win_rate") is None else round(r["win_rate"], 4)) for r in done["frontier"]]
     typer.echo(f"\n{done['title']}\n" + format_table(["kind", "beta or n", "kl", "expected_reward", "win_rate"], rows))
@@ -176,9 +191,10 @@ def analyse_tradeoff(
 
     config = TradeoffConfig(tuple(adaptor or DEFAULT_TRADEOFF.adaptors), _numbers(temperature, float, "--temperature"),
                             prompts, samples, max_new_tokens, seed, device)
-    done = tradeoff_flow(config, toy=toy, aligned=_text(aligned), prior=_text(prior), model=model, implicit=implicit,
-                         prompts=_text(prompts_file), evalset=evalset, from_split=from_split, task_runner=task_runner,
-                         dask_address=dask_address)
+    with prefect_session(Settings.from_env()):
+        done = tradeoff_flow(config, toy=toy, aligned=_text(aligned), prior=_text(prior), model=model,
+                             implicit=implicit, prompts=_text(prompts_file), evalset=evalset, from_split=from_split,
+                             task_runner=task_runner, dask_address=dask_address)
     if toy:
         rows = [(name, round(done["figures"][name], 4), paper) for name, paper in done["paper"].items()]
         typer.echo(f"\n{done['title']}\n" + format_table(["figure", "ours", "paper"], rows))

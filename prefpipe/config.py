@@ -4,6 +4,7 @@ its default live here once; the options of the command are generated from the fi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -126,24 +127,36 @@ class TradeoffConfig:
         return [Setting(Adaptor.parse(a), t) for a in self.adaptors for t in self.temperatures]
 
 
-REFERENCES = ("prompt", "candidates", "warehouse")
+REFERENCES = ("prompt", "candidates", "warehouse", "samples", "global")
+TOO_FEW = ("global", "error")
+# Wang et al. 2024 ("Transforming and Combining Rewards for Aligning Large Language Models", arXiv:2402.00742)
+# take r_ref(x) as a quantile of the reference policy's rewards on x; prefpipe's default is 0.85 of them
+LSC_QUANTILE = 0.85
 
 
 @dataclass
 class Combination:
     """A registered combination of reward models (`prefpipe combos add`): Σ wᵢ·uᵢ with uᵢ the LSC, raw or
-    centred reward of model i (prefpipe.transforms), references per prompt for r_ref."""
+    centred reward of model i (prefpipe.transforms), r_ref per prompt and model from the prompt's references."""
 
     name: str
     models: tuple[str, ...]
     weights: tuple[float, ...] = ()  # default: 1 each
     transform: str = option("lsc", "lsc (log σ(r − r_ref)) | raw (r) | centered (r − r_ref)")
-    references: str = option("prompt", "The reference responses of a prompt: prompt (all its candidates or "
-                                       "completions) | candidates (those marked reference) | warehouse (the "
-                                       "warehouse's responses to the same prompt)")
-    quantile: float = option(0.85, "r_ref is this quantile of the prompt's reference rewards.")
+    references: str = option("prompt", "A prompt's reference responses: prompt (its candidates or completions, "
+                                       "π_ref-weighted when their ref_logprob is known) | candidates (those "
+                                       "marked reference) | warehouse (the warehouse's responses to it) | samples "
+                                       "(--samples drawn from --reference-lm) | global (every prompt's candidates "
+                                       "at once: one r_ref for all)")
+    quantiles: tuple[float, ...] = ()  # r_ref of model i is the quantiles[i]-quantile; default LSC_QUANTILE each
     method: str = option("empirical", "empirical | normal (mean + Φ⁻¹(q)·std)")
-    min_references: int = option(4, "A prompt with fewer references uses the global quantile (flagged).")
+    min_references: int = option(4, "A prompt needs this many references for an r_ref of its own.")
+    too_few: str = option("global", "A prompt with fewer references: global (the quantile over every prompt's "
+                                    "references, labelled global) | error (the run fails, naming the prompt)")
+    reference_lm: str | None = option(None, "A local causal LM (π_ref) to sample references from (--references "
+                                            "samples, the default with it).")
+    samples: int = option(8, "References sampled per prompt from --reference-lm.")
+    seed: int = option(0, "Seed of the reference samples (each prompt's own, from this seed and the prompt).")
 
     def __post_init__(self) -> None:
         from prefpipe.names import check_name
@@ -152,23 +165,66 @@ class Combination:
         check_name(self.name)
         self.models = tuple(self.models)
         self.weights = tuple(float(w) for w in self.weights) or (1.0,) * len(self.models)
+        self.quantiles = tuple(float(q) for q in self.quantiles) or (LSC_QUANTILE,)
+        if len(self.quantiles) == 1:
+            self.quantiles *= len(self.models)
+        if self.reference_lm is not None and self.references == "prompt":
+            self.references = "samples"
         if not self.models:
             raise InputError("a combination needs at least one --model", field="--model")
         for model in self.models:
             check_name(model, "--model")
         if len(set(self.models)) != len(self.models):
             raise InputError(f"each model once, got {', '.join(self.models)}", field="--model")
-        if len(self.weights) != len(self.models):
-            raise InputError(f"one weight per model: {len(self.models)} models, {len(self.weights)} weights",
+        for values, flag in ((self.weights, "--weight"), (self.quantiles, "--quantile")):
+            if len(values) != len(self.models):
+                raise InputError(f"one per model: {len(self.models)} models, {len(values)} values", field=flag)
+        if not all(math.isfinite(w) for w in self.weights) or not any(self.weights):
+            raise InputError(f"must be finite numbers, not all 0, got {', '.join(map(str, self.weights))}",
                              field="--weight")
         checks = {"transform": (self.transform in TRANSFORMS, f"must be one of {', '.join(TRANSFORMS)}"),
                   "references": (self.references in REFERENCES, f"must be one of {', '.join(REFERENCES)}"),
                   "method": (self.method in METHODS, f"must be one of {', '.join(METHODS)}"),
-                  "min_references": (self.min_references >= 1, "must be at least 1")}
+                  "min_references": (self.min_references >= 1, "must be at least 1"),
+                  "too_few": (self.too_few in TOO_FEW, f"must be one of {', '.join(TOO_FEW)}"),
+                  "samples": (self.samples >= 1, "must be at least 1"),
+                  "seed": (self.seed >= 0, "must be at least 0")}
         for name, (ok, reason) in checks.items():
             if not ok:
                 raise InputError(f"{reason}, got {getattr(self, name)!r}", field="--" + name.replace("_", "-"))
-        check_quantile(self.quantile)
+        if (self.references == "samples") != (self.reference_lm is not None):
+            raise InputError("--references samples and --reference-lm go together", field="--reference-lm")
+        for q in self.quantiles:
+            check_quantile(q)
+
+    @classmethod
+    def from_row(cls, row: dict) -> Combination:
+        """A combination from its row of the combos table (or its Parquet copy); one registered before 0.6 has
+        its one quantile for every model, and the defaults of the fields added since."""
+        names = {f.name for f in fields(cls)} - {"quantiles"}
+        quantiles = row.get("quantiles") or [row["quantile"]] * len(row["models"])
+        return cls(quantiles=tuple(quantiles), **{k: v for k, v in row.items() if k in names and v is not None})
+
+    @property
+    def and_of_properties(self) -> bool:
+        """Σ uᵢ is the log-probability that every property is good (the paper's soft AND) only with weights 1."""
+        return self.transform != "lsc" or all(w == 1 for w in self.weights)
+
+    def definition(self) -> str:
+        """What the combination computes, in one line (the leaderboard's and the report's)."""
+        symbol = {"lsc": "u", "raw": "r", "centered": "r−r_ref"}[self.transform]
+        terms = " + ".join(f"{w:g}·{symbol}({m})" for w, m in zip(self.weights, self.models, strict=True))
+        if self.transform == "raw":
+            return terms
+        source = {"prompt": "its candidates (π_ref-weighted when known)", "candidates": "its marked candidates",
+                  "warehouse": "the warehouse's responses to it",
+                  "samples": f"{self.samples} samples of {self.reference_lm} (seed {self.seed})",
+                  "global": "every prompt's candidates at once (global)"}[self.references]
+        fewer = ("" if self.references == "global" else
+                 f"; fewer than {self.min_references}: " + ("the global quantile" if self.too_few == "global"
+                                                             else "an error"))
+        quantiles = ", ".join(f"{q:g}" for q in self.quantiles)
+        return f"{terms}; r_ref per prompt: the {quantiles} quantile of {source}{fewer}"
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

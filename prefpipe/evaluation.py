@@ -32,6 +32,7 @@ from prefpipe.rewardbench import TABLE, best_of_n_credit, best_of_n_scores, pair
 
 PACKAGE = Path(__file__).resolve().parent
 SOURCES_LOCK = threading.Lock()
+SAMPLES_CACHE = ".reference-samples"  # in the lake, beside .locks: a reference LM's samples, by model state and prompt
 Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
 Scorer = Callable[[list[tuple[str | list[dict], str]]], list[float]]  # rewards of (prompt, response) items
 
@@ -66,9 +67,11 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
     """A registered combination on one evaluation set, as `evaluate` does a model, under the combination's
     name; its reference rewards (per prompt and model) are written beside the scores. COMPONENTS: each
     model's (folder, DPO reference or None). On a set, a prompt's references are its completions (a set marks
-    none as reference), or with `warehouse` the warehouse's responses to it (from the copies in TABLES)."""
+    none as reference), with `warehouse` the warehouse's responses to it (from the copies in TABLES), with
+    `samples` the reference LM's samples (cached in the lake's SAMPLES_CACHE folder)."""
     import numpy as np
 
+    from prefpipe.sampling import reference_samples
     from prefpipe.tables import compact, warehouse_responses
     from prefpipe.transforms import combination
 
@@ -83,8 +86,14 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
         if written is not None and (not force or written >= started):
             return None
         items = [(e.prompt, t) for e in examples for t in e.chosen + e.rejected]
-        outside_items = (warehouse_responses(tables, [e.prompt for e in examples])
-                         if combo.references == "warehouse" and tables is not None else [])
+        outside_items = []
+        if combo.references == "warehouse" and tables is not None:
+            outside_items = warehouse_responses(tables, [e.prompt for e in examples])
+        elif combo.references == "samples":
+            prompts = {compact(e.prompt): e.prompt for e in examples}
+            outside_items = [(prompts[key], text) for key, text in reference_samples(
+                combo.reference_lm, prompts, combo.samples, seed=combo.seed, cache=results / SAMPLES_CACHE,
+                device=device)]
         rewards, outside = {}, {}
         for model, (folder, reference) in components.items():
             values = score_items(items + outside_items, scorer(folder, reference, device))

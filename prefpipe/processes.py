@@ -31,12 +31,13 @@ GRACE_S = 3.0  # from SIGTERM to SIGKILL
 POLL_S = 0.2
 PR_SET_CHILD_SUBREAPER = 36
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+SHARED_SERVER = "PREFPIPE_SHARED_PREFECT"  # in the environment of a home's shared Prefect server's supervisor
 SI_USER = 0  # si_code of a signal sent with kill(); a terminal's Ctrl-C comes from the kernel
 
 
 def run_guarded(main: Callable[[], int]) -> None:
     """Run MAIN in a worker under a guard (see the module's doc) and exit with its status."""
-    if not sys.platform.startswith("linux") or not _become_subreaper():
+    if not sys.platform.startswith("linux") or not become_subreaper():
         sys.exit(main())
     guard = os.getpid()
     sys.stdout.flush(), sys.stderr.flush()
@@ -47,7 +48,7 @@ def run_guarded(main: Callable[[], int]) -> None:
     os._exit(_guard(worker))
 
 
-def _become_subreaper() -> bool:
+def become_subreaper() -> bool:
     try:
         return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
@@ -110,7 +111,8 @@ def stop_descendants(root: int, grace_s: float = GRACE_S) -> None:
 
 
 def descendants(root: int) -> list[int]:
-    """Every live process below ROOT, from /proc."""
+    """Every live process below ROOT, from /proc, but for a home's shared Prefect server, which outlives the
+    command that started it by design and stops itself when idle (prefpipe/prefect_server.py)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (parent := _parent(int(entry))) is not None:
@@ -118,8 +120,9 @@ def descendants(root: int) -> list[int]:
     found, todo = [], [root]
     while todo:
         for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
+            if not _shared_server(child):
+                found.append(child)
+                todo.append(child)
     return [p for p in found if _alive(p)]
 
 
@@ -129,6 +132,14 @@ def _parent(pid: int) -> int | None:
             return int(f.read().rsplit(b")", 1)[1].split()[1])  # the name in () may hold spaces
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _shared_server(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return any(v.startswith(f"{SHARED_SERVER}=".encode()) for v in f.read().split(b"\0"))
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:

@@ -154,18 +154,18 @@ def add_combo(wh: Warehouse, combo: Combination, *, replace: bool = False) -> No
         if con.execute("SELECT count(*) FROM combos WHERE name = ?", [combo.name]).fetchone()[0] and not replace:
             raise InputError("already registered; pass --replace to replace it", field="NAME", file=combo.name)
         con.execute("DELETE FROM combos WHERE name = ?", [combo.name])
-        con.execute('INSERT INTO combos (name, models, weights, transform, "references", quantile, method, '
-                    "min_references) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute('INSERT INTO combos (name, models, weights, transform, "references", quantile, quantiles, '
+                    "method, min_references, too_few, reference_lm, samples, seed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [combo.name, list(combo.models), list(combo.weights), combo.transform, combo.references,
-                     combo.quantile, combo.method, combo.min_references])
+                     combo.quantiles[0], list(combo.quantiles), combo.method, combo.min_references, combo.too_few,
+                     combo.reference_lm, combo.samples, combo.seed])
 
 
 def combos(wh: Warehouse, name: str | None = None, active_only: bool = False) -> list[Combination]:
     """The registered combinations (or NAME), as Combination."""
-    columns, rows = wh.query('SELECT name, models, weights, transform, "references", quantile, method, '
-                             "min_references FROM combos WHERE (? IS NULL OR name = ?) AND (active OR NOT ?) "
-                             "ORDER BY name", [name, name, active_only])
-    return [Combination(**dict(zip(columns, row, strict=True))) for row in rows]
+    columns, rows = wh.query(sql("registry/combos.sql"), [name, active_only])
+    return [Combination.from_row(dict(zip(columns, row, strict=True))) for row in rows]
 
 
 def model_folders(wh: Warehouse, model_ids: list[str]) -> dict[str, tuple[Path, Path | None]]:

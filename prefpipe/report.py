@@ -29,6 +29,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prefpipe.analyst import analyst_connection
+from prefpipe.config import Combination
 from prefpipe.errors import InputError
 from prefpipe.files import replace_whole
 from prefpipe.lake import ANALYSES, partitions
@@ -309,8 +310,8 @@ def provenance(model: dict | None) -> str:
     if model is None:
         return "<p class=\"muted\">Not in the registry copy (data/tables): trained or registered elsewhere.</p>"
     if model.get("combo"):
-        facts = {k: model[k] for k in ("models", "weights", "transform", "references", "quantile", "method",
-                                       "min_references", "created_at", "active")}
+        facts = {"definition": Combination.from_row(model).definition()} | {
+            k: model[k] for k in ("models", "weights", "created_at", "active")}
         return "<p>A combination of reward models (prefpipe combos).</p>" + definitions(facts)
     hyper = json.loads(model["hyperparameters"]) if model.get("hyperparameters") else {}
     metrics = json.loads(model["metrics"]) if model.get("metrics") else {}

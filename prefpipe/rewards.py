@@ -129,7 +129,8 @@ def combination_rewards(combo: Combination, run: RewardRun, outside: dict[str, t
         raise InputError(f"the rewards run {run.run_id} has no rewards of {', '.join(missing)}; score them with "
                          "`prefpipe rewards score --model ...`", field="--combo", file=combo.name)
     marked = np.asarray(run.candidates["reference"].to_pylist(), dtype=bool)
+    logprob = np.array([np.nan if v is None else v for v in run.candidates["ref_logprob"].to_pylist()], np.float64)
     score, rows = combination(combo, run.prompt_ids(), run.rewards, marked if combo.references == "candidates"
-                              else None, outside)
+                              else None, outside, logprob)
     table = pa.Table.from_pylist(rows)
     return score, table.rename_columns(["prompt_id" if c == "prompt" else c for c in table.column_names])

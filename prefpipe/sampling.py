@@ -16,7 +16,9 @@ the seed is global to torch). EOS ends a sample.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import threading
 import zlib
 from dataclasses import dataclass
@@ -27,9 +29,10 @@ import pyarrow as pa
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-from prefpipe.adaptors import Setting
+from prefpipe.adaptors import Adaptor, Setting
 from prefpipe.dpo import check_pair, load_causal_lm, sequence_logprobs
 from prefpipe.errors import InputError
+from prefpipe.files import folder_hash
 from prefpipe.inputs import InputBuilder, prompt_and_response
 from prefpipe.model import load_tokenizer, quiet_transformers
 from prefpipe.model_files import model_config
@@ -241,3 +244,39 @@ def score_samples(samples: pa.Table, aligned: str, prior: str, room: int, reward
 
 def _positions(config: dict) -> int | None:
     return config.get("max_position_embeddings") or config.get("n_positions")
+
+
+REFERENCE_SETTING = Setting(Adaptor.parse("ancestral"), 1.0)  # π_ref itself: no adaptor, τ = 1
+
+
+def reference_samples(reference_lm: str, prompts: dict[str, str | list[dict]], samples: int, *, seed: int,
+                      cache: Path, max_new_tokens: int = 128, device: str = "cpu") -> list[tuple[str, str]]:
+    """SAMPLES responses of the REFERENCE_LM (π_ref, ancestral at τ = 1) to each of PROMPTS ({key: prompt}), as
+    (key, text): a combination's references (`--references samples`). Each prompt is sampled alone, seeded from
+    SEED and its text, so its samples do not depend on the other prompts; they are kept in CACHE (a folder per
+    model state) and read back on the next run."""
+    folder = Path(cache) / folder_hash(reference_lm)[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    found = []
+    for key, prompt in prompts.items():
+        text = json.dumps(prompt, sort_keys=True)
+        digest = hashlib.sha256(f"{text}\n{samples}\n{seed}\n{max_new_tokens}".encode()).hexdigest()[:24]
+        path = folder / f"{digest}.json"
+        if path.is_file():
+            texts = json.loads(path.read_text())
+        else:
+            model, tokenizer = loaded_lm(reference_lm, device), loaded_tokenizer(reference_lm)
+            room = (_positions(model_config(reference_lm)) or 1 << 30) - max_new_tokens
+            if room < 1:
+                raise InputError(f"reads at most {room + max_new_tokens} tokens: no room for a prompt beside "
+                                 f"{max_new_tokens} new ones", file=reference_lm, field="--reference-lm")
+            drawn = sample(model, prompt_inputs(tokenizer, [prompt], room), REFERENCE_SETTING, samples,
+                           max_new_tokens=max_new_tokens, seed=zlib.crc32(f"{seed}/{text}".encode()),
+                           eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id, device=device)
+            texts = tokenizer.batch_decode([s.tokens[:-1] if s.ended else s.tokens for s in drawn],
+                                           skip_special_tokens=True)
+            staged = path.with_suffix(f".{os.getpid()}.tmp")
+            staged.write_text(json.dumps(texts))
+            staged.replace(path)  # whole or not at all, also with two runs at once
+        found += [(key, t) for t in texts]
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from prefpipe.errors import InputError
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
 HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
 DEDUP_ENV = {"dedup_ngram": int, "dedup_permutations": int, "dedup_bands": int, "dedup_threshold": float}
+SECONDS_ENV = {"lock_timeout_s": "PREFPIPE_LOCK_TIMEOUT", "prefect_start_timeout_s": "PREFPIPE_PREFECT_START_TIMEOUT",
+               "prefect_idle_s": "PREFPIPE_PREFECT_IDLE"}
 PATHS = ("home", "warehouse", "results", "models", "tables", "rewards", "analysis", "report")  # PREFPIPE_<NAME> each
 
 
@@ -36,6 +39,10 @@ class Settings:
     nightly_cron: str = "0 2 * * *"  # when `prefpipe serve` runs the nightly evaluation (also in prefect.yaml)
     nightly_timezone: str = "UTC"
     prefect_port: int = 4200  # of the local Prefect server that `prefpipe serve` starts when none is configured
+    # the home's shared Prefect server (prefpipe/prefect_server.py): how long a command waits for it to answer
+    # (Prefect's own ephemeral server waits 20 s, too short on a busy machine), and how long it stays up unused
+    prefect_start_timeout_s: float = 300.0
+    prefect_idle_s: float = 60.0
     # near-duplicate prompts (prefpipe.dedup): word n-grams, MinHash permutations, LSH bands, Jaccard threshold
     dedup_ngram: int = 5
     dedup_permutations: int = 128
@@ -65,8 +72,9 @@ class Settings:
             "analysis": Path(env.get("PREFPIPE_ANALYSIS", home / "analysis")),
             "report": Path(env.get("PREFPIPE_REPORT", home / "report")),
         }
-        if "PREFPIPE_LOCK_TIMEOUT" in env:
-            values["lock_timeout_s"] = _number("PREFPIPE_LOCK_TIMEOUT", env["PREFPIPE_LOCK_TIMEOUT"], what="of seconds")
+        for key, name in SECONDS_ENV.items():
+            if name in env:
+                values[key] = _number(name, env[name], what="of seconds")
         for key, kind in DEDUP_ENV.items():
             name = f"PREFPIPE_{key.upper()}"
             if name in env:
@@ -92,6 +100,9 @@ class Settings:
         if len(self.splits) != 3 or min(self.splits) < 0 or abs(sum(self.splits) - 1) > 1e-9:
             raise InputError(f"must be three non-negative fractions summing to 1, got {self.splits}",
                              field="splits")
+        for key, name in SECONDS_ENV.items():
+            if not 0 <= (value := getattr(self, key)) < math.inf:
+                raise InputError(f"must be a finite number of seconds, at least 0, got {value}", field=name)
         self.dedup.check()
 
 

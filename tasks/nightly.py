@@ -3,9 +3,11 @@ combination, on one set)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -46,10 +48,14 @@ def score_unit(results: Path, scored: dict, evalset: dict, run_id: str, run_date
            "contaminated": None if scored["contaminated"] is None else scored["contaminated"][evalset["name"]]}
     if "combo" in scored:
         combo = scored["combo"]
-        print(f"{combo.name} on {evalset['name']}: {evalset['examples']} examples ({combo.transform} of "
-              f"{', '.join(combo.models)})")
+        print(f"{combo.name} on {evalset['name']}: {evalset['examples']} examples; {combo.definition()}")
         folder = evaluation.evaluate_combo(combo, scored["components"], Path(evalset["path"]), evalset["name"],
                                            results, tables=tables_dir, **run)
+        if folder is not None:
+            sources = Counter(pq.read_table(folder / "references.parquet", columns=["r_ref_source"])
+                              .column(0).to_pylist())
+            print(f"{combo.name} on {evalset['name']}: r_ref of each prompt and model from "
+                  + ", ".join(f"{source} ({n})" for source, n in sorted(sources.items())))
     else:
         reference = scored["reference"]
         print(f"{scored['id']} on {evalset['name']}: {evalset['examples']} examples"

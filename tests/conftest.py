@@ -3,6 +3,7 @@ home for the analyses."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,10 @@ from helpers import LLMBAR, first_rows, write_batch
 from prefpipe.ingest import ingest_file  # the package sets no telemetry, no hub (prefpipe.OFFLINE)
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
+
+# a command run in a subprocess without the test server starts its home's shared Prefect server: let it stop
+# soon after, rather than idle for a minute beside the other tests
+os.environ.setdefault("PREFPIPE_PREFECT_IDLE", "2")
 
 
 @pytest.fixture(scope="session")

@@ -50,17 +50,30 @@ def test_rewards_then_tilt_then_sql_and_a_picture(home, tmp_path):
 def test_a_combination_is_scored_in_the_nightly_beside_its_models(home):
     from flows.nightly import nightly_flow
 
+    lm = tiny_reward_model(home.home / "reference-lm", "causal-lm", seed=5, positions=2048)
     cli_ok("combos", "add", "soft-and", "--model", "helpful", "--model", "harmless", "--min-references", "2")
-    assert "soft-and" in cli_ok("combos")
+    done = run_cli("combos", "add", "global-and", "--model", "helpful", "--model", "harmless", "--weight", "2",
+                   "--weight", "1")
+    assert done.returncode == 0 and done.stderr.startswith("prefpipe: warning: --transform lsc with weights other")
+    cli_ok("combos", "add", "sampled-and", "--model", "helpful", "--model", "harmless", "--reference-lm", str(lm),
+           "--samples", "2", "--min-references", "2", "--quantile", "0.85", "--quantile", "0.5")
+    listing = cli_ok("combos")
+    assert "fewer than 4: the global quantile" in listing and f"2 samples of {lm} (seed 0)" in listing
     board = nightly_flow(home)["leaderboard"]
-    assert sorted(r["model_id"] for r in board) == ["harmless", "helpful", "soft-and"]
-    [folder] = home.results.glob("evalset=small/model=soft-and/run_date=*/run_id=*")
-    references = pq.read_table(folder / "references.parquet").to_pylist()
-    assert {r["model_id"] for r in references} == {"helpful", "harmless"}
-    assert {r["r_ref_source"] for r in references} == {"prompt"}  # each example: 2 completions, min 2
-    assert all(r["references"] == 2 for r in references)
-    page = (home.report / "models" / "soft-and.html").read_text()  # the morning report knows it is a combination
+    assert sorted(r["model_id"] for r in board) == ["global-and", "harmless", "helpful", "sampled-and", "soft-and"]
+    sources = {}
+    for combo in ("soft-and", "global-and", "sampled-and"):
+        [folder] = home.results.glob(f"evalset=small/model={combo}/run_date=*/run_id=*")
+        references = pq.read_table(folder / "references.parquet").to_pylist()
+        assert {r["model_id"] for r in references} == {"helpful", "harmless"}
+        assert all(r["references"] == 2 for r in references)  # 2 completions each, or 2 samples each
+        sources[combo] = {r["r_ref_source"] for r in references}
+    # each example has 2 completions: enough for a minimum of 2, too few for the default 4 (the global quantile,
+    # labelled); the reference LM's samples give every prompt references of its own
+    assert sources == {"soft-and": {"candidates"}, "global-and": {"global"}, "sampled-and": {"samples"}}
+    page = (home.report / "models" / "global-and.html").read_text()  # the morning report knows it is a combination
     assert "A combination of reward models" in page and "<dt>models</dt><dd>helpful, harmless</dd>" in page
+    assert "fewer than 4: the global quantile" in page
 
 
 def test_bad_analysis_input_fails_in_one_line_and_writes_nothing(home, tmp_path):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from helpers import ROOT, read_deployment
@@ -39,23 +42,48 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def server_below(pid: int) -> list[int]:
-    """The processes below PID once the temporary Prefect server (uvicorn) is among them."""
-    below = descendants(pid)
-    return below if any("uvicorn" in command_line(p) for p in below) else []
+def shared_server(home) -> int | None:
+    """The PID of the home's shared Prefect server's supervisor, once it runs (prefpipe/prefect_server.py)."""
+    try:
+        return json.loads((home / "prefect" / "server.json").read_text())["pid"]
+    except (OSError, ValueError):
+        return None
 
 
-@pytest.mark.parametrize("killed", ["guard", "worker"])
+@pytest.mark.parametrize("killed", ["guard", "worker", "serve's guard and worker"])
 def test_sigkill_of_a_command_or_its_worker_leaves_no_process(tmp_path, killed):
-    """The guard is the PID a user sees; the worker runs the command below it (prefpipe/processes.py)."""
-    batch = synthetic_batch(tmp_path / "big.jsonl", 40_000)
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFPIPE_HOME": str(tmp_path)}
-    command = start("ingest", str(batch), env=env)  # starts a temporary Prefect server
-    below = wait_for(lambda: server_below(command.pid), 60, "temporary Prefect server")
+    """The guard is the PID a user sees; the worker runs the command below it (prefpipe/processes.py). The
+    home's shared Prefect server is no child of the command's: it stops itself once its last user is gone."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFPIPE_HOME": str(tmp_path),
+                                                                             "PREFPIPE_PREFECT_IDLE": "2"}
+    if killed.startswith("serve"):
+        command = start("serve", "--port", str(free_port()), env=env)
+    else:
+        command = start("ingest", str(synthetic_batch(tmp_path / "big.jsonl", 40_000)), env=env)
+    server = wait_for(lambda: shared_server(tmp_path), 90, "shared Prefect server")
+    wait_for(lambda: read_url(json.loads((tmp_path / "prefect" / "server.json").read_text())["url"]), 90,
+             "answer of the shared Prefect server")
+    below = descendants(command.pid)
     [worker] = [p for p in below if _parent(p) == command.pid]
-    os.kill(command.pid if killed == "guard" else worker, signal.SIGKILL)
+    for pid in {"guard": [command.pid], "worker": [worker]}.get(killed, [command.pid, worker]):
+        os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not any(_alive(p) for p in below), 8, "end of every process the command started")
+    wait_for(lambda: not _alive(server), 2 + 15, "end of the shared server once unused")
     command.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_url(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def test_sigkill_of_serve_pauses_its_schedule_and_leaves_no_process(prefect_harness, tmp_path, settings_factory):

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import ROOT, one_model_one_set, read_deployment, run_cli
@@ -26,7 +27,7 @@ def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_sche
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {
-        "PREFECT_HOME": str(tmp_path / "prefect"), "PREFPIPE_HOME": str(settings.home),
+        "PREFPIPE_PREFECT_IDLE": "1", "PREFPIPE_HOME": str(settings.home),
         "PREFPIPE_WAREHOUSE": str(settings.warehouse)}
     assert run_cli("serve", "--cron", "not a cron", env=env).stderr.strip() == (
         "prefpipe: error: --cron: must be a cron expression such as '0 2 * * *', got 'not a cron'")
@@ -54,8 +55,17 @@ def test_serve_starts_a_local_server_and_runs_the_nightly_deployment_on_its_sche
     assert serve.returncode == 0, output
     assert "stopped; the schedule is paused until the next `prefpipe serve`" in output
     assert "Traceback" not in output
-    with socket.socket() as s:  # the server it started is gone
-        assert s.connect_ex(("127.0.0.1", port)) != 0
+    deadline = time.monotonic() + 20  # the shared server it started stops once unused (PREFPIPE_PREFECT_IDLE)
+    while time.monotonic() < deadline and not port_closed(port):
+        time.sleep(0.5)
+    assert port_closed(port)
+
+
+def port_closed(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_prefect_yaml_deploys_the_same_nightly_flow_to_a_work_pool(prefect_harness):

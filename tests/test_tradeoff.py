@@ -16,7 +16,7 @@ from prefpipe.config import TradeoffConfig
 from prefpipe.dpo import sequence_logprobs
 from prefpipe.errors import InputError
 from prefpipe.model import load_tokenizer
-from prefpipe.sampling import Recorder, generation_config, prompt_inputs, sample
+from prefpipe.sampling import Recorder, generation_config, prompt_inputs, reference_samples, sample
 from prefpipe.synth import tiny_reward_model
 from prefpipe.tradeoff import ToyConfig, corpus_means, draw_counts, pearson, resample, spearman, toy
 
@@ -103,7 +103,7 @@ def test_correlations_equal_pandas_with_ties(pairs):
 # -- sampling from a tiny causal LM --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def lm(tmp_path_factory):
+def lm_folder(tmp_path_factory):
     """A tiny causal LM whose folder asks for sampling it must not get: generation_config.json with
     top_k 5, temperature 0.3 and a repetition penalty."""
     folder = tiny_reward_model(tmp_path_factory.mktemp("tradeoff") / "lm", "causal-lm", seed=4, positions=128,
@@ -113,7 +113,12 @@ def lm(tmp_path_factory):
         model.lm_head.weight.mul_(2.5)  # (tied to the input embedding) sharper next-token distributions
     model.generation_config.update(do_sample=True, top_k=5, temperature=0.3, repetition_penalty=1.5)
     model.save_pretrained(folder)
-    return AutoModelForCausalLM.from_pretrained(folder).eval(), load_tokenizer(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lm(lm_folder):
+    return AutoModelForCausalLM.from_pretrained(lm_folder).eval(), load_tokenizer(lm_folder)
 
 
 PROMPTS = ["question 1 about chess ?", "the answer", "question 22 about python and music ? explain it"]
@@ -202,6 +207,23 @@ def test_the_same_seed_draws_the_same_samples_and_another_seed_others(lm):
     _, again = draw(lm, "nucleus=0.95", 1.0, seed=7)
     _, other = draw(lm, "nucleus=0.95", 1.0, seed=8)
     assert first == again and [s.tokens for s in first] != [s.tokens for s in other]
+
+
+def test_reference_samples_repeat_with_their_seed_are_cached_and_do_not_depend_on_the_other_prompts(
+        lm_folder, tmp_path):
+    prompts = {f"p{i}": text for i, text in enumerate(PROMPTS)}
+    first = reference_samples(str(lm_folder), prompts, 4, seed=3, cache=tmp_path / "a", max_new_tokens=12)
+    again = reference_samples(str(lm_folder), prompts, 4, seed=3, cache=tmp_path / "b", max_new_tokens=12)
+    other = reference_samples(str(lm_folder), prompts, 4, seed=4, cache=tmp_path / "c", max_new_tokens=12)
+    alone = reference_samples(str(lm_folder), {"p1": PROMPTS[1]}, 4, seed=3, cache=tmp_path / "d", max_new_tokens=12)
+    assert first == again != other and len(first) == 12 and [k for k, _ in first] == [k for k, _ in other]
+    assert alone == [s for s in first if s[0] == "p1"]
+    assert len({t for _, t in first}) > 3  # sampled, not one greedy answer
+    [cached] = (tmp_path / "d").iterdir()
+    assert len(list(cached.iterdir())) == 1
+    (next(cached.iterdir())).write_text('["from the cache"] ')  # a second run reads the cache
+    assert reference_samples(str(lm_folder), {"p1": PROMPTS[1]}, 4, seed=3, cache=tmp_path / "d",
+                             max_new_tokens=12) == [("p1", "from the cache")]
 
 
 def test_samples_do_not_depend_on_other_threads_sampling_at_the_same_time(lm):

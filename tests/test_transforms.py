@@ -10,8 +10,17 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 
+from prefpipe.config import Combination
 from prefpipe.errors import InputError
-from prefpipe.transforms import combine, log_sigmoid, lsc, normalisation, reference_reward, reference_rewards
+from prefpipe.transforms import (
+    combination,
+    combine,
+    log_sigmoid,
+    lsc,
+    normalisation,
+    reference_reward,
+    reference_rewards,
+)
 
 finite = st.floats(-60, 60, allow_nan=False)
 
@@ -46,7 +55,7 @@ def test_the_sum_of_lsc_rewards_is_a_soft_and(pairs):
     assert u.sum() <= u.min() + 1e-12  # never better than its worst property
 
 
-def test_reference_rewards_per_prompt_with_the_global_one_for_too_few():
+def test_reference_rewards_per_prompt_and_what_too_few_references_get():
     values = [0.2, 1.4, -0.3, 2.2, 0.9]
     assert reference_reward(np.array(values), 0.85) == pytest.approx(float(np.quantile(values, 0.85)))
     normal = reference_reward(np.array(values), 0.85, "normal")
@@ -54,14 +63,79 @@ def test_reference_rewards_per_prompt_with_the_global_one_for_too_few():
     prompt = np.array(["a"] * 5 + ["b"] * 2 + ["c"] * 4)
     reward = np.array([*values, 5.0, 6.0, 1.0, 2.0, 3.0, 4.0])
     is_reference = np.array([True] * 5 + [True, True] + [True, True, True, False])
-    refs, global_ref, counts = reference_rewards(prompt[is_reference], reward[is_reference], 0.85, min_references=4)
+    refs, global_ref, counts, sources = reference_rewards(prompt[is_reference], reward[is_reference], 0.85,
+                                                          min_references=4)
     assert global_ref == pytest.approx(float(np.quantile(reward[is_reference], 0.85)))
     assert refs["a"] == pytest.approx(float(np.quantile(values, 0.85)))
-    assert refs["b"] == refs["c"] == global_ref  # 2 and 3 references: fewer than 4
+    assert refs["b"] == refs["c"] == global_ref  # 2 and 3 references: fewer than 4, and labelled so
+    assert sources == {"a": "candidates", "b": "global", "c": "global"}
     assert counts == {"a": 5, "b": 2, "c": 3}
+    with pytest.raises(InputError, match=r"prompt b: 2 reference responses, fewer than --min-references 4"):
+        reference_rewards(prompt[is_reference], reward[is_reference], 0.85, min_references=4, too_few="error")
+    everyone = reference_rewards(prompt, reward, 0.85, source="global")  # asked for: one r_ref for all
+    assert set(everyone[0].values()) == {everyone[1]} and set(everyone[3].values()) == {"global"}
     for q in (0, 1, 1.5, -0.1):
         with pytest.raises(InputError, match="--quantile: must be between 0 and 1"):
             reference_reward(np.array(values), q)
+
+
+def test_the_pi_ref_weighted_quantile_by_hand():
+    # rewards 1, 2, 3, 4 with π_ref 0.1, 0.5, 0.3, 0.1 (given as log-probabilities, renormalised over the prompt):
+    # the cumulative weights 0.1, 0.6, 0.9, 1.0 first reach 0.85 at reward 3, and 0.5 at reward 2
+    rewards, p = np.array([4.0, 1.0, 3.0, 2.0]), np.array([0.1, 0.1, 0.3, 0.5])
+    logprob = np.log(p) - 7.0  # any common offset: a sequence's log-probability is far below 0
+    refs, _, _, sources = reference_rewards(np.array(["x"] * 4), rewards, 0.85, logprob=logprob)
+    assert refs["x"] == 3.0 and sources["x"] == "candidates (π_ref-weighted)"
+    assert reference_reward(rewards, 0.5, weights=p) == 2.0
+    assert reference_reward(rewards, 0.6, weights=p) == 2.0  # exactly reached: no rounding past it
+    assert reference_reward(rewards, 0.61, weights=p) == 3.0
+    mean = 0.1 * 4 + 0.1 * 1 + 0.3 * 3 + 0.5 * 2
+    std = math.sqrt(0.1 * (4 - mean) ** 2 + 0.1 * (1 - mean) ** 2 + 0.3 * (3 - mean) ** 2 + 0.5 * (2 - mean) ** 2)
+    assert reference_reward(rewards, 0.85, "normal", p) == pytest.approx(mean + 1.0364334 * std, abs=1e-6)
+    assert reference_rewards(np.array(["x"] * 4), rewards, 0.85, logprob=np.array([-1.0, np.nan, -2.0, -3.0])
+                             )[0]["x"] == pytest.approx(float(np.quantile(rewards, 0.85)))  # one unknown: unweighted
+
+
+prompt_rewards = st.lists(st.lists(finite, min_size=4, max_size=6), min_size=2, max_size=8)
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(prompt_rewards, st.data())
+def test_a_per_prompt_lsc_combination_ignores_any_per_prompt_offset_of_one_model(groups, data):
+    prompts = np.array([i for i, g in enumerate(groups) for _ in g], dtype=object)
+    first = np.array([r for g in groups for r in g])
+    second = np.array(data.draw(st.lists(finite, min_size=len(first), max_size=len(first))))
+    offsets = data.draw(st.lists(st.floats(-30, 30, allow_nan=False), min_size=len(groups), max_size=len(groups)))
+    shifted = first + np.array(offsets)[prompts.astype(int)]
+    combo = Combination("c", ("a", "b"), quantiles=(0.85, 0.6))
+    before = combination(combo, prompts, {"a": first, "b": second})[0]
+    after = combination(combo, prompts, {"a": shifted, "b": second})[0]
+    assert np.allclose(before, after, rtol=1e-9, atol=1e-9)
+
+
+def test_a_global_r_ref_lets_a_per_prompt_offset_into_the_combination():
+    prompts = np.array(["p"] * 4 + ["q"] * 4, dtype=object)
+    first, second = np.array([0.0, 1.0, 2.0, 3.0] * 2), np.zeros(8)
+    shifted = first + np.array([0.0] * 4 + [5.0] * 4)  # model a rates every answer to q 5 higher
+    for references, moved in (("prompt", False), ("global", True)):
+        combo = Combination("c", ("a", "b"), references=references)
+        before = combination(combo, prompts, {"a": first, "b": second})[0]
+        after = combination(combo, prompts, {"a": shifted, "b": second})[0]
+        assert (not np.allclose(before, after)) is moved, references
+
+
+def test_each_model_has_its_own_quantile_and_its_rows_say_where_r_ref_came_from():
+    prompts = np.array(["p"] * 5 + ["q"] * 2, dtype=object)
+    a, b = np.arange(7.0), np.arange(7.0) * 2
+    combo = Combination("c", ("a", "b"), quantiles=(0.5, 0.9))
+    _, rows = combination(combo, prompts, {"a": a, "b": b})
+    by = {(r["prompt"], r["model_id"]): r for r in rows}
+    assert by["p", "a"]["r_ref"] == pytest.approx(np.quantile(a[:5], 0.5))
+    assert by["p", "b"]["r_ref"] == pytest.approx(np.quantile(b[:5], 0.9))
+    assert (by["p", "a"]["quantile"], by["p", "b"]["quantile"]) == (0.5, 0.9)
+    assert by["q", "a"]["r_ref_source"] == "global" and by["p", "a"]["r_ref_source"] == "candidates"
+    with pytest.raises(InputError, match="prompt q: 2 reference responses"):
+        combination(Combination("c", ("a", "b"), too_few="error"), prompts, {"a": a, "b": b})
 
 
 def test_combinations_and_normalisation():
