@@ -15,7 +15,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefpipe.analyst import analyst_connection
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.report import write_report
-from prefpipe.settings import Settings
+from prefpipe.settings import Settings, check_threshold
 from prefpipe.sql import sql
 from tasks.nightly import read_registry, score_unit
 
@@ -28,7 +28,7 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     """Every active model on every registered set. Units run on threads in this process, or with
     TASK_RUNNER dask on a Dask cluster: a local one, or the scheduler at DASK_ADDRESS."""
     settings = settings or Settings.from_env()
-    threshold = settings.regression_threshold if threshold is None else threshold
+    threshold = check_threshold(settings.regression_threshold if threshold is None else threshold)
     check_task_runner(task_runner, dask_address)
     run_date = run_date or date.today()
     run_id, started = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}", time.time()

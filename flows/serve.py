@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from prefpipe.errors import InputError
 from prefpipe.prefect_server import prefect_api
-from prefpipe.settings import PATHS, Settings
+from prefpipe.settings import PATHS, Settings, check_threshold
 
 
 def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, task_runner: str,
@@ -25,6 +25,7 @@ def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, tas
 
     schedule = nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
     check_task_runner(task_runner, dask_address)
+    check_threshold(threshold)
     if not 1 <= port <= 65535:
         raise InputError(f"must be a port number from 1 to 65535, got {port}", field="--port")
     for name in PATHS:  # scheduled runs are subprocesses

@@ -4,6 +4,7 @@ reads it at start; prefpipe.sampling draws with it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from prefpipe.errors import InputError
@@ -83,7 +84,12 @@ class Setting:
 
 
 
+MIN_TEMPERATURE = 1e-4  # logits / τ stay finite in float32 (|logit| < 1e4); below it sampling is greedy anyway
+
+
 def check_temperature(temperature: float) -> float:
-    if not (isinstance(temperature, int | float) and not isinstance(temperature, bool) and temperature > 0):
-        raise InputError(f"every temperature must be above 0, got {temperature}", field="--temperature")
+    if not (isinstance(temperature, int | float) and not isinstance(temperature, bool)
+            and MIN_TEMPERATURE <= temperature < math.inf):
+        raise InputError(f"every temperature must be a finite number of at least {MIN_TEMPERATURE:g}, got "
+                         f"{temperature}", field="--temperature")
     return float(temperature)

@@ -3,8 +3,9 @@ warehouse tables, through the views of sql/views/.
 
 The sandbox is DuckDB's own, not string checks:
 - files: `enable_external_access = false`, with `allowed_directories` naming the lake and the table copy
-  only (no other file, no URL); extensions are never installed or loaded on demand; the configuration is
-  locked once the views exist (no SET can undo it);
+  only (no other file, no URL), and a private temp folder (DuckDB's default one is readable); extensions
+  are never installed or loaded on demand; the configuration is locked once the views exist (no SET can
+  undo it);
 - statements: DuckDB's parser must find exactly one statement, a SELECT whose query tree
   (`json_serialize_sql`) holds only query nodes (a CTE wrapping an INSERT is a SELECT statement too), or
   an EXPLAIN of one. EXPLAIN ANALYZE is refused: it runs its statement.
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,7 +54,12 @@ def analyst_connection(results: Path, tables: Path | None = None,
         wanted = set(only)
         runs = [run for run in runs if run in wanted]
     copy = latest_tables(tables) if tables is not None else None
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    # DuckDB's default temp folder (<cwd>/.tmp) is readable even with external access off: a private empty one
+    # of its own, removed with the connection, holds only what this connection spills
+    spill = tempfile.mkdtemp(prefix="prefpipe-sql-")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+                                 "temp_directory": spill})
+    weakref.finalize(con, shutil.rmtree, spill, True)
     readable = [f"{Path(p).resolve()}/" for p in (results, copy, rewards, analysis) if p is not None]  # no siblings
     con.execute("SET allowed_directories = ?", [readable])
     con.execute("SET enable_external_access = false")

@@ -39,18 +39,33 @@ class Candidate:
 def read_candidates(path: Path | str) -> list[Candidate]:
     """The candidates of a file; any bad row fails naming its file, line and field."""
     path = Path(path)
-    found, seen = [], {}
+    found, seen, prompts = [], {}, {}
     for line, row in _rows(path):
         candidate = _candidate(row, path, line)
         key = (candidate.prompt_id, candidate.response_id)
         if key in seen:
             raise InputError(f"prompt {key[0]!r} already has a response {key[1]!r} (line {seen[key]})", file=path,
                              line=line, field="response_id")
+        first = prompts.setdefault(candidate.prompt_id, (line, candidate))
+        _check_same_prompt(first, candidate, path, line)
         seen[key] = line
         found.append(candidate)
     if not found:
         raise InputError("no candidates", file=path)
     return found
+
+
+def _check_same_prompt(first: tuple[int, Candidate], candidate: Candidate, path: Path, line: int) -> None:
+    """The rows of one prompt_id hold one prompt, and give π_ref's log-probability on all rows or none: a prompt
+    with some would mix two definitions of π_ref."""
+    first_line, earlier = first
+    if candidate.prompt != earlier.prompt:
+        raise InputError(f"prompt_id {candidate.prompt_id!r} has another prompt on line {first_line}", file=path,
+                         line=line, field="prompt")
+    if (candidate.ref_logprob is None) != (earlier.ref_logprob is None):
+        raise InputError(f"prompt_id {candidate.prompt_id!r}: ref_logprob on some of its rows only (line "
+                         f"{first_line} {'has' if earlier.ref_logprob is not None else 'has none'}); give it on all "
+                         "or none", file=path, line=line, field="ref_logprob")
 
 
 def read_prompts(path: Path | str) -> list[tuple[str, str | list[dict]]]:
@@ -95,6 +110,8 @@ def stable_id(prefix: str, value: object) -> str:
 
 
 def _rows(path: Path):
+    if path.is_dir():
+        raise InputError("is a folder, not a file", file=path)
     if not path.is_file():
         raise InputError("no such file", file=path)
     with open(path, "rb") as f:
@@ -112,13 +129,27 @@ def _rows(path: Path):
     for line, raw in enumerate(data.split(b"\n"), start=1):
         if raw.strip():
             try:
-                yield line, json.loads(raw)
+                yield line, json.loads(raw, object_pairs_hook=_unique_keys)
             except UnicodeDecodeError as e:
                 raise InputError(f"not valid UTF-8 (byte {e.start + 1} of the line)", file=path, line=line) from None
             except json.JSONDecodeError as e:
                 raise InputError(f"not valid JSON: {e.msg}", file=path, line=line) from None
             except RecursionError:
                 raise InputError("not a readable row: JSON nested too deeply", file=path, line=line) from None
+            except DuplicateKey as e:
+                raise InputError("the key appears twice (readers disagree on which value wins)", file=path,
+                                 line=line, field=str(e)) from None
+
+
+class DuplicateKey(ValueError):
+    """An object of a JSON row holds a key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise DuplicateKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return found
 
 
 def _bad(path: Path, line: int):
@@ -130,8 +161,9 @@ def _candidate(row: object, path: Path, line: int) -> Candidate:
     bad = _bad(path, line)
     prompt_id, prompt = _prompt(row, bad, "prompt and response")
     response = row.get("response")
-    if not isinstance(response, str):
-        raise bad("response", "missing" if response is None else f"must be a string, got {type(response).__name__}")
+    if not isinstance(response, str) or not response:
+        raise bad("response", "missing" if response is None else
+                  "must not be empty" if response == "" else f"must be a string, got {type(response).__name__}")
     response_id = _id(row, "response_id", stable_id("response", response), bad)
     logprob = row.get("ref_logprob")
     if logprob is not None and (isinstance(logprob, bool) or not isinstance(logprob, int | float)

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 import typing
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -22,7 +23,7 @@ import typer
 from flows.serve import prefect_session
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.names import check_name
-from prefpipe.settings import Settings
+from prefpipe.settings import Settings, check_threshold
 from prefpipe.text import format_records, format_table
 
 app = typer.Typer(help="Curate human preference data and evaluate reward models.", add_completion=False,
@@ -306,6 +307,7 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
 
     settings = Settings.from_env(warehouse=warehouse)
     check_task_runner(task_runner, dask_address)
+    check_threshold(threshold)  # before Prefect starts
     with prefect_session(settings):
         board = nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
                              dask_address=dask_address)["leaderboard"]
@@ -435,10 +437,18 @@ def main() -> None:
     run_guarded(run)
 
 
+def _warning_to_the_log(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (numpy's RuntimeWarning, ...) is part of the run's log, on stdout: stderr holds only
+    the command's error."""
+    print(f"warning: {category.__name__}: {message} ({Path(filename).name}:{lineno})", file=sys.stdout)
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the command line ARGS (default: sys.argv) in this process; returns the exit status."""
     try:
-        result = app(args, standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_to_the_log
+            result = app(args, standalone_mode=False)
         return result if isinstance(result, int) else 0  # --help: click's exit code
     except PrefpipeError as e:
         if STATE["debug"]:

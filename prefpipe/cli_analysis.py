@@ -4,7 +4,6 @@ library; the defaults come from prefpipe/config.py."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
@@ -33,13 +32,13 @@ def rewards(ctx: typer.Context) -> None:
     """List the rewards runs, newest last."""
     import pyarrow.parquet as pq
 
-    from prefpipe.lake import REWARDS, partitions
+    from prefpipe.lake import REWARDS, in_written_order, partitions
 
     if ctx.invoked_subcommand is not None:
         return
     runs, _ = partitions(Settings.from_env().rewards, REWARDS)
     rows = []
-    for run in sorted(runs, key=lambda r: (r.parent.name, r.name)):
+    for run in in_written_order(runs, REWARDS):
         candidates = pq.read_table(run / "candidates.parquet", columns=["prompt_id", "source", "ref_source"])
         models = sorted(set(pq.read_table(run / "rewards.parquet", columns=["model_id"])["model_id"].to_pylist()))
         prompts = len(set(candidates["prompt_id"].to_pylist()))
@@ -124,8 +123,8 @@ def combos_add(name: Annotated[str, typer.Argument(help="The combination's name 
                         method, min_references, too_few, None if reference_lm is None else str(reference_lm.resolve()),
                         samples, seed)
     if not combo.and_of_properties:
-        print("prefpipe: warning: --transform lsc with weights other than 1: Σ wᵢ·uᵢ is a weighted log-probability, "
-              "no longer the log-probability that every property is good (the paper's AND)", file=sys.stderr)
+        typer.echo("prefpipe: warning: --transform lsc with weights other than 1: Σ wᵢ·uᵢ is a weighted "
+                   "log-probability, no longer the log-probability that every property is good (the paper's AND)")
     settings = Settings.from_env()
     with Warehouse.open(settings) as wh:
         add_combo(wh, combo, replace=replace)
@@ -218,7 +217,7 @@ def normalise(model_id: Annotated[str, typer.Argument(help="A registered reward 
               ) -> None:
     """Register a copy of a reward model whose rewards have mean 0 on a reference set (InstructGPT §3.5)."""
     from prefpipe.normalise import normalise_model, reference_items
-    from prefpipe.registry import model_record, register_normalised
+    from prefpipe.registry import check_free_name, model_record, register_normalised
     from prefpipe.tables import publish_tables
     from prefpipe.warehouse import Warehouse
 
@@ -229,6 +228,7 @@ def normalise(model_id: Annotated[str, typer.Argument(help="A registered reward 
         source = model_record(wh, model_id)
         if source["reference"]:
             raise InputError("a DPO policy has no score head to normalise", file=model_id)
+        check_free_name(wh.con, new, settings.models / new)  # before a model folder is written
         record = normalise_model(Path(source["path"]), settings.models / new, reference_items(wh, to), scale, to)
         register_normalised(wh, model_id, new, settings.models / new, record)
         publish_tables(wh.con, settings.tables)

@@ -72,6 +72,10 @@ class TrainConfig:
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
+MIN_BETA = 1e-9  # below it r/β overflows or the KL (a difference of two such terms) loses its digits
+MAX_N = 10**12  # best-of-n's n: an exact int64 and float64 (Fⁿ is taken as exp(n·log F))
+
+
 @dataclass
 class TiltConfig:
     """The reward-tilt analysis: the β of the tilted policies and the n of best-of-n (`prefpipe analyse tilt`)."""
@@ -81,12 +85,12 @@ class TiltConfig:
 
     def __post_init__(self) -> None:
         self.betas, self.ns = tuple(self.betas), tuple(self.ns)
-        if not self.betas or any(not (isinstance(b, int | float) and b > 0) for b in self.betas):
-            raise InputError(f"every β must be above 0, got {', '.join(map(str, self.betas)) or 'none'}",
-                             field="--beta")
-        if not self.ns or any(not (isinstance(n, int) and n >= 1) for n in self.ns):
+        if not self.betas or any(not (isinstance(b, int | float) and MIN_BETA <= b < math.inf) for b in self.betas):
+            raise InputError(f"every β must be a finite number of at least {MIN_BETA:g} (r/β must stay finite), "
+                             f"got {', '.join(map(str, self.betas)) or 'none'}", field="--beta")
+        if not self.ns or any(not (isinstance(n, int) and 1 <= n <= MAX_N) for n in self.ns):
             given = ", ".join(map(str, self.ns)) or "none"
-            raise InputError(f"every n must be a whole number of at least 1, got {given}", field="--n")
+            raise InputError(f"every n must be a whole number from 1 to {MAX_N:.0e}, got {given}", field="--n")
 
 
 @dataclass

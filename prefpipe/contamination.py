@@ -69,6 +69,8 @@ def prompt_matches(con, examples: list[tuple], params: dedup.Params, bands: str,
     rows = []
     for example, key, normalised, batch in found:
         name, version, example_id, form = examples[example]
+        if not form or not normalised:  # only spaces or punctuation: an empty form says nothing, and matches nothing
+            continue
         similarity = dedup.jaccard(form, normalised, params.ngram)
         if similarity >= params.threshold:
             rows.append((name, version, example_id, "exact" if form == normalised else "near", key, None, None, batch,

@@ -54,7 +54,10 @@ class Params:
                              "(PREFPIPE_DEDUP_THRESHOLD)")
         if self.ngram < 1:
             raise InputError(f"must be at least 1, got {self.ngram}", field="dedup_ngram (PREFPIPE_DEDUP_NGRAM)")
-        if self.permutations < 1 or self.bands < 1 or self.permutations % self.bands:
+        if self.permutations < 1:
+            raise InputError(f"must be at least 1, got {self.permutations}",
+                             field="dedup_permutations (PREFPIPE_DEDUP_PERMUTATIONS)")
+        if self.bands < 1 or self.permutations % self.bands:
             raise InputError(f"must divide the permutations ({self.permutations}), got {self.bands}",
                              field="dedup_bands (PREFPIPE_DEDUP_BANDS)")
 

@@ -100,7 +100,8 @@ class InputBuilder:
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
         distinct = list(dict.fromkeys(texts))  # a prompt shared by K responses is tokenized once
         with quiet_transformers():  # "longer than the maximum length": truncate() cuts next
-            ids = dict(zip(distinct, self.tokenizer(distinct, add_special_tokens=False)["input_ids"], strict=True))
+            ids = dict(zip(distinct, self.tokenizer(distinct, add_special_tokens=False, verbose=False)["input_ids"],
+                           strict=True))
         return [ids[t] for t in texts]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from prefpipe.files import write_whole
 from prefpipe.names import NAME
 
 DATE, RUN = r"run_date=\d{4}-\d{2}-\d{2}", f"run_id={NAME}"
+CREATED = b"prefpipe.written_ns"  # in the metadata of every Parquet file of a run: when the run was written
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,27 @@ def write_partition(root: Path, partition: str, tables: dict[str, pa.Table],
     if final.exists():
         raise FileExistsError(f"{final}: that run is already there")
 
+    stamp = str(time.time_ns()).encode()
+
     def write(staging: Path) -> None:
         for name, table in tables.items():
-            pq.write_table(table, staging / f"{name}.parquet")
+            pq.write_table(table.replace_schema_metadata((table.schema.metadata or {}) | {CREATED: stamp}),
+                           staging / f"{name}.parquet")
         if also is not None:
             also(staging)
 
     return write_whole(root, final, write)
+
+
+def in_written_order(runs: list[Path], layout: Layout) -> list[Path]:
+    """RUNS oldest first: by run date, then by when each was written (the time its files record; a run id ends
+    in random hex, so two runs of one day cannot be told apart by it). Runs written before 0.6 record no time:
+    they come first on their day, by id."""
+    def written(run: Path) -> int:
+        metadata = pq.read_schema(run / layout.files_of(run)[0]).metadata or {}
+        return int(metadata.get(CREATED, b"0"))
+
+    return sorted(runs, key=lambda r: (r.parent.name, written(r), r.name))
 
 
 def written_at(results: Path, run: Run) -> float | None:

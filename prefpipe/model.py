@@ -37,17 +37,28 @@ def load_reward_model(path: str | Path) -> PreTrainedModel:
     return model
 
 
+QUIET = {"lock": threading.Lock(), "depth": 0, "verbosity": None}  # transformers' verbosity is global
+
+
 @contextmanager
 def quiet_transformers():
     """Silence transformers' warnings that prefpipe answers itself (a new head; long texts it truncates), and
-    its progress bars of loading weights (a log line each, for folders read in a blink)."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    its progress bars of loading weights (a log line each, for folders read in a blink). The verbosity is
+    global: it comes back when the last thread in a quiet block leaves it (the nightly's units run on threads,
+    and one leaving must not make another loud)."""
+    with QUIET["lock"]:
+        if QUIET["depth"] == 0:
+            QUIET["verbosity"] = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        QUIET["depth"] += 1
     try:
         yield
     finally:
-        hf_logging.set_verbosity(verbosity)
+        with QUIET["lock"]:
+            QUIET["depth"] -= 1
+            if QUIET["depth"] == 0:
+                hf_logging.set_verbosity(QUIET["verbosity"])
 
 
 def load_tokenizer(path: str | Path):

@@ -183,15 +183,22 @@ def register_normalised(wh: Warehouse, source_id: str, model_id: str, path: Path
     """MODEL_ID: the normalised copy at PATH of SOURCE_ID, with its training record and metrics (a positive
     affine map changes no comparison) and the normalisation (reference set, size, bias, scale)."""
     with wh.transaction() as con:
-        taken = con.execute("SELECT count(*) FROM models WHERE model_id = ?", [model_id]).fetchone()[0]
-        if taken or con.execute("SELECT count(*) FROM combos WHERE name = ?", [model_id]).fetchone()[0]:
-            raise InputError("already names a model or a combination; choose another --name", field="--name",
-                             file=model_id)
+        check_free_name(con, model_id)
         con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
                     "metrics, reference) SELECT ?, ?, base, loss, ?, batch_ids, pairs, data_hash, metrics, reference "
                     "FROM models WHERE model_id = ?",
                     [model_id, str(Path(path).resolve()), json.dumps({"normalised_from": source_id} | record),
                      source_id])
+
+
+def check_free_name(con, model_id: str, folder: Path | None = None) -> None:
+    """MODEL_ID names no model or combination yet (and FOLDER, where the new model would go, does not exist)."""
+    taken = con.execute("SELECT count(*) FROM models WHERE model_id = ?", [model_id]).fetchone()[0]
+    if taken or con.execute("SELECT count(*) FROM combos WHERE name = ?", [model_id]).fetchone()[0]:
+        raise InputError("already names a model or a combination; choose another --name", field="--name",
+                         file=model_id)
+    if folder is not None and folder.exists():
+        raise InputError(f"{folder} exists already; choose another --name", field="--name", file=model_id)
 
 
 def model_record(wh: Warehouse, model_id: str) -> dict:

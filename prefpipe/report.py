@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from collections import defaultdict
@@ -32,9 +33,9 @@ from prefpipe.analyst import analyst_connection
 from prefpipe.config import Combination
 from prefpipe.errors import InputError
 from prefpipe.files import replace_whole
-from prefpipe.lake import ANALYSES, partitions
+from prefpipe.lake import ANALYSES, in_written_order, partitions
 from prefpipe.metrics import calibration_bins
-from prefpipe.settings import Settings
+from prefpipe.settings import Settings, check_threshold
 from prefpipe.sql import sql
 
 UNIT = (0, 0.25, 0.5, 0.75, 1)  # the ticks of an axis in [0, 1]: few, so that a figure stays small
@@ -80,16 +81,22 @@ def write_report(settings: Settings, out: Path | None = None, threshold: float |
     """Write the report of the lake and the warehouse-table copy of SETTINGS to OUT (default settings.report),
     whole; return its index.html. THRESHOLD: the drop that counts as a regression (settings')."""
     out = check_out(Path(out or settings.report))
-    threshold = settings.regression_threshold if threshold is None else threshold
+    threshold = check_threshold(settings.regression_threshold if threshold is None else threshold)
     data = gather(settings, threshold)
     replace_whole(out, lambda staging: render(data, staging, threshold))
     return out / "index.html"
 
 
 def check_out(out: Path) -> Path:
-    """OUT, if a report may be written there: a new or empty folder, or an earlier report."""
+    """Where a report may be written for OUT: its links resolved (the report goes where a link points), a new
+    or empty folder, or an earlier report; never the current folder or one that holds it."""
+    if out.is_symlink() and not out.exists():
+        raise InputError(f"{out} is a link to {os.readlink(out)}, which does not exist", field="--out")
+    out = out.resolve()
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file, not a folder", field="--out")
+    if Path.cwd().resolve().is_relative_to(out):
+        raise InputError(f"{out} is the current folder or holds it: give a folder beside it", field="--out")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise InputError(f"{out} holds other files (no {MARKER}): give a new or empty folder", field="--out")
     return out
@@ -141,8 +148,7 @@ def latest_analyses(analysis: Path) -> list[dict]:
     runs, _ = partitions(analysis, ANALYSES)
     found = []
     for kind, (picture, view, caption) in ANALYSIS_PLOTS.items():
-        of_kind = sorted((r for r in runs if r.parent.parent.name == f"analysis={kind}"), key=lambda r: (
-            r.parent.name, r.name))
+        of_kind = in_written_order([r for r in runs if r.parent.parent.name == f"analysis={kind}"], ANALYSES)
         if of_kind:
             run = of_kind[-1]
             found.append({"kind": kind, "run": run, "picture": run / picture, "view": view, "caption": caption,

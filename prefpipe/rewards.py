@@ -23,7 +23,7 @@ from prefpipe.candidates import Candidate, candidates_table
 from prefpipe.config import Combination
 from prefpipe.errors import InputError
 from prefpipe.evaluation import code_version, score_items, scorer
-from prefpipe.lake import REWARDS, partitions, write_partition
+from prefpipe.lake import REWARDS, in_written_order, partitions, write_partition
 from prefpipe.transforms import combination
 
 REWARD_SCHEMA = pa.schema([("prompt_id", pa.string()), ("response_id", pa.string()), ("model_id", pa.string()),
@@ -109,7 +109,7 @@ def read_rewards(root: Path, run_id: str | None = None) -> RewardRun:
     if not runs:
         raise InputError("no such rewards run (see `prefpipe rewards score`)" if run_id else
                          "no rewards yet: run `prefpipe rewards score` first", file=run_id or root, field="--rewards")
-    folder = max(runs, key=lambda r: (r.parent.name, r.name))
+    folder = in_written_order(runs, REWARDS)[-1]
     candidates = pq.read_table(folder / "candidates.parquet")
     keys = {k: i for i, k in enumerate(zip(candidates["prompt_id"].to_pylist(), candidates["response_id"].to_pylist(),
                                            strict=True))}

@@ -91,7 +91,7 @@ def prompt_inputs(tokenizer, prompts: list, max_length: int) -> list[list[int]]:
     builder = InputBuilder(tokenizer, max_length)
     texts = [prompt_and_response(tokenizer, p, "")[0] for p in prompts]
     with quiet_transformers():
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]  # cut below, knowingly
     room = max_length - len(builder.prefix)
     return [builder.prefix + t[max(0, len(t) - room):] for t in ids]
 

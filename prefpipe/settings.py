@@ -106,6 +106,13 @@ class Settings:
         self.dedup.check()
 
 
+def check_threshold(threshold: float) -> float:
+    """A regression threshold: a finite number of at least 0 (NaN would never flag a drop)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold < math.inf:
+        raise InputError(f"must be a finite number of at least 0, got {threshold}", field="--threshold")
+    return float(threshold)
+
+
 def _number(name: str, text: str, kind: type = float, what: str = "") -> float:
     try:
         return kind(text)

@@ -180,6 +180,10 @@ def tilt(c: Candidates, beta: float) -> Tilted:
     − E_π*[r]/β (both from log π* = log π_ref + r/β − log Z). No per-candidate π* is made."""
     if not beta > 0:
         raise InputError(f"must be above 0, got {beta}", field="--beta")
+    with np.errstate(over="ignore"):
+        overflows = not np.isfinite(c.reward / beta).all()
+    if overflows:
+        raise InputError(f"β = {beta!r} is too small for these rewards: r/β overflows", field="--beta")
     weights, shift, total = _weights(c, beta)
     log_z = shift + np.log(total)
     expected = c.sum(c.reward, weights) / total

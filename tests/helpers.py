@@ -52,9 +52,10 @@ def run_cli(*args: str, env: dict | None = None) -> Done:
 
 
 def cli_ok(*args: str) -> str:
-    """The output of `prefpipe ARGS` run in this process, which must succeed."""
+    """The output of `prefpipe ARGS` run in this process, which must succeed, saying nothing on stderr (it holds
+    only a failed command's error: a library's warnings go to the log)."""
     done = run_cli(*args)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == "", done.stderr
     return done.stdout
 
 

@@ -52,9 +52,9 @@ def test_a_combination_is_scored_in_the_nightly_beside_its_models(home):
 
     lm = tiny_reward_model(home.home / "reference-lm", "causal-lm", seed=5, positions=2048)
     cli_ok("combos", "add", "soft-and", "--model", "helpful", "--model", "harmless", "--min-references", "2")
-    done = run_cli("combos", "add", "global-and", "--model", "helpful", "--model", "harmless", "--weight", "2",
-                   "--weight", "1")
-    assert done.returncode == 0 and done.stderr.startswith("prefpipe: warning: --transform lsc with weights other")
+    out = cli_ok("combos", "add", "global-and", "--model", "helpful", "--model", "harmless", "--weight", "2",
+                 "--weight", "1")
+    assert out.startswith("prefpipe: warning: --transform lsc with weights other than 1")
     cli_ok("combos", "add", "sampled-and", "--model", "helpful", "--model", "harmless", "--reference-lm", str(lm),
            "--samples", "2", "--min-references", "2", "--quantile", "0.85", "--quantile", "0.5")
     listing = cli_ok("combos")
@@ -91,15 +91,29 @@ def test_bad_analysis_input_fails_in_one_line_and_writes_nothing(home, tmp_path)
               f"{lm}: --reference-lm: its tokenizer does not fit the model"),
              (("analyse", "tilt", "--combo", "nobody"), "no rewards yet"),
              (("combos", "add", "x", "--model", "helpful", "--quantile", "1.5"), "--quantile: must be between 0 and 1"),
-             (("combos", "add", "x", "--model", "nobody"), "x: --model: no such model in the registry: nobody")]
+             (("combos", "add", "x", "--model", "nobody"), "x: --model: no such model in the registry: nobody"),
+             (("combos", "add", "x", "--model", "helpful", "--weight", "nan"), "--weight: must be finite numbers"),
+             (("combos", "add", "x", "--model", "helpful", "--weight", "inf"), "--weight: must be finite numbers"),
+             (("combos", "add", "x", "--model", "helpful", "--model", "harmless", "--weight", "0", "--weight", "0"),
+              "--weight: must be finite numbers, not all 0, got 0.0, 0.0"),
+             (("combos", "add", "x", "--model", "helpful", "--too-few", "guess"), "--too-few: must be one of global"),
+             (("combos", "add", "x", "--model", "helpful", "--references", "samples"),
+              "--reference-lm: --references samples and --reference-lm go together"),
+             (("models", "normalise", "helpful", "--to", "split:test", "--name", "harmless"),
+              "harmless: --name: already names a model or a combination")]
     for args, reason in cases:
         done = run_cli(*args)
         assert done.returncode == 1 and reason in done.stderr and len(done.stderr.splitlines()) == 1, (args, done.stderr)
-    assert not home.rewards.exists() and not home.analysis.exists()
+    assert not home.rewards.exists() and not home.analysis.exists() and not (home.models / "harmless").exists()
+    assert "(no combinations yet" in cli_ok("combos")
     cli_ok("rewards", "score", "--from-split", "test", "--model", "helpful")
     for args, reason in [(("analyse", "tilt", "--combo", "nobody"), "nobody: --combo: no such combination"),
-                         (("analyse", "tilt", "--beta", "0.1,0"), "--beta: every β must be above 0, got 0.1, 0"),
-                         (("analyse", "tilt", "--n", "0"), "--n: every n must be a whole number of at least 1"),
+                         (("analyse", "tilt", "--beta", "0.1,0"), "--beta: every β must be a finite number of at "
+                                                                  "least 1e-09 (r/β must stay finite), got 0.1, 0"),
+                         (("analyse", "tilt", "--beta", "1e-320"), "--beta: every β must be a finite number"),
+                         (("analyse", "tilt", "--beta", "inf"), "--beta: every β must be a finite number"),
+                         (("analyse", "tilt", "--n", "0"), "--n: every n must be a whole number from 1 to 1e+12"),
+                         (("analyse", "tilt", "--n", "99999999999999999999"), "--n: every n must be a whole number"),
                          (("analyse", "tilt", "--model", "harmless"), "harmless: --model: the rewards run")]:
         done = run_cli(*args)
         assert done.returncode == 1 and reason in done.stderr and len(done.stderr.splitlines()) == 1, (args, done.stderr)

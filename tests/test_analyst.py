@@ -137,3 +137,13 @@ def test_a_foreign_folder_in_the_lake_is_skipped_and_reported(tmp_path, home):
                env={"PREFPIPE_HOME": str(home)})
     assert done.returncode == 0 and done.stdout.splitlines() == ["runs", "1"]
     assert f"prefpipe: skipped {results / 'notes'}: not a result partition" in done.stderr
+
+
+def test_duckdbs_default_temp_folder_is_not_readable(tmp_path, home, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # DuckDB's default temp folder is <cwd>/.tmp, and it was readable
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "secret.csv").write_text("a\n1\n")
+    con = analyst_connection(home / "results", home / "tables").con
+    for path in (".tmp/secret.csv", f"{tmp_path}/.tmp/secret.csv"):
+        with pytest.raises(InputError, match="Cannot access file"):
+            read_only_query(con, f"SELECT * FROM read_csv('{path}')")

@@ -38,6 +38,19 @@ def test_cli_exit_codes_and_one_line_errors(tmp_path):
         "prefpipe: error: --task-runner: must be one of threads, dask, got 'ray'")
     assert run_cli("serve", "--timezone", "Mars/Base", env=home).stderr.strip() == (
         "prefpipe: error: --timezone: must be an IANA time zone such as UTC, got 'Mars/Base'")
+    for threshold in ("nan", "-1", "inf"):  # NaN never flags a drop
+        for command in ("nightly", "report", "serve"):
+            assert run_cli(command, "--threshold", threshold, env=home).stderr == (
+                f"prefpipe: error: --threshold: must be a finite number of at least 0, got {float(threshold)}\n")
+    assert not (tmp_path / "home").exists()  # nothing started, nothing written
+    for name, value, reason in [
+            ("PREFPIPE_DEDUP_PERMUTATIONS", "0", "dedup_permutations (PREFPIPE_DEDUP_PERMUTATIONS): must be at least 1"),
+            ("PREFPIPE_DEDUP_BANDS", "7", "dedup_bands (PREFPIPE_DEDUP_BANDS): must divide the permutations (128)"),
+            ("PREFPIPE_PREFECT_START_TIMEOUT", "nan", "PREFPIPE_PREFECT_START_TIMEOUT: must be a finite number of "
+                                                     "seconds, at least 0, got nan"),
+            ("PREFPIPE_PREFECT_IDLE", "soon", "PREFPIPE_PREFECT_IDLE: must be a number of seconds, got 'soon'")]:
+        done = run_cli("stats", env=home | {name: value})
+        assert done.stderr.startswith(f"prefpipe: error: {reason}"), (name, done.stderr)
 
 
 def test_cli_train_errors_are_one_line(tmp_path):

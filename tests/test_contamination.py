@@ -129,3 +129,16 @@ def test_the_leaderboard_reports_what_each_model_trained_on(prefect_harness, tmp
         assert json.loads(wh.con.execute("SELECT excluded FROM models WHERE model_id = 'clean'").fetchall()[0][0])[
             "evalsets"] == {"planted": {"annotations": 3, "examples": 3}}
     assert clean["model_id"] == "clean"
+
+
+def test_prompts_of_only_punctuation_or_spaces_match_nothing(tmp_path, settings_factory):
+    settings = settings_factory(tmp_path)
+    batch = tmp_path / "b.jsonl"
+    batch.write_text("".join(json.dumps(annotation(f"p-{i}", prompt=p)) + "\n" for i, p in enumerate(["?!", "... "])))
+    rows = [{"id": "e-dots", "prompt": " ... ?", "chosen": "a", "rejected": "b", "subset": "s"},
+            {"id": "e-real", "prompt": PROMPTS[0], "chosen": "c", "rejected": "d", "subset": "s"}]
+    (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, batch, settings)
+        register_evalset(wh, settings.home, tmp_path / "set.jsonl", "dots")
+        assert matches(wh) == set()  # all three normalise to "": an empty form says nothing, and matches nothing

@@ -115,3 +115,28 @@ def test_a_ties_subset_without_a_ref_tied_pair_is_refused_and_other_subsets_are_
         read_evalset(path)
     path.write_text(ties_row("ref:1", 1, 3).replace('"Ties"', '"Focus"').replace('ref:1', 'anything') + "\n")
     assert read_evalset(path)[0].example_id == "anything"
+
+
+def test_inputs_longer_than_the_tokenizers_maximum_are_cut_knowingly_and_say_nothing(tmp_path, capfd):
+    base = tiny_reward_model(tmp_path / "m", positions=512)
+    tokenizer = AutoTokenizer.from_pretrained(base, model_max_length=32)  # as real tokenizers say (MiniLM: 512)
+    tokenizer.save_pretrained(base)
+    model, tokenizer = load_reward_model(base), AutoTokenizer.from_pretrained(base)
+    capfd.readouterr()
+    scores = score_examples(model, tokenizer, read_evalset(LLMBAR)[:5])
+    assert len(scores) == 5 and capfd.readouterr().err == ""  # not "Token indices sequence length is longer …"
+
+
+def test_one_thread_leaving_a_quiet_block_leaves_another_quiet():
+    from transformers.utils import logging as hf_logging
+
+    from prefpipe.model import quiet_transformers
+
+    before = hf_logging.get_verbosity()
+    first, second = quiet_transformers(), quiet_transformers()  # two nightly units, on two threads
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first unit is done; the second still tokenizes long texts
+    assert hf_logging.get_verbosity() == hf_logging.ERROR
+    second.__exit__(None, None, None)
+    assert hf_logging.get_verbosity() == before

@@ -16,7 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import LLMBAR, ROOT, first_rows, run_cli
 
+from prefpipe.evaluation import evaluate
+from prefpipe.ingest import ingest_file
 from prefpipe.synth import synthetic_batch, tiny_reward_model
+from prefpipe.warehouse import Warehouse
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc, flock")]
 BUSY_S = 240  # the longest a CPU burner lives, should the test fail before it stops them
@@ -66,18 +69,21 @@ def supervisor(home) -> int | None:
 
 
 def scores(home) -> dict[str, list[float]]:
-    [path] = (home / "results").glob("evalset=small/model=rm/*/*/scores.parquet")
-    table = pq.ParquetFile(path).read().to_pylist()
+    [folder] = (home / "results").glob("evalset=small/model=rm/*/*/")
+    return scores_of(folder)
+
+
+def scores_of(folder) -> dict[str, list[float]]:
+    table = pq.ParquetFile(folder / "scores.parquet").read().to_pylist()
     return {r["example_id"]: r["chosen_scores"] + r["rejected_scores"] for r in table}
 
 
 def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_quiet_run(
-        prefect_harness, tmp_path, busy_machine):
+        tmp_path, busy_machine, settings_factory):
     batches = [synthetic_batch(tmp_path / f"b{i}.jsonl", 60, seed=i, bad_lines=0) for i in range(3)]
     small, model = first_rows(LLMBAR, 20, tmp_path / "small.jsonl"), tiny_reward_model(tmp_path / "rm", positions=2048)
-    busy, quiet = tmp_path / "busy", tmp_path / "quiet"
-    for home in (busy, quiet):
-        assert run_cli("models", "add", str(model), "--name", "rm", env={"PREFPIPE_HOME": str(home)}).returncode == 0
+    busy = tmp_path / "busy"
+    assert run_cli("models", "add", str(model), "--name", "rm", env={"PREFPIPE_HOME": str(busy)}).returncode == 0
     env = home_env(busy, idle_s=120) | {"PREFPIPE_LOCK_TIMEOUT": "200"}  # start-ups under load are slow
     stop_burning = busy_machine()
     started = time.monotonic()
@@ -85,27 +91,28 @@ def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_qu
         together = [start("ingest", str(b), env=env) for b in batches]  # four at once, on one home
         together.append(start("evalset", "add", str(small), "--name", "small", env=env))
         outputs = [finish(c) for c in together]
-        outputs += [finish(start(command, env=env)) for command in ("nightly", "report")]
+        together = [start("nightly", env=env), start("report", "--out", str(busy / "own-report"), env=env)]
+        outputs += [finish(c) for c in together]
         busy_s = time.monotonic() - started
     finally:
         stop_burning()
         if pid := supervisor(busy):
             os.kill(pid, signal.SIGTERM)  # rather than idle for two minutes
     log = (busy / "prefect" / "server.log").read_text()
-    assert log.count("Check out the dashboard") == 1, log[-3000:]  # one server served all six commands
+    assert log.count("Check out the dashboard") == 1, log[-3000:]  # one server served all the flow commands
     assert all("loaded" in out for out in outputs[:3])
+    assert (busy / "report" / "index.html").is_file() and (busy / "own-report" / "index.html").is_file()
 
-    quiet_env = {"PREFPIPE_HOME": str(quiet)}  # the same commands in this process, on the test's Prefect server
-    for command in [["ingest", str(b)] for b in batches] + [
-            ["evalset", "add", str(small), "--name", "small"], ["nightly"]]:
-        assert run_cli(*command, env=quiet_env).returncode == 0
-    counts = [run_cli("sql", "SELECT count(*) AS n FROM pairs", "--format", "json", env={"PREFPIPE_HOME": str(h)}).stdout
-              for h in (busy, quiet)]
-    assert counts[0] == counts[1] and json.loads(counts[0])[0]["n"] > 0
-    got, want = scores(busy), scores(quiet)
+    quiet = settings_factory(tmp_path / "quiet")  # a quiet run of the same steps, through the library
+    with Warehouse.open(quiet) as wh:
+        quiet_pairs = sum(ingest_file(wh, b, quiet).pairs for b in batches)
+    run = json.loads(run_cli("sql", "SELECT count(*) AS n FROM pairs", "--format", "json",
+                             env={"PREFPIPE_HOME": str(busy)}).stdout)[0]["n"]
+    assert run == quiet_pairs > 0
+    folder = evaluate(model, "rm", small, "small", quiet.results, run_id="quiet")
+    got, want = scores(busy), scores_of(folder)
     assert got.keys() == want.keys() and len(got) == 20
     assert all(got[k] == pytest.approx(want[k], abs=1e-6) for k in want)
-    assert (busy / "report" / "index.html").is_file()
     print(f"six commands under load in {busy_s:.0f} s")
 
 

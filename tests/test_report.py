@@ -118,6 +118,23 @@ def test_bad_out_is_a_one_line_error_and_nothing_is_replaced(tmp_path, settings)
     assert done.returncode == 0 and done.stdout.strip().endswith(str(tmp_path / "new" / "index.html"))
     assert run_cli("report", "--out", str(tmp_path / "new"), env=env).returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    (tmp_path / "to-new").symlink_to(tmp_path / "new")  # a link to an earlier report: written where it points
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "to-empty").symlink_to(tmp_path / "empty")
+    for link, target in (("to-new", "new"), ("to-empty", "empty")):
+        done = run_cli("report", "--out", str(tmp_path / link), env=env)
+        assert done.returncode == 0 and done.stdout.strip().endswith(str(tmp_path / target / "index.html"))
+        assert (tmp_path / link).is_symlink() and (tmp_path / link / "index.html").is_file()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    done = run_cli("report", "--out", str(tmp_path / "dangling"), env=env)
+    assert done.stderr == (f"prefpipe: error: --out: {tmp_path / 'dangling'} is a link to {tmp_path / 'nowhere'}, "
+                           "which does not exist\n")
+    for here in (".", str(Path.cwd().parent)):
+        done = run_cli("report", "--out", here, env=env)
+        assert done.stderr == (f"prefpipe: error: --out: {Path(here).resolve()} is the current folder or holds it: "
+                               "give a folder beside it\n")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert not (tmp_path / "nowhere").exists()
 
 
 # -- in a real browser ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import date
 
 import numpy as np
 import pytest
-from helpers import write_batch
+from helpers import run_cli, write_batch
 
 from prefpipe.candidates import read_candidates, stable_id
 from prefpipe.config import Combination
@@ -46,6 +46,23 @@ def test_a_candidates_file_reads_with_ids_and_fails_naming_file_line_and_field(t
     twice = write_batch(tmp_path / "twice.jsonl", {"prompt": "q", "response": "r"}, {"prompt": "q", "response": "r"})
     with pytest.raises(InputError, match=r"twice.jsonl:2: response_id: prompt .* already has a response .* \(line 1\)"):
         read_candidates(twice)
+    conflicts = [  # rows that would merge two things silently
+        ([{"prompt_id": "p", "prompt": "one", "response": "a"}, {"prompt_id": "p", "prompt": "two", "response": "b"}],
+         "prompt: prompt_id 'p' has another prompt on line 1"),
+        ([{"prompt_id": 1, "prompt": "one", "response": "a"}, {"prompt_id": "1", "prompt": "two", "response": "b"}],
+         "prompt: prompt_id '1' has another prompt on line 1"),
+        ([{"prompt": "q", "response": "a", "ref_logprob": -3.0}, {"prompt": "q", "response": "b"}],
+         "ref_logprob: prompt_id 'prompt-.*': ref_logprob on some of its rows only"),
+        ([{"prompt": "q", "response": "a"}, {"prompt": "q", "response": ""}], "response: must not be empty"),
+        (['{"prompt": "q", "response": "a"}', '{"prompt": "q", "response": "b", "response": "c"}'],
+         "response: the key appears twice"),
+    ]
+    for rows, reason in conflicts:
+        path = write_batch(tmp_path / "conflict.jsonl", *rows)
+        with pytest.raises(InputError, match=rf"conflict.jsonl:2: {reason}"):
+            read_candidates(path)
+    with pytest.raises(InputError, match=rf"{tmp_path}: is a folder, not a file"):
+        read_candidates(tmp_path)
 
 
 def test_rewards_do_not_depend_on_their_batch_and_a_run_reads_back(tmp_path, models):
@@ -74,11 +91,15 @@ def test_rewards_do_not_depend_on_their_batch_and_a_run_reads_back(tmp_path, mod
     assert refs[run.prompt_ids()[first], "helpful"] == pytest.approx(run.rewards["helpful"][first])
     with pytest.raises(InputError, match=r"has no rewards of missing"):
         combination_rewards(Combination("x", ("missing",)), run)
+    later = write_rewards(tmp_path / "rewards", "a0", date(2026, 11, 29), table, pa.concat_tables(per_model[:1]),
+                          "file")  # the same day, written later, with an id that sorts first
+    assert read_rewards(tmp_path / "rewards").folder == later
+    assert run_cli("rewards", env={"PREFPIPE_REWARDS": str(tmp_path / "rewards")}).stdout.split("\n")[-2].startswith("a0")
 
 
 def test_file_log_probabilities_are_pi_ref_where_a_prompt_has_them_all(tmp_path, models):
     rows = [{"prompt": "a ?", "response": f"r{i}", "ref_logprob": -float(i + 1)} for i in range(3)]
-    rows += [{"prompt": "b ?", "response": "s0", "ref_logprob": -1.0}, {"prompt": "b ?", "response": "s1"}]
+    rows += [{"prompt": "b ?", "response": "s0"}, {"prompt": "b ?", "response": "s1"}]  # (some of b's: refused)
     found = read_candidates(candidates_file(tmp_path, rows))
     import pyarrow as pa
 

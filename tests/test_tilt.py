@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from prefpipe import frontier
 from prefpipe import tilt as tilt_module
-from prefpipe.config import TiltConfig
+from prefpipe.config import MIN_BETA, TiltConfig
 from prefpipe.errors import InputError
 from prefpipe.frontier import tilt_tables
 from prefpipe.tilt import Candidates, best_of_n, tilt
@@ -137,6 +137,10 @@ def test_bad_beta_and_n_are_refused():
     for n in (0, -2, 1.5):
         with pytest.raises(InputError, match="--n: must be a whole number of at least 1"):
             best_of_n(c, n)
+    with pytest.raises(InputError, match=r"--beta: β = 1e-320 is too small for these rewards: r/β overflows"):
+        tilt(c, 1e-320)
+    smallest = tilt(c, MIN_BETA)  # the smallest β a command accepts: every figure finite
+    assert all(np.isfinite(x).all() for x in (smallest.kl, smallest.expected_reward, smallest.log_z))
 
 
 def analyses(c: Candidates) -> np.ndarray:

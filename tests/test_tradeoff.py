@@ -237,8 +237,10 @@ def test_samples_do_not_depend_on_other_threads_sampling_at_the_same_time(lm):
 
 
 @pytest.mark.parametrize("given,reason", [
-    ({"temperatures": (0.5, 0)}, "--temperature: every temperature must be above 0, got 0"),
-    ({"temperatures": (-1,)}, "--temperature: every temperature must be above 0, got -1"),
+    ({"temperatures": (0.5, 0)}, "--temperature: every temperature must be a finite number of at least 0.0001, got 0"),
+    ({"temperatures": (-1,)}, "--temperature: every temperature must be a finite number of at least 0.0001, got -1"),
+    ({"temperatures": (1e-300,)}, "--temperature: every temperature must be a finite number of at least 0.0001"),
+    ({"temperatures": (float("inf"),)}, "--temperature: every temperature must be a finite number of at least"),
     ({"adaptors": ("nucleus=1.5",)}, "--adaptor: nucleus's p must be in (0, 1], got 1.5"),
     ({"adaptors": ("nucleus=0",)}, "--adaptor: nucleus's p must be in (0, 1], got 0"),
     ({"adaptors": ("beam=4",)}, "--adaptor: must be one of ancestral, top-k, nucleus, typical, eta"),

@@ -114,7 +114,7 @@ def test_bad_tradeoff_input_fails_in_one_line_and_writes_nothing(home, lms, tmp_
                "small"), "--aligned: the aligned model and the prior are causal LMs; this folder holds "
                          "BertForSequenceClassification"),
              ((*models, "--implicit", "--evalset", "small", "--temperature", "1,0"),
-              "--temperature: every temperature must be above 0, got 0"),
+              "--temperature: every temperature must be a finite number of at least 0.0001, got 0"),
              ((*models, "--implicit", "--evalset", "small", "--adaptor", "nucleus=1.2"),
               "--adaptor: nucleus's p must be in (0, 1], got 1.2"),
              ((*models, "--implicit", "--evalset", "small", "--adaptor", "beam=4"),
