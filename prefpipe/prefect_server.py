@@ -11,7 +11,8 @@ the home's server instead:
   that started it: it outlives that command and serves the others. The supervisor stops the server once no
   command has held the users lock for `idle_s` seconds. The kernel drops a killed command's lock (kill -9
   too), and the server dies with its supervisor (PDEATHSIG), so nothing is left behind for long;
-- its database is `HOME/prefect/prefect.db` (PREFECT_HOME), its log `HOME/prefect/server.log`.
+- its database is `HOME/prefect/prefect.db` (PREFECT_HOME), its log `HOME/prefect/server.log`; a new home's
+  database starts as a copy of a migrated empty one, kept in ~/.cache/prefpipe/ per Prefect version.
 
 PREFECT_API_URL, when the user sets one, wins: nothing is started. Imports no Prefect: it runs Prefect's CLI.
 """
@@ -23,13 +24,16 @@ import ctypes
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 from prefpipe.errors import PrefpipeError
@@ -86,6 +90,11 @@ def _start(folder: Path, port: int | None, timeout_s: float, idle_s: float) -> s
         raise PrefpipeError(f"port {port}: something else answers there (not this home's Prefect server); "
                             "choose another --port, or set PREFECT_API_URL to use that server")
     log = folder / "server.log"
+    database, template = folder / "prefect.db", _template()
+    fresh = not database.exists()
+    if fresh and template.is_file():
+        shutil.copyfile(template, database)
+        fresh = False
     env = os.environ | {MARK: str(folder), "PREFECT_HOME": str(folder)}
     with open(log, "ab") as out:
         supervisor = subprocess.Popen([sys.executable, "-m", "prefpipe.prefect_server", str(folder), str(port),
@@ -105,7 +114,26 @@ def _start(folder: Path, port: int | None, timeout_s: float, idle_s: float) -> s
                                 f"(a busy machine?): set PREFPIPE_PREFECT_START_TIMEOUT to wait longer, or "
                                 f"PREFECT_API_URL to use a running server (log: {log})")
         time.sleep(POLL_S)
+    if fresh and database.is_file():
+        _keep_template(database, template)
     return url
+
+
+def _template() -> Path:
+    """A migrated, empty Prefect database for this Prefect version: a new home's server starts from a copy
+    (its first start would otherwise migrate a new SQLite file: ~7 s of CPU)."""
+    return Path.home() / ".cache" / "prefpipe" / f"prefect-{metadata.version('prefect')}.db"
+
+
+def _keep_template(database: Path, template: Path) -> None:
+    """Copy a freshly started server's DATABASE as the TEMPLATE (SQLite's backup: consistent while it runs)."""
+    with contextlib.suppress(OSError, sqlite3.Error):
+        template.parent.mkdir(parents=True, exist_ok=True)
+        staged = template.with_suffix(f".{os.getpid()}.tmp")
+        with contextlib.closing(sqlite3.connect(database)) as source, \
+                contextlib.closing(sqlite3.connect(staged)) as copy:
+            source.backup(copy)
+        staged.replace(template)  # whole or not at all, also with two homes starting at once
 
 
 def supervise(folder: Path, port: int, idle_s: float) -> int:

@@ -18,6 +18,7 @@ from helpers import LLMBAR, ROOT, first_rows, run_cli
 
 from prefpipe.evaluation import evaluate
 from prefpipe.ingest import ingest_file
+from prefpipe.prefect_server import _template
 from prefpipe.synth import synthetic_batch, tiny_reward_model
 from prefpipe.warehouse import Warehouse
 
@@ -100,6 +101,7 @@ def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_qu
             os.kill(pid, signal.SIGTERM)  # rather than idle for two minutes
     log = (busy / "prefect" / "server.log").read_text()
     assert log.count("Check out the dashboard") == 1, log[-3000:]  # one server served all the flow commands
+    assert _template().is_file()  # the next new home's server starts from a migrated copy of its database
     assert all("loaded" in out for out in outputs[:3])
     assert (busy / "report" / "index.html").is_file() and (busy / "own-report" / "index.html").is_file()
 
