@@ -100,7 +100,7 @@ def combos_add(name: Annotated[str, typer.Argument(help="The combination's name 
                                      ] = DEFAULT_COMBO.references,
                quantile: Annotated[list[float] | None, typer.Option(
                    "--quantile", help=f"r_ref is this quantile of a prompt's reference rewards: one for every model, "
-                   f"or one per model in order (default {LSC_QUANTILE}, as Wang et al. 2024).")] = None,
+                   f"or one per model in order (default {LSC_QUANTILE}).")] = None,
                method: Annotated[str, typer.Option(help=COMBO_HELP["method"])] = DEFAULT_COMBO.method,
                min_references: Annotated[int, typer.Option(help=COMBO_HELP["min_references"])
                                          ] = DEFAULT_COMBO.min_references,

@@ -133,8 +133,10 @@ class TradeoffConfig:
 
 REFERENCES = ("prompt", "candidates", "warehouse", "samples", "global")
 TOO_FEW = ("global", "error")
-# Wang et al. 2024 ("Transforming and Combining Rewards for Aligning Large Language Models", arXiv:2402.00742)
-# take r_ref(x) as a quantile of the reference policy's rewards on x; prefpipe's default is 0.85 of them
+# Wang et al. 2024 ("Transforming and Combining Rewards for Aligning Large Language Models", arXiv:2402.00742,
+# §3) take r_ref(x) as a quantile of the rewards of the reference policy's samples on x. 0.85 is prefpipe's
+# default since 0.4: the paper's own value could not be read here (no copy of its text was reachable), so
+# it is stated as ours, not as theirs
 LSC_QUANTILE = 0.85
 
 

@@ -105,7 +105,7 @@ def _start(folder: Path, port: int | None, timeout_s: float, idle_s: float) -> s
         waited = time.monotonic() - started
         if supervisor.poll() is not None:
             raise PrefpipeError(f"the local Prefect server on port {port} stopped with exit code "
-                                f"{supervisor.returncode} after {waited:.0f} s: {_last_line(log)} (log: {log})")
+                                f"{supervisor.returncode} after {waited:.0f} s: {_last_message(log)} (log: {log})")
         if waited > timeout_s:
             supervisor.terminate()  # it stops its server
             supervisor.wait()
@@ -159,6 +159,9 @@ def supervise(folder: Path, port: int, idle_s: float) -> int:
         return server.returncode
     finally:
         stop_descendants(os.getpid())
+        with contextlib.suppress(OSError, ValueError):  # a server that stopped by itself is no longer there
+            if json.loads((folder / "server.json").read_text())["pid"] == os.getpid():
+                (folder / "server.json").unlink()
 
 
 def _in_use(folder: Path) -> bool:
@@ -203,9 +206,10 @@ def _command_line(pid: int) -> str:
         return ""
 
 
-def _last_line(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "no output"
+def _last_message(log: Path) -> str:
+    """The log's last paragraph, on one line (Prefect's console wraps a long message)."""
+    paragraphs = [p for p in log.read_text(errors="replace").split("\n\n") if p.strip()]
+    return " ".join(paragraphs[-1].split()) if paragraphs else "no output"
 
 
 if __name__ == "__main__":

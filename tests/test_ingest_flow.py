@@ -76,6 +76,7 @@ def test_a_folder_is_ingested_file_by_file_and_every_outcome_is_reported(prefect
     env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFPIPE_HOME": str(tmp_path / "home")}
     done = cli("ingest", str(folder), env=env)
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "home" / "prefect").exists()  # PREFECT_API_URL is used: no server of the home's
     assert done.stderr.splitlines() == [f"prefpipe: error: {folder / 'b.jsonl.gz'}: truncated gzip: Compressed file "
                                         "ended before the end-of-stream marker was reached"]
     outcomes = [line.split()[:4] for line in done.stdout.splitlines() if line.startswith(str(folder))]

@@ -3,10 +3,12 @@ and leave nothing behind; a server that cannot start says why in one line."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import LLMBAR, ROOT, first_rows, run_cli
 
+from prefpipe.errors import PrefpipeError
 from prefpipe.evaluation import evaluate
 from prefpipe.ingest import ingest_file
-from prefpipe.prefect_server import _template
+from prefpipe.prefect_server import _template, prefect_api
 from prefpipe.synth import synthetic_batch, tiny_reward_model
 from prefpipe.warehouse import Warehouse
 
@@ -44,6 +47,18 @@ def busy_machine():
 
     yield start_burning
     stop()
+
+
+@contextlib.contextmanager
+def shared_server(home, port: int):
+    """The home's shared server on PORT, asked for in this process (as a command without PREFECT_API_URL)."""
+    saved = os.environ.pop("PREFECT_API_URL", None)
+    try:
+        with prefect_api(home, start_timeout_s=60, idle_s=1, port=port) as url:
+            yield url
+    finally:
+        if saved is not None:
+            os.environ["PREFECT_API_URL"] = saved
 
 
 def home_env(home, idle_s: float = 3) -> dict:
@@ -140,12 +155,22 @@ def test_a_server_that_cannot_start_says_why_in_one_line(tmp_path):
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
         port = other.server_address[1]
-        done = subprocess.run([sys.executable, "-m", "prefpipe.cli", "serve", "--port", str(port)], cwd=ROOT,
-                              env=home_env(tmp_path / "home2"), capture_output=True, text=True, timeout=120)
-        assert done.stderr == (f"prefpipe: error: port {port}: something else answers there (not this home's "
-                               "Prefect server); choose another --port, or set PREFECT_API_URL to use that server\n")
+        with pytest.raises(PrefpipeError) as refused, shared_server(tmp_path / "home2", port):
+            pass
+        assert str(refused.value) == (f"port {port}: something else answers there (not this home's Prefect server); "
+                                      "choose another --port, or set PREFECT_API_URL to use that server")
     finally:
         other.shutdown()
+    with socket.socket() as taken:  # a port held by something that is no HTTP server: Prefect's server stops
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PrefpipeError) as stopped, shared_server(tmp_path / "home4", port):
+            pass
+    log = tmp_path / "home4" / "prefect" / "server.log"
+    assert str(stopped.value).startswith(f"the local Prefect server on port {port} stopped with exit code 1 after ")
+    assert f"Port {port} is already in use" in str(stopped.value) and "\n" not in str(stopped.value)
+    assert str(stopped.value).endswith(f"(log: {log})") and supervisor(tmp_path / "home4") is None
     for port in ("70000", "-1", "0"):
         done = run_cli("serve", "--port", port, env=home_env(tmp_path / "home3"))
         assert done.stderr == f"prefpipe: error: --port: must be a port number from 1 to 65535, got {port}\n"
