@@ -64,3 +64,14 @@ def test_models_trained_elsewhere_are_added_and_deactivated(wh, tmp_path):
         add_model(wh, other, "outside")
     add_model(wh, other, "outside", replace=True)
     assert wh.con.execute("SELECT path, active FROM models").fetchall() == [(str(other.resolve()), True)]
+
+
+def test_a_combination_registered_before_0_6_keeps_its_one_quantile_for_each_model(wh):
+    from prefpipe.registry import combos
+
+    wh.con.execute('INSERT INTO combos (name, models, weights, transform, "references", quantile, method, '
+                   "min_references) VALUES ('old', ['a', 'b'], [1.0, 2.0], 'lsc', 'prompt', 0.7, 'empirical', 4)")
+    [old] = combos(wh)
+    assert (old.quantiles, old.too_few, old.references, old.reference_lm) == ((0.7, 0.7), "global", "prompt", None)
+    assert old.definition() == ("1·u(a) + 2·u(b); r_ref per prompt: the 0.7, 0.7 quantile of its candidates (π_ref-"
+                                "weighted when known); fewer than 4: the global quantile")
