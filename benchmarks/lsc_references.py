@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prefpipe.config import Combination  # noqa: E402
-from prefpipe.transforms import combination  # noqa: E402
+from prefpipe.config import Combination
+from prefpipe.transforms import combination
 
 
 def main() -> None:
