@@ -232,7 +232,8 @@ def _outside_references(settings: Settings, run, combination) -> dict:
     warehouse's responses to the run's prompts, or the reference LM's samples of them."""
     import json
 
-    from prefpipe.evaluation import SAMPLES_CACHE, score_items, scorer
+    from prefpipe.evaluation import score_items, scorer
+    from prefpipe.lake import samples_cache
     from prefpipe.registry import model_folders
     from prefpipe.sampling import reference_samples
     from prefpipe.warehouse import Warehouse
@@ -241,7 +242,7 @@ def _outside_references(settings: Settings, run, combination) -> dict:
                                                     run.candidates["prompt"].to_pylist(), strict=True)}
     if combination.references == "samples":
         keyed = reference_samples(combination.reference_lm, prompts, combination.samples, seed=combination.seed,
-                                  cache=settings.results / SAMPLES_CACHE)
+                                  cache=samples_cache(settings.results))
     else:
         by_text = {compact(p): pid for pid, p in prompts.items()}
         found = warehouse_responses(settings.tables, list(prompts.values()))

@@ -32,7 +32,6 @@ from prefpipe.rewardbench import TABLE, best_of_n_credit, best_of_n_scores, pair
 
 PACKAGE = Path(__file__).resolve().parent
 SOURCES_LOCK = threading.Lock()
-SAMPLES_CACHE = ".reference-samples"  # in the lake, beside .locks: a reference LM's samples, by model state and prompt
 Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
 Scorer = Callable[[list[tuple[str | list[dict], str]]], list[float]]  # rewards of (prompt, response) items
 
@@ -68,9 +67,10 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
     name; its reference rewards (per prompt and model) are written beside the scores. COMPONENTS: each
     model's (folder, DPO reference or None). On a set, a prompt's references are its completions (a set marks
     none as reference), with `warehouse` the warehouse's responses to it (from the copies in TABLES), with
-    `samples` the reference LM's samples (cached in the lake's SAMPLES_CACHE folder)."""
+    `samples` the reference LM's samples (cached in the lake: `lake.samples_cache`)."""
     import numpy as np
 
+    from prefpipe.lake import samples_cache
     from prefpipe.sampling import reference_samples
     from prefpipe.tables import compact, warehouse_responses
     from prefpipe.transforms import combination
@@ -92,7 +92,7 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
         elif combo.references == "samples":
             prompts = {compact(e.prompt): e.prompt for e in examples}
             outside_items = [(prompts[key], text) for key, text in reference_samples(
-                combo.reference_lm, prompts, combo.samples, seed=combo.seed, cache=results / SAMPLES_CACHE,
+                combo.reference_lm, prompts, combo.samples, seed=combo.seed, cache=samples_cache(results),
                 device=device)]
         rewards, outside = {}, {}
         for model, (folder, reference) in components.items():

@@ -122,6 +122,12 @@ def written_at(results: Path, run: Run) -> float | None:
     return max(times, default=None)
 
 
+def samples_cache(results: Path) -> Path:
+    """Where a reference LM's samples are kept (prefpipe.sampling.reference_samples): hidden in the lake, beside
+    its locks, so that every worker that sees the lake reuses them and no reader takes them for results."""
+    return results / ".reference-samples"
+
+
 @contextmanager
 def unit_lock(results: Path, evalset: str, model_id: str):
     """One writer at a time per (set, model), across threads and processes (on a shared file system where

@@ -74,13 +74,14 @@ def best_of_n_credit(chosen: list[float], rejected: list[float]) -> float:
 TIES_ID = re.compile(r"(ref|tied):(0|[1-9][0-9]*)")
 
 
-def ties_row_problem(row_id: str, answers: int, num_correct: int) -> str | None:
-    """Why no version of RewardBench 2 can score this Ties row, or None: its id is "ref:N" or "tied:N" (N a
-    whole number written plainly, as upstream reads it with int()) and it has a correct and an incorrect answer."""
+def ties_row_problem(row_id: str, answers: int, num_correct: int) -> tuple[str, str] | None:
+    """Why no version of RewardBench 2 can score this Ties row, as (field, reason), or None: its id is "ref:N" or
+    "tied:N" (N a whole number written plainly, as upstream reads it with int()) and it has a correct and an
+    incorrect answer."""
     if not TIES_ID.fullmatch(row_id):
-        return f"a Ties id must be ref:N or tied:N with N a whole number, got {row_id!r}"
+        return "id", f"a Ties id must be ref:N or tied:N with N a whole number, got {row_id!r}"
     if not 0 < num_correct < answers:
-        return f"a Ties row needs a correct and an incorrect answer, got {num_correct} correct of {answers}"
+        return "chosen", f"a Ties row needs a correct and an incorrect answer, got {num_correct} correct of {answers}"
     return None
 
 
@@ -88,8 +89,7 @@ def ties_problems(rows: list[tuple[str, int, int]]) -> list[tuple[int, str, str]
     """(index, field, reason) of every (id, answers, num_correct) row that the Ties formula cannot score as reward-bench
     main does: `ties_row_problem`, a tied row with one correct answer (no spread: main fails on it), and a tied
     row without its ref twin (main leaves it out of three of the five terms), and a subset with no such pair."""
-    bad = {i: ("id" if not TIES_ID.fullmatch(row[0]) else "chosen", problem)
-           for i, row in enumerate(rows) if (problem := ties_row_problem(*row))}
+    bad = {i: problem for i, row in enumerate(rows) if (problem := ties_row_problem(*row))}
     refs = {row[0].removeprefix("ref:") for i, row in enumerate(rows) if i not in bad and row[0].startswith("ref:")}
     for i, (row_id, _, num_correct) in enumerate(rows):
         prompt = row_id.removeprefix("tied:")
@@ -122,7 +122,7 @@ def ties_score(rows: list[tuple[str, list[float], int]]) -> float:
     stats: dict[str, dict[str, tuple[bool, float | None, float]]] = {"ref": {}, "tied": {}}
     for row_id, scores, num_correct in rows:
         if problem := ties_row_problem(row_id, len(scores), num_correct):
-            raise ValueError(problem)
+            raise ValueError(problem[1])
         kind, prompt = row_id.split(":")
         correct, incorrect = scores[:num_correct], scores[num_correct:]
         gap = min(correct) - max(incorrect)
