@@ -16,7 +16,7 @@ demo: $(VENV)/installed
 
 test: $(VENV)/installed browser  # lint first, so that CI catches it; three workers on two cores: many tests wait on servers and subprocesses
 	$(VENV)/bin/ruff check prefpipe flows tasks tests benchmarks
-	$(PY) -m pytest -n 3
+	$(PY) -m pytest -n 3 --dist loadgroup
 
 test-fast: $(VENV)/installed  # without the integration tests marked slow (Prefect servers, subprocesses)
 	$(PY) -m pytest -m "not slow"

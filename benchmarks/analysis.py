@@ -1,5 +1,5 @@
 """The reward-tilt analysis (6 β) and best-of-n (6 n) over 1,000,000 candidate rows (100,000 prompts × 10,
-rewards rounded to 0.1, so that many tie), vectorised (prefpipe.frontier.tilt_tables: numpy segment
+rewards rounded to 0.1, so that many tie), vectorised (prefpipe.tilt_tables.tilt_tables: numpy segment
 reductions, Arrow tables), side by side with a plain Python loop over prompts on a 50,000-row sample of the
 same data, its rate scaled up. Each side runs in a fresh process (its peak memory is its own), alternating,
 `--repeats` times; the loop's results are checked against the vectorised ones on its sample. Prints JSON.
@@ -38,7 +38,7 @@ def data(prompts: int, per_prompt: int, seed: int = 0):
 
 def vectorised(prompt, reward, log_ref) -> dict:
     from prefpipe.config import TiltConfig
-    from prefpipe.frontier import tilt_tables
+    from prefpipe.tilt_tables import tilt_tables
 
     per_prompt, frontier = tilt_tables(prompt, reward, log_ref, TiltConfig(BETAS, NS), "lm")
     return {"rows_out": per_prompt.num_rows, "frontier": frontier.to_pylist()}
@@ -49,7 +49,7 @@ def prepared(kind: str, prompt, reward, log_ref) -> tuple:
     import pyarrow as pa
 
     if kind == "vectorised":  # prompt ids as Parquet gives them (read_dictionary): a dictionary-encoded column
-        from prefpipe.frontier import tilt_tables  # noqa: F401 - imported before the clock starts
+        from prefpipe.tilt_tables import tilt_tables  # noqa: F401 - imported before the clock starts
 
         return pa.chunked_array([pa.array(prompt.tolist(), pa.string()).dictionary_encode()]), reward, log_ref
     return prompt.tolist(), reward.tolist(), log_ref.tolist()

@@ -59,10 +59,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from prefpipe.evalsets import read_evalset
-    from prefpipe.evaluation import score_examples
     from prefpipe.inputs import InputBuilder
-    from prefpipe.model import load_reward_model, load_tokenizer
+    from prefpipe.loading import load_reward_model, load_tokenizer
     from prefpipe.model_files import default_base
+    from prefpipe.scoring import score_examples
 
     examples = read_evalset(LLMBAR)[: args.examples]
     tokenizer, model = load_tokenizer(default_base()), load_reward_model(default_base()).eval()

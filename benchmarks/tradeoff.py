@@ -119,7 +119,7 @@ def main() -> None:
     import torch
 
     from prefpipe.adaptors import Adaptor, Setting
-    from prefpipe.tradeoff import toy
+    from prefpipe.tradeoff_toy import toy
 
     aligned, prior = (m.to(args.device) for m in models(args.vocab))
     prompt_ids = prompts(args.prompts, args.vocab)

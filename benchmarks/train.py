@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 def prepare(work: Path, annotations: int) -> tuple[Path, Path]:
     """The data snapshot and the tiny model."""
-    from prefpipe import units
+    from prefpipe import training_data
     from prefpipe.ingest import ingest_file
     from prefpipe.settings import Settings
     from prefpipe.synth import synthetic_batch, tiny_reward_model
@@ -40,34 +40,34 @@ def prepare(work: Path, annotations: int) -> tuple[Path, Path]:
     batch = synthetic_batch(work / "batch.jsonl", annotations, k=(4, 9), bad_lines=0)
     with Warehouse.open(settings) as wh:
         ingest_file(wh, batch, settings, "auto")
-        units.snapshot_units(wh.con, work / units.SNAPSHOT)
-    return work / units.SNAPSHOT, tiny_reward_model(work / "tiny", hidden=64)
+        training_data.write_snapshot(wh.con, work / training_data.SNAPSHOT)
+    return work / training_data.SNAPSHOT, tiny_reward_model(work / "tiny", hidden=64)
 
 
 def run_folder(work: Path, name: str, snapshot: Path, config: dict) -> Path:
-    from prefpipe import units
+    from prefpipe import training_data
     from prefpipe.config import TrainConfig
 
     run_dir = work / name
     run_dir.mkdir()
-    shutil.copy(snapshot, run_dir / units.SNAPSHOT)
+    shutil.copy(snapshot, run_dir / training_data.SNAPSHOT)
     TrainConfig(checkpoint_every=0, **config).save(run_dir)
     return run_dir
 
 
 def held_out_accuracy(model, run_dir: Path) -> dict:
     from prefpipe.config import TrainConfig
-    from prefpipe.inputs import builder_for, encode_units
-    from prefpipe.metrics import pair_deltas, pair_metrics, score_units
-    from prefpipe.model import load_tokenizer
-    from prefpipe.units import SNAPSHOT, read_units
+    from prefpipe.inputs import builder_for, encode_annotations
+    from prefpipe.loading import load_tokenizer
+    from prefpipe.metrics import pair_deltas, pair_metrics, score_annotations
+    from prefpipe.training_data import SNAPSHOT, read_snapshot
 
     config = TrainConfig.load(run_dir)
     tokenizer = load_tokenizer(config.base)  # the same tokenizer, for TRL's model too
     builder = builder_for(tokenizer, model, config.max_length)
-    units = [u for u in read_units(run_dir / SNAPSHOT) if u.split in ("validation", "test")]
-    encoded, _ = encode_units(builder, units)
-    scores = score_units(model, encoded, tokenizer.pad_token_id, "cpu")
+    annotations = [u for u in read_snapshot(run_dir / SNAPSHOT) if u.split in ("validation", "test")]
+    encoded, _ = encode_annotations(builder, annotations)
+    scores = score_annotations(model, encoded, tokenizer.pad_token_id, "cpu")
     deltas = [delta for _, delta in pair_deltas(encoded, scores)]
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in pair_metrics(deltas).items()}
 
@@ -75,7 +75,7 @@ def held_out_accuracy(model, run_dir: Path) -> dict:
 def run_prefpipe(run_dir: Path) -> dict:
     from prefpipe import train
     from prefpipe.config import TrainConfig
-    from prefpipe.model import load_reward_model
+    from prefpipe.loading import load_reward_model
 
     figures = train.fit(run_dir, progress=False)
     return {"epochs": TrainConfig.load(run_dir).epochs, "comparisons": figures["comparisons"],
@@ -91,13 +91,14 @@ def run_trl(run_dir: Path, work: Path, max_tokens: int) -> dict:
     from trl import RewardConfig, RewardTrainer
 
     from prefpipe.config import TrainConfig
-    from prefpipe.inputs import builder_for, encode_units
-    from prefpipe.model import load_reward_model, load_tokenizer
-    from prefpipe.units import SNAPSHOT, read_units
+    from prefpipe.inputs import builder_for, encode_annotations
+    from prefpipe.loading import load_reward_model, load_tokenizer
+    from prefpipe.training_data import SNAPSHOT, read_snapshot
 
     config = TrainConfig.load(run_dir)
     tokenizer, model = load_tokenizer(config.base), load_reward_model(config.base)
-    encoded, _ = encode_units(builder_for(tokenizer, model, config.max_length), read_units(run_dir / SNAPSHOT, "train"))
+    encoded, _ = encode_annotations(builder_for(tokenizer, model, config.max_length),
+                                    read_snapshot(run_dir / SNAPSHOT, "train"))
     rows = [{"chosen_ids": e.inputs[c], "rejected_ids": e.inputs[r]} for e in encoded for c, r, _, _ in e.pairs]
     width = sum(max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows) / len(rows)
     per_batch = max(1, int(max_tokens // (2 * width)))

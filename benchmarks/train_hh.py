@@ -8,7 +8,7 @@ keeping the end of the dialogue, one epoch, seed 0, accuracy strict on the held-
   Its tokens/s is timed on its first --baseline-steps steps; --baseline-full trains it the whole epoch
   and measures its accuracy too (about 13 minutes here).
 - prefpipe: `prefpipe.train.fit` (whole annotations, batches filled to --max-tokens with lengths
-  bucketed, bf16 autocast where the CPU supports it) and `prefpipe.metrics.evaluate_model`.
+  bucketed, bf16 autocast where the CPU supports it) and `prefpipe.metrics.held_out_metrics`.
 Real tokens: tokens that are not padding. Usage: python benchmarks/train_hh.py [--baseline-full]
 """
 
@@ -28,7 +28,7 @@ HH = ROOT / "data" / "public" / "hh-rlhf" / "helpful-base-test-first2000.jsonl.g
 
 
 def snapshot(work: Path) -> Path:
-    from prefpipe import units
+    from prefpipe import training_data
     from prefpipe.ingest import ingest_file
     from prefpipe.settings import Settings
     from prefpipe.warehouse import Warehouse
@@ -37,7 +37,7 @@ def snapshot(work: Path) -> Path:
     with Warehouse.open(settings) as wh:
         ingest_file(wh, HH, settings, "hh-rlhf")
         (work / "run").mkdir()
-        units.snapshot_units(wh.con, work / "run" / units.SNAPSHOT)
+        training_data.write_snapshot(wh.con, work / "run" / training_data.SNAPSHOT)
     return work / "run"
 
 
@@ -47,10 +47,10 @@ def baseline(run_dir: Path, steps: int | None) -> dict:
     import torch.nn.functional as F
 
     from prefpipe.inputs import render_text
+    from prefpipe.loading import load_reward_model, load_tokenizer
     from prefpipe.metrics import pair_metrics
-    from prefpipe.model import load_reward_model, load_tokenizer
     from prefpipe.model_files import default_base
-    from prefpipe.units import SNAPSHOT, read_units
+    from prefpipe.training_data import SNAPSHOT, read_snapshot
 
     torch.manual_seed(0)
     tokenizer, model = load_tokenizer(default_base()), load_reward_model(default_base())
@@ -58,7 +58,7 @@ def baseline(run_dir: Path, steps: int | None) -> dict:
 
     def texts(split):
         return [(render_text(tokenizer, u.prompt, u.texts[c]), render_text(tokenizer, u.prompt, u.texts[r]))
-                for u in read_units(run_dir / SNAPSHOT, split) for c, r, _, _ in u.pairs]
+                for u in read_snapshot(run_dir / SNAPSHOT, split) for c, r, _, _ in u.pairs]
 
     def encode(batch):
         return tokenizer(batch, truncation=True, max_length=256, padding=True, return_tensors="pt")
@@ -96,7 +96,7 @@ def prefpipe_run(run_dir: Path, lr: float, max_tokens: int, bf16: bool) -> dict:
 
     TrainConfig(lr=lr, max_length=256, max_tokens=max_tokens, bf16=bf16, checkpoint_every=0).save(run_dir)
     figures = train.fit(run_dir, progress=False)
-    results = metrics.evaluate_model(run_dir)
+    results = metrics.held_out_metrics(run_dir)
     held = [results[s] for s in ("validation", "test")]
     pairs = sum(m["pairs"] for m in held)
     return {"pairs_trained": figures["comparisons"], "seconds": round(figures["seconds"], 1),

@@ -11,35 +11,42 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 
-from flows.nightly import check_task_runner, make_task_runner
 from prefpipe.config import TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
-from prefpipe.rewards import combination_rewards, read_rewards
+from prefpipe.lake import new_run_id
+from prefpipe.names import check_name
+from prefpipe.rewards import read_rewards
+from prefpipe.sampling import check_models, resolve_device
 from prefpipe.settings import Settings
-from prefpipe.tables import compact, warehouse_responses
 from tasks.analysis import (
+    combo_reward,
+    model_reward,
     model_rewards,
+    publish_analysis,
+    publish_toy,
     read_candidates,
-    read_combo,
     read_models,
     read_prompts,
     reference_logprobs,
+    run_toy,
     sample_setting,
     score_samples,
+    summarise_corpora,
     tilt_run,
     write_rewards,
     write_tilt,
     write_tradeoff,
 )
+from tasks.runners import check_task_runner, make_task_runner
+
+CORPUS_COLUMNS = ("setting", "samples", "mean_log_prior", "mean_reward", "mean_log_aligned", "mean_tokens",
+                  "string_spearman", "string_pearson")
 
 
 @flow(name="rewards", log_prints=True)
@@ -53,7 +60,7 @@ def rewards_flow(model_ids: list[str], candidates: str | None = None, from_split
     if not model_ids:
         raise InputError("give at least one --model", field="--model")
     run_date = run_date or date.today()
-    run_id = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    run_id = new_run_id(run_date)
     found = read_candidates(settings, candidates, from_split)
     models = read_models(settings, list(model_ids))
     table = reference_logprobs(found, reference_lm)
@@ -82,79 +89,62 @@ def tilt_flow(config: TiltConfig | None = None, rewards: str | None = None, mode
     if model is not None and combo is not None:
         raise InputError("give --model or --combo, not both")
     run = read_rewards(settings.rewards, rewards)
-    tables = {}
-    if combo is not None:
-        combination = read_combo(settings, combo)
-        outside = (_outside_references(settings, run, combination)
-                   if combination.references in ("warehouse", "samples") else None)
-        reward, tables["references"] = combination_rewards(combination, run, outside)
-        reward_name = f"combination {combo} ({combination.transform} of {', '.join(combination.models)})"
-    else:
-        model = model or _only_model(run)
-        if model not in run.rewards:
-            raise InputError(f"the rewards run {run.run_id} has no rewards of this model (it has "
-                             f"{', '.join(sorted(run.rewards))})", field="--model", file=model)
-        reward, reward_name = run.rewards[model], f"model {model}"
+    reward, reward_name, tables = (combo_reward(settings, run, combo) if combo is not None
+                                   else model_reward(run, model))
     _, ref_source = run.log_ref()
     tables["prompts"], tables["frontier"] = tilt_run(run, reward, config, ref_source)
     run_date = run_date or date.today()
-    run_id = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    run_id = new_run_id(run_date)
     title = f"reward–KL frontier: {reward_name}, rewards run {run.run_id}, π_ref {ref_source}"
     folder = write_tilt(settings, run_id, run_date, tables, title)
-    rows = tables["frontier"].to_pylist()
-    create_table_artifact(key="tilt-frontier", table=[{k: _rounded(v) for k, v in r.items()} for r in rows],
-                          description=f"{title} ({len(run.candidates)} candidates)")
-    create_markdown_artifact(key="tilt-frontier-plot", markdown=f"The reward–KL frontier: `{folder / 'frontier.png'}`")
-    print(f"tilt {run_id}: {reward_name} over {len(run.candidates)} candidates of "
-          f"{len(set(run.prompt_ids().tolist()))} prompts (π_ref: {ref_source}); {folder / 'frontier.png'}")
-    return {"run_id": run_id, "path": str(folder), "frontier": rows, "plot": str(folder / "frontier.png"),
-            "title": title}
+    prompts = len(set(run.prompt_ids().tolist()))
+    return publish_analysis(("tilt-frontier", "tilt-frontier-plot"), run_id, folder / "frontier.png", title,
+                            tables["frontier"], f"{title} ({len(run.candidates)} candidates)",
+                            f"tilt {run_id}: {reward_name} over {len(run.candidates)} candidates of {prompts} prompts "
+                            f"(π_ref: {ref_source})") | {"frontier": tables["frontier"].to_pylist()}
 
 
 @flow(name="tradeoff", log_prints=True)
 def tradeoff_flow(config: TradeoffConfig | None = None, *, toy: bool = False, aligned: str | None = None,
                   prior: str | None = None, model: str | None = None, implicit: bool = False,
                   prompts: str | None = None, evalset: str | None = None, from_split: str | None = None,
-                  settings: Settings | None = None, run_date: date | None = None, task_runner: str = "threads",
+                  settings: Settings | None = None, run_date: date | None = None, task_runner: str | None = None,
                   dask_address: str | None = None) -> dict:
     """The probability–quality trade-off: the ALIGNED model sampled under every setting of CONFIG (an adaptor at
     a temperature) on the prompts of a file, an --evalset or a warehouse split, each sample scored by the PRIOR
     and by the reward of MODEL (or the implicit reward); a corpus per setting. Or the paper's TOY."""
     settings = settings or Settings.from_env()
     config = config or TradeoffConfig()
+    task_runner = task_runner or settings.task_runner
     run_date = run_date or date.today()
-    run_id = f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
+    run_id = new_run_id(run_date)
     if toy:
         if any(v is not None for v in (aligned, prior, model, prompts, evalset, from_split)) or implicit:
             raise InputError("--toy takes no models and no prompts")
-        return _toy(settings, run_id, run_date)
+        tables = run_toy()
+        title = ("probability–quality trade-off: the toy of Tan et al. (2024), 1,000 outcomes, typical corpora "
+                 "resampled")
+        return publish_toy(run_id, write_tradeoff(settings, run_id, run_date, tables, title), tables, title)
     room, reward, device = _check_tradeoff(settings, config, aligned, prior, model, implicit, prompts, evalset,
                                            from_split, task_runner, dask_address)
     found = read_prompts(settings, prompts, evalset, from_split, config.prompts)
-    settings_list = config.settings
-    print(f"tradeoff {run_id}: {len(settings_list)} settings x {len(found)} prompts x {config.samples} samples of "
+    print(f"tradeoff {run_id}: {len(config.settings)} settings x {len(found)} prompts x {config.samples} samples of "
           f"at most {config.max_new_tokens} tokens from {aligned} on {device}, seed {config.seed}, "
           f"{task_runner}{f' at {dask_address}' if dask_address else ''}")
-    runner = (make_task_runner(task_runner, dask_address, len(settings_list)) if task_runner == "dask"
-              else ThreadPoolTaskRunner(max_workers=1))  # one model, one setting at a time
+    runner = make_task_runner(task_runner, dask_address, len(config.settings), threads=1)  # one model, one setting
     per_setting = tradeoff_samples.with_options(task_runner=runner)(str(aligned), found, config, room, device)
     source = f"model:{model}" if model else "implicit"
     samples = score_samples(per_setting, str(aligned), str(prior), room, reward, source, device)
-    corpora = summarise(samples)
+    corpora = summarise_corpora(samples)
     title = (f"probability–quality trade-off: {Path(aligned).name} against the prior {Path(prior).name}, reward "
              f"{source}, {len(found)} prompts x {config.samples} samples")
     folder = write_tradeoff(settings, run_id, run_date, {"samples": samples, "corpora": corpora}, title)
-    rows = corpora.to_pylist()
-    columns = ("setting", "samples", "mean_log_prior", "mean_reward", "mean_log_aligned", "mean_tokens",
-               "string_spearman", "string_pearson")
-    create_table_artifact(key="tradeoff-corpora", table=[{k: _rounded(r[k]) for k in columns} for r in rows],
-                          description=f"{title}; corpus level ρ = {_rounded(rows[0]['corpus_spearman'])}, "
-                                      f"r = {_rounded(rows[0]['corpus_pearson'])}")
-    create_markdown_artifact(key="tradeoff-plot", markdown=f"The trade-off's picture: `{folder / 'tradeoff.png'}`")
-    print(f"tradeoff {run_id}: {samples.num_rows} samples in {len(rows)} corpora; corpus level ρ = "
-          f"{rows[0]['corpus_spearman']:.3f}, r = {rows[0]['corpus_pearson']:.3f}; {folder / 'tradeoff.png'}")
-    return {"run_id": run_id, "path": str(folder), "corpora": rows, "plot": str(folder / "tradeoff.png"),
-            "title": title}
+    first = corpora.slice(0, 1).to_pylist()[0]
+    corpus = f"corpus level ρ = {first['corpus_spearman']:.3f}, r = {first['corpus_pearson']:.3f}"
+    return publish_analysis(("tradeoff-corpora", "tradeoff-plot"), run_id, folder / "tradeoff.png", title,
+                            corpora.select(list(CORPUS_COLUMNS)), f"{title}; {corpus}",
+                            f"tradeoff {run_id}: {samples.num_rows} samples in {corpora.num_rows} corpora; {corpus}"
+                            ) | {"corpora": corpora.to_pylist()}
 
 
 @flow(name="tradeoff-samples", log_prints=True)
@@ -164,41 +154,9 @@ def tradeoff_samples(aligned: str, prompts: list, config: TradeoffConfig, room: 
     return [future.result() for future in futures]
 
 
-@task(cache_policy=NO_CACHE)
-def summarise(samples):
-    from prefpipe.tradeoff import corpora_table
-
-    return corpora_table(samples)
-
-
-@task(cache_policy=NO_CACHE, task_run_name="the toy experiment")
-def run_toy():
-    from prefpipe.tradeoff import toy, toy_tables
-
-    return toy_tables(toy())
-
-
-def _toy(settings: Settings, run_id: str, run_date: date) -> dict:
-    from prefpipe.tradeoff import PAPER
-
-    tables = run_toy()
-    figures = {name: tables["corpora"][name][0].as_py() for name in PAPER}
-    title = "probability–quality trade-off: the toy of Tan et al. (2024), 1,000 outcomes, typical corpora resampled"
-    folder = write_tradeoff(settings, run_id, run_date, tables, title)
-    rows = [{"figure": name, "ours": _rounded(figures[name]), "paper": PAPER[name]} for name in PAPER]
-    create_table_artifact(key="tradeoff-toy", table=rows, description=title)
-    for row in rows:
-        print(f"{row['figure']}: {row['ours']} (paper: {row['paper']})")
-    return {"run_id": run_id, "path": str(folder), "figures": figures, "paper": PAPER,
-            "plot": str(folder / "tradeoff.png"), "title": title}
-
-
 def _check_tradeoff(settings: Settings, config: TradeoffConfig, aligned, prior, model, implicit, prompts, evalset,
                     from_split, task_runner, dask_address) -> tuple[int, tuple | None, str]:
     """Every input checked before anything runs: (prompt room, the reward model's folders or None, device)."""
-    from prefpipe.names import check_name
-    from prefpipe.sampling import check_models, resolve_device
-
     if aligned is None or prior is None:
         raise InputError("give --aligned PATH and --prior PATH (local causal-LM folders), or --toy")
     if (model is None) == (not implicit):
@@ -214,40 +172,3 @@ def _check_tradeoff(settings: Settings, config: TradeoffConfig, aligned, prior, 
         return room, None, device
     check_name(model, "--model")
     return room, read_models(settings, [model])[model], device
-
-
-def _rounded(value):
-    return round(value, 4) if isinstance(value, float) else value
-
-
-def _only_model(run) -> str:
-    if len(run.rewards) != 1:
-        raise InputError(f"the rewards run {run.run_id} has rewards of {', '.join(sorted(run.rewards))}: choose one "
-                         "with --model, or a combination with --combo", field="--model")
-    return next(iter(run.rewards))
-
-
-def _outside_references(settings: Settings, run, combination) -> dict:
-    """Each model's rewards of the references from outside the run (for a combination's r_ref): the
-    warehouse's responses to the run's prompts, or the reference LM's samples of them."""
-    import json
-
-    from prefpipe.evaluation import score_items, scorer
-    from prefpipe.lake import samples_cache
-    from prefpipe.registry import model_folders
-    from prefpipe.sampling import reference_samples
-    from prefpipe.warehouse import Warehouse
-
-    prompts = {pid: json.loads(p) for pid, p in zip(run.candidates["prompt_id"].to_pylist(),
-                                                    run.candidates["prompt"].to_pylist(), strict=True)}
-    if combination.references == "samples":
-        keyed = reference_samples(combination.reference_lm, prompts, combination.samples, seed=combination.seed,
-                                  cache=samples_cache(settings.results))
-    else:
-        by_text = {compact(p): pid for pid, p in prompts.items()}
-        found = warehouse_responses(settings.tables, list(prompts.values()))
-        keyed = [(by_text[compact(p)], text) for p, text in found]
-    items = [(prompts[pid], text) for pid, text in keyed]
-    with Warehouse.open(settings) as wh:
-        folders = model_folders(wh, list(combination.models))
-    return {m: ([pid for pid, _ in keyed], score_items(items, scorer(*folders[m]))) for m in combination.models}

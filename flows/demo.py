@@ -17,13 +17,14 @@ from prefpipe.registry import register_split
 from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.synth import synthetic_batch
-from prefpipe.text import format_records
+from prefpipe.text import LEADERBOARD_EMPTY, format_records
 from prefpipe.warehouse import Warehouse
 
-LEADERBOARD_EMPTY = "(no results: register models and evaluation sets first)"
 
-
-def demo(settings: Settings, annotations: int = 400, epochs: int = 2, echo: Callable[[str], None] = print) -> None:
+def demo(settings: Settings, annotations: int | None = None, epochs: int | None = None,
+         echo: Callable[[str], None] = print) -> None:
+    annotations = settings.demo_annotations if annotations is None else annotations
+    epochs = settings.demo_epochs if epochs is None else epochs
     batch = synthetic_batch(settings.home / "samples" / f"synthetic-{annotations}.jsonl", annotations)
     echo(f"Generated {batch} ({annotations} annotations and 3 malformed lines)")
     echo("\n" + summary_table(ingest_flow([str(batch)], settings=settings)))

@@ -12,7 +12,7 @@ from prefpipe.ingest import BatchSummary, batch_files
 from prefpipe.settings import Settings
 from prefpipe.text import format_table
 from prefpipe.warehouse import Warehouse
-from tasks.ingest import load_batch, publish_tables, read_batch, validate_batch
+from tasks.ingest import load_batch, migrate_warehouse, publish_tables, read_batch, validate_batch
 
 SUMMARY_COLUMNS = ["source", "status", "rows_in", "loaded", "replaced", "quarantined", "skipped", "pairs",
                    "ties", "identical_texts", "contaminated", "quarantined_by_rule", "skipped_by_reason", "batch_id"]
@@ -24,6 +24,7 @@ def ingest_flow(paths: list[str], settings: Settings | None = None, fmt: str = "
     files = batch_files(paths)
     summaries = []
     with Warehouse.open(settings) as wh:
+        migrate_warehouse(wh, settings)
         try:
             for path in files:
                 summary = ingest_batch(wh, Path(path), fmt, settings)

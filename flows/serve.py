@@ -1,6 +1,6 @@
 """The nightly evaluation on a schedule: `prefpipe serve` serves the `nightly/nightly` deployment on the
 Prefect server of PREFECT_API_URL, or on the home's shared local server (prefpipe/prefect_server.py), until
-stopped; and `prefect_session`, the Prefect API of every command that runs a flow.
+stopped.
 
 Ctrl-C takes the runner's graceful shutdown (as on SIGTERM): the schedule is paused; the shared server stops
 itself once no command has used it for a while. A second Ctrl-C interrupts at once.
@@ -11,18 +11,22 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from contextlib import contextmanager
 
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.deployments.runner import EntrypointType
+from prefect.schedules import Cron
+from pydantic import ValidationError
+
+from flows.nightly import nightly_flow
 from prefpipe.errors import InputError
-from prefpipe.prefect_server import prefect_api
+from prefpipe.prefect_server import prefect_session
 from prefpipe.settings import PATHS, Settings, check_threshold
+from tasks.runners import check_task_runner
 
 
 def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, task_runner: str,
           dask_address: str | None, port: int, echo: Callable[[str], None] = print) -> None:
     """Serve the nightly deployment on its schedule until Ctrl-C (or SIGTERM)."""
-    from flows.nightly import check_task_runner, nightly_flow
-
     schedule = nightly_schedule(cron, timezone)  # a wrong cron fails before a server starts
     check_task_runner(task_runner, dask_address)
     check_threshold(threshold)
@@ -31,8 +35,6 @@ def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, tas
     for name in PATHS:  # scheduled runs are subprocesses
         os.environ[f"PREFPIPE_{name.upper()}"] = str(getattr(settings, name).resolve())
     with prefect_session(settings, port) as url:
-        from prefect.deployments.runner import EntrypointType
-
         echo(f"nightly evaluation: cron '{cron}' ({timezone}) on the Prefect server at {url}; stop with Ctrl-C")
         signal.signal(signal.SIGINT, _stop_gracefully)
         try:
@@ -49,10 +51,6 @@ def serve(settings: Settings, *, cron: str, timezone: str, threshold: float, tas
 
 def nightly_schedule(cron: str, timezone: str):
     """The cron schedule, or a one-line error naming the option that is wrong."""
-    from prefect.client.schemas.schedules import CronSchedule
-    from prefect.schedules import Cron
-    from pydantic import ValidationError
-
     try:
         CronSchedule(cron=cron, timezone=timezone)
     except ValidationError as e:
@@ -68,18 +66,3 @@ def _stop_gracefully(*_: object) -> None:
     handler can absorb the cancellation and keep serving; a second Ctrl-C interrupts at once."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.kill(os.getpid(), signal.SIGTERM)
-
-
-@contextmanager
-def prefect_session(settings: Settings, port: int | None = None):
-    """The Prefect API for the time of the block: the one configured (PREFECT_API_URL, a profile, a test
-    harness), else the home's shared local server (prefpipe/prefect_server.py; started on PORT, or a free port,
-    when none runs). Yields its URL."""
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-
-    if configured := get_current_settings().api.url:
-        yield configured
-        return
-    with prefect_api(settings.home, start_timeout_s=settings.prefect_start_timeout_s, idle_s=settings.prefect_idle_s,
-                     port=port) as url, temporary_settings({PREFECT_API_URL: url}):
-        yield url

@@ -10,13 +10,13 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_image_artifact, create_table_artifact
 
-from prefpipe.config import TrainConfig
+from prefpipe.config import CONFIG, TrainConfig
 from prefpipe.errors import InputError
 from prefpipe.metrics import PLOT
 from prefpipe.names import check_name
 from prefpipe.settings import HELD_OUT, Settings
-from prefpipe.units import SNAPSHOT, snapshot_record
-from tasks.train import evaluate_model, fit_model, register_model, snapshot_data
+from prefpipe.training_data import SNAPSHOT, snapshot_record
+from tasks.train import fit_model, held_out_metrics, register_model, snapshot_data
 
 METRIC_COLUMNS = ["split", "group", "name", "pairs", "accuracy", "log_loss", "ece"]
 
@@ -51,7 +51,7 @@ def train_flow(config: TrainConfig | None = None, settings: Settings | None = No
     print(f"trained {figures['steps']} steps: {figures['comparisons']} comparisons, {figures['tokens']} tokens "
           f"in {figures['seconds']:.0f} s ({figures['tokens'] / max(figures['seconds'], 1e-9):.0f} tokens/s); "
           f"{figures['identical_after_truncation']} pairs left out, identical after truncation")
-    results = evaluate_model(run_dir)
+    results = held_out_metrics(run_dir)
     register_model(settings, run_dir.name, run_dir, snapshot, results, replace=bool(resume))
     rows = metric_rows(results)
     create_table_artifact(key="reward-model-metrics", table=rows,
@@ -75,7 +75,7 @@ def new_run_folder(settings: Settings, model_id: str) -> Path:
 
 def resume_folder(settings: Settings, resume: str) -> Path:
     for run_dir in (Path(resume), settings.models / resume):
-        if (run_dir / "train_config.json").is_file():
+        if (run_dir / CONFIG).is_file():
             return run_dir
     raise InputError(f"no training run of that name in {settings.models} (nor a run folder)", file=resume)
 

@@ -50,7 +50,8 @@ class Adaptor:
 
     def warpers(self, temperature: float, device: str = "cpu") -> list:
         """Transformers' warpers for this adaptor at TEMPERATURE, in the order generate applies them:
-        temperature first (none at τ = 1: no change), then the truncation (none for ancestral)."""
+        temperature first (none at τ = 1: no change), then the truncation (none for ancestral). Imported here:
+        prefpipe.config, and so the command line, imports this module, and transformers takes 1.1 s."""
         from transformers import (
             EtaLogitsWarper,
             TemperatureLogitsWarper,

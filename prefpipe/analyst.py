@@ -26,7 +26,7 @@ import duckdb
 from prefpipe.errors import InputError
 from prefpipe.lake import ANALYSES, REWARDS, partitions, result_runs
 from prefpipe.settings import Settings
-from prefpipe.sql import run_script
+from prefpipe.sql import run_script, sql
 from prefpipe.tables import latest_tables
 
 # Query nodes that only read; INSERT_QUERY_NODE, UPDATE_QUERY_NODE, DELETE_QUERY_NODE (in a CTE) and any
@@ -146,7 +146,7 @@ def _explained(query: str) -> str:
 
 
 def _check_select(con: duckdb.DuckDBPyConnection, query: str) -> None:
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()[0])
+    tree = json.loads(con.execute(sql("analyst/statement_tree.sql"), [query]).fetchall()[0][0])
     if tree.get("error"):
         raise InputError(f"prefpipe sql only reads: {tree.get('error_message', 'not a SELECT')}", field="sql")
     if len(tree["statements"]) != 1:

@@ -1,4 +1,4 @@
-"""Training batches: whole units (annotations) packed up to a budget of padded tokens, lengths bucketed so
+"""Training batches: whole annotations packed up to a budget of padded tokens, lengths bucketed so
 that a batch pads little, and collated into one tensor with the pairs and rankings that index into it."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from prefpipe.inputs import Encoded
 from prefpipe.losses import Pairs
 from prefpipe.model import pad
 
-POOL = 1024  # units sorted by length together: larger pools pad less and shuffle less
+POOL = 1024  # annotations sorted by length together: larger pools pad less and shuffle less
 
 
 def token_batches(encoded: list[Encoded], max_tokens: int, seed: int, epoch: int) -> list[list[int]]:
-    """Whole units per batch, at most `max_tokens` padded tokens each (a larger unit goes alone).
+    """Whole annotations per batch, at most `max_tokens` padded tokens each (a larger one goes alone).
 
     Units are shuffled, sorted by length within pools of POOL so that a batch pads little, packed,
     and the batches shuffled again: the same seed and epoch always give the same batches.
@@ -53,12 +53,12 @@ class Batch:
         return Batch(self.input_ids.to(device), self.attention_mask.to(device), pairs, self.rankings, self.tokens)
 
 
-def collate(units: list[Encoded], pad_id: int) -> Batch:
-    """One right-padded tensor of every input of the units; pairs and rankings shifted to match."""
-    seqs = [s for u in units for s in u.inputs]
+def collate(annotations: list[Encoded], pad_id: int) -> Batch:
+    """One right-padded tensor of every input of the annotations; pairs and rankings shifted to match."""
+    seqs = [s for u in annotations for s in u.inputs]
     ids, mask = pad(seqs, pad_id)
     chosen, rejected, margin, weight, rankings, offset = [], [], [], [], [], 0
-    for u in units:
+    for u in annotations:
         for c, r, m, w in u.pairs:
             chosen.append(c + offset), rejected.append(r + offset), margin.append(m), weight.append(w)
         rankings.append([[i + offset for i in g] for g in u.groups])

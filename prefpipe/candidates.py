@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefpipe.errors import InputError
+from prefpipe.settings import SPLITS
 from prefpipe.sql import run_script
 
 
@@ -83,8 +84,6 @@ def read_prompts(path: Path | str) -> list[tuple[str, str | list[dict]]]:
 
 def split_candidates(wh, split: str) -> list[Candidate]:
     """Every comparable response of every annotation of SPLIT in the warehouse, once per prompt."""
-    from prefpipe.settings import SPLITS
-
     if split not in SPLITS:
         raise InputError(f"must be one of {', '.join(SPLITS)}, got {split!r}", field="--from-split")
     wh.set_variables(split=split)

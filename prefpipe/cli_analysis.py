@@ -1,6 +1,7 @@
 """The analysis commands of `prefpipe` (registered by prefpipe/cli.py): rewards of candidates, registered
 combinations, normalised models, and the reward-tilt analysis. Thin faces over flows/analysis.py and the
-library; the defaults come from prefpipe/config.py."""
+library; the defaults come from prefpipe/config.py. Imports that cost seconds are made when a command runs
+(see prefpipe/cli.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow.parquet as pq
 import typer
 
-from flows.serve import prefect_session
+from prefpipe.cli_options import DEFAULTS, changing_warehouse, open_warehouse
 from prefpipe.config import LSC_QUANTILE, Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
+from prefpipe.lake import REWARDS, in_written_order, partitions
 from prefpipe.names import check_name
+from prefpipe.prefect_server import prefect_session
 from prefpipe.settings import Settings
 from prefpipe.text import format_table
 
@@ -30,10 +34,6 @@ TRADEOFF_HELP = {f.name: f.metadata.get("help", "") for f in fields(TradeoffConf
 @rewards_app.callback(invoke_without_command=True)
 def rewards(ctx: typer.Context) -> None:
     """List the rewards runs, newest last."""
-    import pyarrow.parquet as pq
-
-    from prefpipe.lake import REWARDS, in_written_order, partitions
-
     if ctx.invoked_subcommand is not None:
         return
     runs, _ = partitions(Settings.from_env().rewards, REWARDS)
@@ -61,7 +61,7 @@ def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A cand
                                                                     "of each response (default: the file's "
                                                                     "ref_logprob, else uniform)")] = None) -> None:
     """Score candidates with registered models into a rewards run of the lake."""
-    from flows.analysis import rewards_flow
+    from flows.analysis import rewards_flow  # Prefect, torch and transformers
 
     for name in model or []:
         check_name(name, "--model")
@@ -77,14 +77,13 @@ def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A cand
 @combos_app.callback(invoke_without_command=True)
 def combos(ctx: typer.Context) -> None:
     """List the registered combinations."""
-    from prefpipe.registry import combos as registered
-    from prefpipe.warehouse import Warehouse
+    from prefpipe.registry import combos as registered  # torch, through the model checks
 
     if ctx.invoked_subcommand is not None:
         return
     settings, found = Settings.from_env(), []
     if settings.warehouse.exists():
-        with Warehouse.open(settings) as wh:
+        with open_warehouse(settings) as wh:
             found = registered(wh)
     typer.echo(format_table(["name", "definition"], [(c.name, c.definition()) for c in found]) if found
                else "(no combinations yet: run `prefpipe combos add`)")
@@ -111,13 +110,10 @@ def combos_add(name: Annotated[str, typer.Argument(help="The combination's name 
                replace: Annotated[bool, typer.Option("--replace", help="Replace a combination of this name.")] = False,
                ) -> None:
     """Register a combination of reward models; the nightly evaluation scores it like a model."""
+    from prefpipe.dpo import check_causal_lm  # torch and transformers
     from prefpipe.registry import add_combo
-    from prefpipe.tables import publish_tables
-    from prefpipe.warehouse import Warehouse
 
     if reference_lm is not None:
-        from prefpipe.dpo import check_causal_lm
-
         check_causal_lm(reference_lm, "--reference-lm", "reference LMs")
     combo = Combination(name, tuple(model), tuple(weight or ()), transform, references, tuple(quantile or ()),
                         method, min_references, too_few, None if reference_lm is None else str(reference_lm.resolve()),
@@ -125,10 +121,8 @@ def combos_add(name: Annotated[str, typer.Argument(help="The combination's name 
     if not combo.and_of_properties:
         typer.echo("prefpipe: warning: --transform lsc with weights other than 1: Σ wᵢ·uᵢ is a weighted "
                    "log-probability, no longer the log-probability that every property is good (the paper's AND)")
-    settings = Settings.from_env()
-    with Warehouse.open(settings) as wh:
+    with changing_warehouse(Settings.from_env()) as wh:
         add_combo(wh, combo, replace=replace)
-        publish_tables(wh.con, settings.tables)
     typer.echo(f"{name}: registered, active: {combo.definition()}")
 
 
@@ -144,7 +138,7 @@ def analyse_tilt(rewards_run: Annotated[str | None, typer.Option("--rewards", he
                               ] = ",".join(map(str, DEFAULT_TILT.ns))) -> None:
     """The tilted policy π_ref·exp(r/β) and best-of-n over each prompt's candidates, into the lake, with the
     reward–KL frontier's picture."""
-    from flows.analysis import tilt_flow
+    from flows.analysis import tilt_flow  # Prefect
 
     config = TiltConfig(_numbers(beta, float, "--beta"), _numbers(n, int, "--n"))
     with prefect_session(Settings.from_env()):
@@ -180,13 +174,14 @@ def analyse_tradeoff(
                                   ] = DEFAULT_TRADEOFF.max_new_tokens,
         seed: Annotated[int, typer.Option(help=TRADEOFF_HELP["seed"])] = DEFAULT_TRADEOFF.seed,
         device: Annotated[str, typer.Option(help=TRADEOFF_HELP["device"])] = DEFAULT_TRADEOFF.device,
-        task_runner: Annotated[str, typer.Option(help="threads (one setting after another) | dask")] = "threads",
+        task_runner: Annotated[str, typer.Option(help="threads (one setting after another) | dask")
+                               ] = DEFAULTS.task_runner,
         dask_address: Annotated[str | None, typer.Option(help="A Dask scheduler (default: a local cluster).")
                                 ] = None) -> None:
     """The probability–quality trade-off of sampling adaptors (Tan et al., 2024): the aligned model sampled
     under every adaptor at every temperature, each corpus's mean reward against its mean log-prior; into the
     lake, with its picture. Or --toy: the paper's exact toy experiment."""
-    from flows.analysis import tradeoff_flow
+    from flows.analysis import tradeoff_flow  # Prefect, torch and transformers
 
     config = TradeoffConfig(tuple(adaptor or DEFAULT_TRADEOFF.adaptors), _numbers(temperature, float, "--temperature"),
                             prompts, samples, max_new_tokens, seed, device)
@@ -216,22 +211,19 @@ def normalise(model_id: Annotated[str, typer.Argument(help="A registered reward 
               name: Annotated[str | None, typer.Option(help="The new model's id (default: ID-normalised)")] = None,
               ) -> None:
     """Register a copy of a reward model whose rewards have mean 0 on a reference set (InstructGPT §3.5)."""
-    from prefpipe.normalise import normalise_model, reference_items
+    from prefpipe.normalise import normalise_model, reference_items  # torch and transformers
     from prefpipe.registry import check_free_name, model_record, register_normalised
-    from prefpipe.tables import publish_tables
-    from prefpipe.warehouse import Warehouse
 
     check_name(model_id, "ID")
     new = check_name(name or f"{model_id}-normalised")
     settings = Settings.from_env()
-    with Warehouse.open(settings) as wh:
+    with changing_warehouse(settings) as wh:
         source = model_record(wh, model_id)
         if source["reference"]:
             raise InputError("a DPO policy has no score head to normalise", file=model_id)
         check_free_name(wh.con, new, settings.models / new)  # before a model folder is written
         record = normalise_model(Path(source["path"]), settings.models / new, reference_items(wh, to), scale, to)
         register_normalised(wh, model_id, new, settings.models / new, record)
-        publish_tables(wh.con, settings.tables)
     scaled = f", × {record['scale']:.6g}" if scale else ""
     typer.echo(f"{new}: registered, active: ({model_id} + {record['bias']:.6g}){scaled}: mean 0 on {to} "
                f"({record['size']} responses)\n{settings.models / new}")

@@ -1,5 +1,7 @@
-"""The configuration of each job, one dataclass each (as TRL keeps a trainer's): every hyperparameter and
-its default live here once; the options of the command are generated from the fields and their help."""
+"""Configs: the hyperparameters of each job, one dataclass each (as TRL keeps a trainer's): training, the tilt
+and trade-off analyses, a combination of rewards. Every hyperparameter and its default live here once; the
+options of the command are generated from the fields and their help. Where things live and how jobs run
+(paths, limits, schedules): prefpipe.settings."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from prefpipe.adaptors import DEFAULT_ADAPTORS, DEFAULT_TEMPERATURES, Adaptor, Setting, check_temperature
 from prefpipe.errors import InputError
 from prefpipe.model_files import default_base, model_config
+from prefpipe.names import check_name
 
 LOSSES = ("bt", "bt-margin", "plackett-luce")
 CONFIG = "train_config.json"
@@ -132,6 +135,8 @@ class TradeoffConfig:
 
 
 REFERENCES = ("prompt", "candidates", "warehouse", "samples", "global")
+TRANSFORMS = ("lsc", "raw", "centered")  # prefpipe.transforms
+METHODS = ("empirical", "normal")
 TOO_FEW = ("global", "error")
 # Wang et al. 2024 ("Transforming and Combining Rewards for Aligning Large Language Models", arXiv:2402.00742,
 # §3) take r_ref(x) as a quantile of the rewards of the reference policy's samples on x. 0.85 is prefpipe's
@@ -165,9 +170,6 @@ class Combination:
     seed: int = option(0, "Seed of the reference samples (each prompt's own, from this seed and the prompt).")
 
     def __post_init__(self) -> None:
-        from prefpipe.names import check_name
-        from prefpipe.transforms import METHODS, TRANSFORMS, check_quantile
-
         check_name(self.name)
         self.models = tuple(self.models)
         self.weights = tuple(float(w) for w in self.weights) or (1.0,) * len(self.models)
@@ -234,3 +236,9 @@ class Combination:
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def check_quantile(q: float) -> float:
+    if not 0 < q < 1:
+        raise InputError(f"must be between 0 and 1 (both excluded), got {q}", field="--quantile")
+    return q

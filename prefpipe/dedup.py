@@ -24,14 +24,14 @@ import itertools
 import json
 import sys
 import unicodedata
-from dataclasses import astuple, dataclass
+from dataclasses import asdict, astuple, dataclass
 from functools import cache
 
 import numpy as np
 import pyarrow as pa
 import rensa
 
-from prefpipe.errors import InputError
+from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.sql import run_script, sql
 
 CHUNK = 20_000  # prompts normalised and hashed at a time (memory stays flat)
@@ -41,12 +41,13 @@ FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 @dataclass(frozen=True)
 class Params:
-    """How prompts are compared: word N-grams, MinHash permutations, LSH bands, the Jaccard threshold."""
+    """How prompts are compared: word N-grams, MinHash permutations, LSH bands, the Jaccard threshold (the
+    defaults: Settings.dedup_*)."""
 
-    ngram: int = 5
-    permutations: int = 128
-    bands: int = 16  # of 8 rows: a pair at Jaccard 0.8 shares a bucket with probability 0.947, at 0.9 0.9999
-    threshold: float = 0.8
+    ngram: int
+    permutations: int
+    bands: int
+    threshold: float
 
     def check(self) -> None:
         if not 0 < self.threshold <= 1:
@@ -127,10 +128,10 @@ def signatures(prompts: list[str], params: Params) -> tuple[list[str], list[str]
     return [prompt_key(f) for f in forms], forms, buckets(forms, params)
 
 
-def stored_params(con) -> Params:
-    """The parameters the warehouse's clusters were made with."""
-    rows = con.execute("SELECT ngram, permutations, bands, threshold FROM cluster_settings").fetchall()
-    return Params(*rows[0]) if rows else Params()
+def stored_params(con) -> Params | None:
+    """The parameters the warehouse's clusters were made with; None when it was never clustered."""
+    ngram, permutations, bands, threshold, *_ = con.execute(sql("dedup/stored_settings.sql")).fetchall()[0]
+    return None if ngram is None else Params(ngram, permutations, bands, threshold)
 
 
 # -- clusters -----------------------------------------------------------------------------------------------
@@ -143,25 +144,22 @@ class Clustering:
     clusters: int  # the clusters of the batch's prompts
 
 
-def cluster_prompts(con, source: str, params: Params) -> Clustering:
-    """Cluster the distinct prompts that the query SOURCE gives (prompt: JSON text, prompt_id: its first, first:
-    where it first appears) against the warehouse's forms (`prompt_clusters`, `prompt_bands`) and each other.
+def cluster_prompts(con, params: Params) -> Clustering:
+    """Cluster the distinct prompts of the temp view cluster_source (prompt: JSON text, prompt_id: its first,
+    first: where it first appears; sql/dedup/source_*.sql) against the warehouse's forms (`prompt_clusters`,
+    `prompt_bands`) and each other.
 
     Stages stage_prompt_keys (prompt, prompt_key, cluster_id, split_key: the cluster's), stage_new_prompts
     (prompt_clusters rows), stage_bands (prompt_bands rows) and stage_merges (cluster_id, split_key,
     merged_cluster_id, merged_split_key): sql/dedup/."""
-    con.execute("CREATE OR REPLACE TEMP TABLE batch_prompts AS "
-                f"SELECT row_number() OVER (ORDER BY first, prompt) AS ord, prompt, prompt_id FROM ({source})")
-    con.execute("CREATE OR REPLACE TEMP TABLE batch_forms (ord BIGINT, prompt_key VARCHAR, normalised VARCHAR)")
-    con.execute("CREATE OR REPLACE TEMP TABLE batch_bands (ord BIGINT, band UTINYINT, bucket UBIGINT)")
-    [(count,)] = con.execute("SELECT count(*) FROM batch_prompts").fetchall()
+    run_script(con, "dedup/prepare.sql")
+    [(count,)] = con.table("batch_prompts").count("*").fetchall()
     for start, (keys, forms, hashed) in _hashed_chunks(con, count, params):
         ords = np.arange(start, start + len(keys), dtype=np.int64)
-        _insert(con, "batch_forms", pa.table({"ord": ords, "prompt_key": keys, "normalised": forms}))
-        _insert(con, "batch_bands", pa.table({"ord": np.repeat(ords, params.bands),
-                                              "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(keys)),
-                                              "bucket": hashed.reshape(-1)}))
-    con.execute("SET VARIABLE first_seq = (SELECT coalesce(max(prompt_seq), 0) + 1 FROM prompt_clusters)")
+        con.from_arrow(pa.table({"ord": ords, "prompt_key": keys, "normalised": forms})).insert_into("batch_forms")
+        con.from_arrow(pa.table({"ord": np.repeat(ords, params.bands),
+                                 "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(keys)),
+                                 "bucket": hashed.reshape(-1)})).insert_into("batch_bands")
     run_script(con, "dedup/stage_forms.sql")
     edges = [(a, b) for x, y, a, b in con.execute(sql("dedup/candidates.sql")).fetchall()
              if jaccard(x, y, params.ngram) >= params.threshold]
@@ -170,24 +168,15 @@ def cluster_prompts(con, source: str, params: Params) -> Clustering:
                                     "root": pa.array(list(root.values()), pa.int64())}))
     run_script(con, "dedup/stage_clusters.sql")
     con.unregister("roots")
-    [(new, clusters)] = con.execute("SELECT (SELECT count(*) FROM stage_new_prompts), "
-                                    "(SELECT count(DISTINCT cluster_id) FROM stage_prompt_keys)").fetchall()
-    return Clustering(new, clusters)
+    return Clustering(*con.execute(sql("dedup/found.sql")).fetchall()[0])
 
 
 def _hashed_chunks(con, count: int, params: Params):
     """(first ord, signatures) of each chunk of batch_prompts, in order. In this process: a process pool would
-    need `fork` (which deadlocks on DuckDB's threads, seen) or `spawn` (which runs the caller's script again)."""
+    need `fork`, which deadlocks on DuckDB's threads, or `spawn`, which runs the caller's script again."""
     for start in range(1, count + 1, CHUNK):
-        prompts = [p for (p,) in con.execute("SELECT prompt FROM batch_prompts WHERE ord >= ? AND ord < ? ORDER BY ord",
-                                             [start, start + CHUNK]).fetchall()]
+        prompts = [p for (p,) in con.execute(sql("dedup/chunk.sql"), [start, start + CHUNK]).fetchall()]
         yield start, signatures(prompts, params)
-
-
-def _insert(con, table: str, rows: pa.Table) -> None:
-    con.register("chunk_rows", rows)
-    con.execute(f"INSERT INTO {table} SELECT * FROM chunk_rows")
-    con.unregister("chunk_rows")
 
 
 def _components(edges: list[tuple[int, int]]) -> dict[int, int]:
@@ -207,45 +196,46 @@ def _components(edges: list[tuple[int, int]]) -> dict[int, int]:
     return {node: find(node) for node in list(parent)}
 
 
-# -- the ingest's step, and the one-time clustering of a warehouse --------------------------------------------
+# -- the ingest's step, and the clustering of a whole warehouse (prefpipe.migrate) -----------------------------
 
-BATCH_PROMPTS = ("SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, entry) AS prompt_id, min(entry) AS first "
-                 "FROM valid_annotations GROUP BY 1")
-
-
-def cluster_batch(wh, params: Params) -> Clustering:
-    """Cluster the validated batch's prompts (valid_annotations) of the warehouse WH (prefpipe.warehouse):
-    set each annotation's prompt_key and split, and stage the new forms, buckets and merges for the load."""
-    if message := ensure_clustered(wh, params):
-        print(message)
-    found = cluster_prompts(wh.con, BATCH_PROMPTS, params)
-    wh.con.execute("UPDATE valid_annotations SET prompt_key = k.prompt_key, split = split_of(k.split_key) "
-                   "FROM stage_prompt_keys k WHERE valid_annotations.prompt::VARCHAR = k.prompt")
+def cluster_batch(con, params: Params) -> Clustering:
+    """Cluster the validated batch's prompts (valid_annotations): set each annotation's prompt_key and split,
+    and stage the new forms, buckets and merges for the load. The warehouse must be clustered with PARAMS
+    already (prefpipe.migrate)."""
+    if reason := recluster_reason(con, params):
+        raise PrefpipeError(f"the warehouse needs its one-time migration ({reason}): run `prefpipe migrate`")
+    run_script(con, "dedup/source_batch.sql")
+    found = cluster_prompts(con, params)
+    run_script(con, "dedup/apply_batch.sql")
     return found
 
 
-def ensure_clustered(wh, params: Params) -> str | None:
+def recluster_reason(con, params: Params) -> str | None:
+    """Why the whole warehouse must be clustered (again) with PARAMS, or None."""
+    *stored, unclustered, _ = con.execute(sql("dedup/stored_settings.sql")).fetchall()[0]
+    if stored[0] is None:
+        return "never clustered"
+    if tuple(stored) != astuple(params):
+        return "dedup settings changed"
+    return "pairs were split by prompt id" if unclustered else None
+
+
+def recluster(wh, params: Params) -> str | None:
     """Cluster a warehouse whose pairs were split by prompt (before prefpipe 0.4), or was clustered with other
-    parameters: once, in one transaction, moving pairs to their cluster's split. Returns the message saying so,
-    or None."""
-    stored = wh.con.execute("SELECT ngram, permutations, bands, threshold FROM cluster_settings").fetchall()
-    [(unclustered, annotations)] = wh.con.execute("SELECT count(*) FILTER (prompt_key IS NULL), count(*) "
-                                                  "FROM annotations").fetchall()
-    same = stored == [astuple(params)]
-    if same and not unclustered:
+    parameters: in one transaction, moving pairs to their cluster's split. Returns the message saying so, or
+    None when there was nothing to do (or nothing to cluster yet)."""
+    why = recluster_reason(wh.con, params)
+    if why is None:
         return None
-    why = "parameters changed" if stored and not same else "pairs were split by prompt id"
+    wh.set_variables(**asdict(params))
     with wh.transaction() as con:
-        con.execute("DELETE FROM cluster_settings")
-        con.execute("INSERT INTO cluster_settings VALUES (?, ?, ?, ?)", list(astuple(params)))
-        if not annotations:
-            return None
-        for table in ("prompt_clusters", "prompt_bands", "cluster_merges"):  # old merges mean nothing now
-            con.execute(f"DELETE FROM {table}")
-        found = cluster_prompts(con, "SELECT prompt::VARCHAR AS prompt, arg_min(prompt_id, annotation_seq) AS "
-                                     "prompt_id, min(annotation_seq) AS first FROM annotations GROUP BY 1", params)
+        run_script(con, "dedup/reset.sql")
+        run_script(con, "dedup/source_warehouse.sql")
+        found = cluster_prompts(con, params)
         run_script(con, "dedup/recluster.sql")
-        [(moved, pairs)] = con.execute("SELECT moved, pairs FROM recluster_moves").fetchall()
+        [(moved, pairs)] = con.table("recluster_moves").fetchall()
+    if not pairs and not found.new:
+        return None
     return (f"{wh.path}: clustered once by near-duplicate prompts ({why}; {params.ngram}-grams, "
             f"{params.permutations} permutations, Jaccard >= {params.threshold:g}): {found.new} prompts in "
             f"{found.clusters} clusters; {moved} of {pairs} pairs changed split (a pair's split is now its cluster's)")

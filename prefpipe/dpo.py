@@ -15,11 +15,12 @@ import inspect
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from prefpipe.errors import InputError
 from prefpipe.inputs import InputBuilder
-from prefpipe.model import LOADING, SCORE_TOKENS, length_batches, load_tokenizer, max_positions, pad, quiet_transformers
+from prefpipe.loading import load_causal_lm, load_tokenizer
+from prefpipe.model import SCORE_TOKENS, length_batches, max_positions, pad
 from prefpipe.model_files import is_causal_lm, model_config
 
 
@@ -51,12 +52,6 @@ def check_pair(policy: Path | str, reference: Path | str, fields: tuple[str, str
         differ = len(set(ours.items()) ^ set(theirs.items()))
         raise InputError(f"must share the tokenizer of {policy} ({fields[0]}): {differ} (token, id) entries differ, "
                          f"of {len(ours)} and {len(theirs)}", file=reference, field=fields[1])
-
-
-def load_causal_lm(path: Path | str) -> PreTrainedModel:
-    model_config(path)
-    with LOADING, quiet_transformers():
-        return AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval()
 
 
 def response_inputs(tokenizer, items: list[tuple[str | list[dict], str]], max_length: int

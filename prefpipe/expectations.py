@@ -8,6 +8,9 @@ the checked columns, with a `responses` count), not the responses one by one: ev
 per-row rule, so a response fails exactly when its profile does, and a million-annotation batch has
 a few thousand profiles instead of five million rows. sql/ingest/03_rules.sql maps failing profiles
 back to the responses that have them.
+
+Great Expectations and pandas are imported inside the functions that use them: GX takes 3.2 s to import, which
+`warm_up` spends in a background thread while a batch is read, and which no other command pays.
 """
 
 from __future__ import annotations
@@ -23,14 +26,9 @@ import pyarrow as pa
 from prefpipe.errors import PrefpipeError
 
 SUITE_PATH = Path(__file__).resolve().parent.parent / "schemas" / "responses.gx.json"
-PROFILE_COLUMNS = ["text_chars", "rank", "response_id_kind", "text_kind", "rank_kind", "dropped_kind",
-                   "drop_reason_kind", "edited_from_kind"]
-PROFILES_SQL = f"SELECT {', '.join(PROFILE_COLUMNS)}, count(*) AS responses FROM stage_responses GROUP BY ALL"
 # Only failing rows are turned into Python objects: positional indices, no per-row dicts.
 RESULT_FORMAT = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
-FAILED_SCHEMA = pa.schema([("text_chars", pa.int64()), ("rank", pa.int64())]
-                          + [(c, pa.string()) for c in PROFILE_COLUMNS[2:]]
-                          + [("rule", pa.string()), ("message", pa.string())])
+NUMBERS = ("text_chars", "rank")  # of the profile columns (sql/ingest/profiles.sql); the others are text
 
 
 _context_lock = threading.Lock()
@@ -85,7 +83,7 @@ def _context(docs_dir: Path | None):
 
 def failing_profiles(profiles, *, max_chars: int, min_chars: int = 1, run_name: str,
                      docs_dir: Path | None = None) -> pa.Table:
-    """Validate a pandas frame of value profiles (PROFILE_COLUMNS + `responses`).
+    """Validate a pandas frame of value profiles (sql/ingest/profiles.sql: the checked columns + `responses`).
 
     Returns one row per failing profile and expectation: the profile's values, the rule and the
     quarantine message (to be prefixed with the response's place, `responses[i].`).
@@ -98,7 +96,10 @@ def failing_profiles(profiles, *, max_chars: int, min_chars: int = 1, run_name: 
                             result_format=RESULT_FORMAT, run_id=RunIdentifier(run_name=run_name))
     if docs_dir is not None:
         context.build_data_docs()
-    rows: dict[str, list] = {name: [] for name in FAILED_SCHEMA.names}
+    columns = [c for c in profiles.columns if c != "responses"]
+    schema = pa.schema([(c, pa.int64() if c in NUMBERS else pa.string()) for c in columns]
+                       + [("rule", pa.string()), ("message", pa.string())])
+    rows: dict[str, list] = {name: [] for name in schema.names}
     for check in result.results:
         if check.success:
             continue
@@ -108,12 +109,12 @@ def failing_profiles(profiles, *, max_chars: int, min_chars: int = 1, run_name: 
         meta = check.expectation_config.meta
         for index, value in zip(check.result["unexpected_index_list"], check.result["unexpected_list"],
                                 strict=True):
-            for column in PROFILE_COLUMNS:
+            for column in columns:
                 rows[column].append(_plain(profiles[column].iat[index]))
             rows["rule"].append(meta["rule"])
             rows["message"].append(meta["message"].format(value=_plain(value), max_chars=max_chars,
                                                           min_chars=min_chars))
-    return pa.table(rows, schema=FAILED_SCHEMA)
+    return pa.table(rows, schema=schema)
 
 
 def _plain(value: object) -> object:

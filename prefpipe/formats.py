@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefpipe.errors import InputError
-from prefpipe.sql import run_script
+from prefpipe.sql import run_script, sql
 
 LONG_COLUMNS = ("prompt_id", "prompt", "annotator_id", "annotation_id", "response_id", "text", "rank",
                 "dropped", "drop_reason", "edited_from")
@@ -176,7 +176,7 @@ def stage_lines(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, found: Sam
     else:
         _stage_records(con, path, kind)
         _read(con, path, fmt, "adapters/records.sql", f"adapters/{fmt.replace('-', '_')}.sql", "adapters/entries.sql")
-        con.execute("CREATE OR REPLACE TEMP VIEW lines_source AS SELECT * FROM adapted_entries")
+        run_script(con, "adapters/lines_source.sql")
     run_script(con, "ingest/01_parse.sql")
 
 
@@ -222,8 +222,7 @@ def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> Non
     JSON array (`line` = the item's number) or the rows of a table, for an adapter to turn into annotations."""
     if kind == "jsonl":
         with _lines_stream(con, "source_stream", path):
-            con.execute("CREATE OR REPLACE TEMP TABLE source_records AS "
-                        "SELECT line, raw, read_rule, read_error FROM source_stream")
+            run_script(con, "readers/jsonl_records.sql")
         return
     _read(con, path, kind, "readers/array.sql" if kind == "array" else "readers/table_records.sql")
 
@@ -231,8 +230,7 @@ def _stage_records(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> Non
 def _first_array_item(path: Path) -> object:
     try:
         with duckdb.connect() as con:  # its own: the module's default connection belongs to the caller
-            row = con.execute("SELECT json::VARCHAR FROM read_json_objects(?, format = 'array') LIMIT 1",
-                              [str(path)]).fetchone()
+            row = (con.execute(sql("readers/first_array_item.sql"), [str(path)]).fetchall() or [None])[0]
     except duckdb.Error as e:
         raise InputError(f"not a readable JSON array: {str(e).splitlines()[0]}", file=path) from None
     try:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from prefpipe import contamination, dedup
 from prefpipe.errors import InputError
-from prefpipe.expectations import PROFILES_SQL, failing_profiles, warm_up
+from prefpipe.expectations import failing_profiles, warm_up
 from prefpipe.files import content_hash
 from prefpipe.formats import FORMATS, check_format, detect_format, sample, stage_lines
+from prefpipe.migrate import migrate
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
 from prefpipe.warehouse import Warehouse
@@ -106,11 +107,13 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
     wh.set_variables(max_responses=settings.max_responses, train_share=train, validation_share=validation)
     con = wh.con
     run_script(con, "ingest/02_shape.sql")
-    failed = failing_profiles(con.execute(PROFILES_SQL).df(), max_chars=settings.max_chars,  # noqa: F841
+    failed = failing_profiles(con.execute(sql("ingest/profiles.sql")).df(), max_chars=settings.max_chars,
                               min_chars=FORMATS[summary.format].min_chars,
                               docs_dir=_docs_dir(settings),
                               run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
-    con.execute("CREATE OR REPLACE TEMP TABLE failing_profiles AS SELECT * FROM failed")  # `failed`, by name
+    con.register("failed", failed)
+    run_script(con, "ingest/failing_profiles.sql")
+    con.unregister("failed")
     run_script(con, "ingest/03_rules.sql")
     run_script(con, "ingest/04_pairs.sql")
 
@@ -129,11 +132,10 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
         summary._skip_all("batch failed")
     else:
         started = time.perf_counter()
-        dedup.cluster_batch(wh, settings.dedup)  # each prompt's cluster, and so its split
+        dedup.cluster_batch(con, settings.dedup)  # each prompt's cluster, and so its split
         contamination.stage_batch(con, settings.dedup)
         summary.dedup_seconds = time.perf_counter() - started
-        [(summary.contaminated,)] = con.execute("SELECT count(DISTINCT coalesce(prompt_key, annotation_id)) "
-                                                "FROM stage_contamination").fetchall()
+        [(summary.contaminated,)] = con.execute(sql("contamination/batch_matched.sql")).fetchall()
         summary.status = "validated"
     return summary
 
@@ -153,7 +155,9 @@ def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
 
 
 def ingest_file(wh: Warehouse, path: Path, settings: Settings, fmt: str = "auto") -> BatchSummary:
-    """read -> validate -> load one file, without Prefect."""
+    """migrate (when due) -> read -> validate -> load one file, without Prefect."""
+    for message in migrate(wh, settings.dedup):
+        print(message)
     return load_batch(wh, validate_batch(wh, read_batch(wh, path, fmt, settings), settings))
 
 

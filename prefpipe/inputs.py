@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prefpipe.errors import InputError
-from prefpipe.model import max_positions, quiet_transformers
-from prefpipe.units import Unit
+from prefpipe.loading import quiet_transformers
+from prefpipe.model import max_positions
+from prefpipe.training_data import RankedAnnotation
 
 ROLES = {"user": "User", "assistant": "Assistant", "system": "System"}
 
@@ -47,12 +48,12 @@ def render_text(tokenizer, prompt: str | list[dict], response: str) -> str:
 
 @dataclass
 class Encoded:
-    """A unit as token ids: its distinct inputs, and pairs and ranking groups that index into them."""
+    """An annotation as token ids: its distinct inputs, and pairs and ranking groups that index into them."""
 
     inputs: list[list[int]]
     pairs: list[tuple[int, int, int, float]]
     groups: list[list[int]]  # for Plackett-Luce: best first, tied inputs together
-    unit: Unit
+    annotation: RankedAnnotation
 
     @property
     def width(self) -> int:
@@ -110,11 +111,11 @@ def builder_for(tokenizer, model, max_length: int) -> InputBuilder:
     return InputBuilder(tokenizer, min(max_length, max_positions(model) or max_length))
 
 
-def encode_units(builder: InputBuilder, units: list[Unit]) -> tuple[list[Encoded], int]:
-    """Encoded units and the number of pairs left out because both inputs became identical."""
-    ids = builder.build([(u.prompt, text) for u in units for text in u.texts])
+def encode_annotations(builder: InputBuilder, annotations: list[RankedAnnotation]) -> tuple[list[Encoded], int]:
+    """Encoded annotations and the number of pairs left out because both inputs became identical."""
+    ids = builder.build([(u.prompt, text) for u in annotations for text in u.texts])
     encoded, identical, offset = [], 0, 0
-    for u in units:
+    for u in annotations:
         rows, slot = [], {}
         for seq in ids[offset: offset + len(u.texts)]:
             rows.append(slot.setdefault(tuple(seq), len(slot)))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import re
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ RESULTS = Layout((f"evalset={NAME}", f"model={NAME}", DATE, RUN), ("scores.parqu
 REWARDS = Layout((DATE, RUN), ("candidates.parquet", "rewards.parquet"))
 ANALYSIS_FILES = {"tilt": ("prompts.parquet", "frontier.parquet"), "tradeoff": ("samples.parquet", "corpora.parquet")}
 ANALYSES = Layout((f"analysis=({'|'.join(ANALYSIS_FILES)})", DATE, RUN), kinds=ANALYSIS_FILES)
+
+
+def new_run_id(run_date: date) -> str:
+    """A run's id: its date and 8 random hex digits (two runs of one day never share one)."""
+    return f"{run_date:%Y%m%d}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)

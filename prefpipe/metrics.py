@@ -9,23 +9,25 @@ expected calibration error is Σ_bins (n_bin / n) · |share true − mean probab
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 
+from prefpipe.calibration import calibration_bins, expected_calibration_error
+from prefpipe.config import TrainConfig
 from prefpipe.files import follow_umask
-from prefpipe.inputs import builder_for, encode_units
-from prefpipe.model import load_reward_model, load_tokenizer, score
+from prefpipe.inputs import builder_for, encode_annotations
+from prefpipe.loading import load_reward_model, load_tokenizer
+from prefpipe.model import score
 from prefpipe.settings import HELD_OUT
-from prefpipe.units import SNAPSHOT, read_units
+from prefpipe.training_data import SNAPSHOT, read_snapshot
 
 METRICS = "metrics.json"
 PLOT = "calibration.png"
-BINS = 10
 
 
 def pair_metrics(deltas: list[float]) -> dict:
@@ -36,53 +38,33 @@ def pair_metrics(deltas: list[float]) -> dict:
             "log_loss": F.softplus(-d).mean().item(), "ece": expected_calibration_error(deltas)}
 
 
-def calibration_bins(deltas: list[float], bins: int = BINS) -> list[dict]:
-    """Per bin of predicted probability: pairs (counted both ways), mean probability, share true."""
-    sums = [[0, 0.0, 0] for _ in range(bins)]  # count, probability sum, true
-    for delta in deltas:
-        p = 1 / (1 + math.exp(-max(min(delta, 700), -700)))
-        for prob, true in ((p, 1), (1 - p, 0)):
-            b = sums[min(int(prob * bins), bins - 1)]
-            b[0], b[1], b[2] = b[0] + 1, b[1] + prob, b[2] + true
-    return [{"low": i / bins, "high": (i + 1) / bins, "count": n, "probability": s / n if n else None,
-             "true": t / n if n else None} for i, (n, s, t) in enumerate(sums)]
-
-
-def expected_calibration_error(deltas: list[float], bins: int = BINS) -> float:
-    table = calibration_bins(deltas, bins)
-    total = sum(b["count"] for b in table)
-    return sum(b["count"] / total * abs(b["true"] - b["probability"]) for b in table if b["count"])
-
-
-def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = HELD_OUT,
+def held_out_metrics(run_dir: Path | str, splits: tuple[str, ...] = HELD_OUT,
                    device: str = "auto") -> dict:
     """Score the held-out splits of RUN_DIR's snapshot with its trained model; write metrics.json and
     calibration.png; record the reward mean and std on the validation split in the model's config."""
-    from prefpipe.config import TrainConfig
-
     run_dir = Path(run_dir)
     config = TrainConfig.load(run_dir)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     tokenizer, model = load_tokenizer(run_dir), load_reward_model(run_dir).to(device)
     builder = builder_for(tokenizer, model, config.max_length)
-    units = read_units(run_dir / SNAPSHOT)
+    annotations = read_snapshot(run_dir / SNAPSHOT)
     result, deltas_by_split, rewards = {}, {}, {}
     for split in splits:
-        encoded, identical = encode_units(builder, [u for u in units if u.split == split])
-        rewards[split] = scores = score_units(model, encoded, tokenizer.pad_token_id, device)
+        encoded, identical = encode_annotations(builder, [u for u in annotations if u.split == split])
+        rewards[split] = scores = score_annotations(model, encoded, tokenizer.pad_token_id, device)
         deltas, groups = [], defaultdict(list)
-        for unit, delta in pair_deltas(encoded, scores):
+        for annotation, delta in pair_deltas(encoded, scores):
             deltas.append(delta)
-            groups["by_source", unit.source].append(delta)
-            groups["by_annotator", unit.annotator_id].append(delta)
+            groups["by_source", annotation.source].append(delta)
+            groups["by_annotator", annotation.annotator_id].append(delta)
         deltas_by_split[split] = deltas
         result[split] = pair_metrics(deltas) | {"identical_after_truncation": identical} | {
             kind: {key: pair_metrics(v) for (k, key), v in sorted(groups.items()) if k == kind}
             for kind in ("by_source", "by_annotator")} | {"calibration": calibration_bins(deltas)}
     stats_split = "validation" if rewards.get("validation") else "train"
     if stats_split == "train":  # no validation pairs: the statistics come from the training inputs
-        encoded, _ = encode_units(builder, [u for u in units if u.split == "train"])
-        rewards["train"] = score_units(model, encoded, tokenizer.pad_token_id, device)
+        encoded, _ = encode_annotations(builder, [u for u in annotations if u.split == "train"])
+        rewards["train"] = score_annotations(model, encoded, tokenizer.pad_token_id, device)
     values = rewards[stats_split] or [0.0]
     result["reward_mean"], result["reward_std"] = statistics.fmean(values), statistics.pstdev(values)
     result["reward_stats_split"] = stats_split
@@ -96,27 +78,23 @@ def evaluate_model(run_dir: Path | str, splits: tuple[str, ...] = HELD_OUT,
 
 
 def pair_deltas(encoded: list, scores: list[float]):
-    """(unit, r_chosen − r_rejected) for every pair, with `scores` as `score_units` returns them."""
+    """(annotation, r_chosen − r_rejected) for every pair, with `scores` as `score_annotations` returns them."""
     offset = 0
     for e in encoded:
         for c, r, _, _ in e.pairs:
-            yield e.unit, scores[offset + c] - scores[offset + r]
+            yield e.annotation, scores[offset + c] - scores[offset + r]
         offset += len(e.inputs)
 
 
-def score_units(model, encoded: list, pad_id: int, device: str) -> list[float]:
-    """The reward of every input of the units, in order (pairs index into them with each unit's offset)."""
+def score_annotations(model, encoded: list, pad_id: int, device: str) -> list[float]:
+    """The reward of every input of the annotations, in order (pairs index into them with each annotation's offset)."""
     return score(model, [s for e in encoded for s in e.inputs], pad_id, device=device)
 
 
 def plot_calibration(deltas_by_split: dict[str, list[float]], path: Path) -> None:
     """A reliability diagram (PNG): share of true outcomes against predicted probability, per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    figure = Figure(figsize=(4.5, 4.5), dpi=100)
+    axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
     for split, deltas in deltas_by_split.items():
         table = [b for b in calibration_bins(deltas) if b["count"]]
@@ -129,5 +107,4 @@ def plot_calibration(deltas_by_split: dict[str, list[float]], path: Path) -> Non
     figure.tight_layout()
     temporary = path.with_name(f".{path.name}.tmp")
     figure.savefig(temporary, format="png")
-    plt.close(figure)
     temporary.replace(path)

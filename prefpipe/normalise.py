@@ -17,7 +17,12 @@ from pathlib import Path
 import torch
 
 from prefpipe.errors import InputError
+from prefpipe.evalsets import read_evalset
 from prefpipe.files import follow_umask
+from prefpipe.loading import load_reward_model, load_tokenizer
+from prefpipe.registry import latest_evalsets
+from prefpipe.scoring import reward_scorer, score_items
+from prefpipe.settings import SPLITS
 from prefpipe.sql import run_script
 from prefpipe.transforms import normalisation
 
@@ -26,13 +31,8 @@ KINDS = ("edits", "evalset:NAME", "split:NAME")
 
 def reference_items(wh, to: str) -> list[tuple[str | list[dict], str]]:
     """The (prompt, response) items of the reference set TO."""
-    from prefpipe.settings import SPLITS
-
     kind, _, name = to.partition(":")
     if kind == "evalset" and name:
-        from prefpipe.evalsets import read_evalset
-        from prefpipe.registry import latest_evalsets
-
         found = latest_evalsets(wh, name)
         if not found:
             raise InputError("no such evaluation set (see `prefpipe evalset list`)", field="--to", file=name)
@@ -50,9 +50,6 @@ def reference_items(wh, to: str) -> list[tuple[str | list[dict], str]]:
 
 def normalise_model(source: Path, target: Path, items: list, scale: bool, to: str) -> dict:
     """Write to TARGET a copy of the reward model SOURCE whose rewards have mean 0 (and std 1) on ITEMS."""
-    from prefpipe.evaluation import reward_scorer, score_items
-    from prefpipe.model import load_reward_model, load_tokenizer
-
     if target.exists():
         raise InputError("already exists: choose another --name", file=target)
     model, tokenizer = load_reward_model(source), load_tokenizer(source)

@@ -214,3 +214,18 @@ def _last_message(log: Path) -> str:
 
 if __name__ == "__main__":
     sys.exit(supervise(Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
+
+
+@contextlib.contextmanager
+def prefect_session(settings, port: int | None = None) -> Iterator[str]:
+    """The Prefect API for the time of the block, for a command that runs a flow with SETTINGS (Settings): the
+    one configured (PREFECT_API_URL, a profile, a test harness), else the home's shared local server (started
+    on PORT, or a free port, when none runs). Yields its URL."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings  # 1.2 s: see cli.py
+
+    if configured := get_current_settings().api.url:
+        yield configured
+        return
+    with prefect_api(settings.home, start_timeout_s=settings.prefect_start_timeout_s, idle_s=settings.prefect_idle_s,
+                     port=port) as url, temporary_settings({PREFECT_API_URL: url}):
+        yield url

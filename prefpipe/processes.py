@@ -57,10 +57,12 @@ def become_subreaper() -> bool:
 
 def _guard(worker: int) -> int:
     """Forward signals to WORKER until it ends; then stop what it left behind. Returns the exit status."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    awaited = (*FORWARDED, signal.SIGCHLD)  # a child's end wakes the guard at once: no poll's delay on exit
+    signal.pthread_sigmask(signal.SIG_BLOCK, awaited)
     while True:
-        info = signal.sigtimedwait(FORWARDED, POLL_S)
-        if info is not None and (info.si_signo != signal.SIGINT or info.si_code == SI_USER):
+        info = signal.sigtimedwait(awaited, POLL_S)
+        if info is not None and info.si_signo in FORWARDED and (info.si_signo != signal.SIGINT
+                                                                 or info.si_code == SI_USER):
             _send(worker, info.si_signo)
         status = _reap(worker)
         if status is not None:

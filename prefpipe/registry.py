@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 from prefpipe.config import Combination
 from prefpipe.contamination import check_set
+from prefpipe.dpo import check_pair
 from prefpipe.errors import InputError
-from prefpipe.names import check_name
+from prefpipe.evalsets import read_evalset_format
+from prefpipe.export import export_pairs
+from prefpipe.files import content_hash
+from prefpipe.model_files import is_causal_lm, model_config
 from prefpipe.settings import HELD_OUT
 from prefpipe.sql import sql
 from prefpipe.warehouse import Warehouse
@@ -22,18 +28,17 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
     pairs, metrics, data hash) is never erased silently; REPLACE replaces it (a resumed run does)."""
     path = Path(path).resolve()
     with wh.transaction() as con:
-        held = con.execute("SELECT path, loss, pairs FROM models WHERE model_id = ?", [model_id]).fetchone()
-        if con.execute("SELECT count(*) FROM combos WHERE name = ?", [model_id]).fetchone()[0]:
+        is_model, is_combo, held_path, loss, pairs = _names(con, model_id)
+        if is_combo:
             raise InputError("a combination has this name; choose another --name", field="--name", file=model_id)
-        if held and not replace:
-            trained = f", trained with {held[1]} on {held[2]} pairs" if held[2] is not None else ""
-            raise InputError(f"already registered (the model at {held[0]}{trained}); choose another --name, or "
+        if is_model and not replace:
+            trained = f", trained with {loss} on {pairs} pairs" if pairs is not None else ""
+            raise InputError(f"already registered (the model at {held_path}{trained}); choose another --name, or "
                              "pass --replace to replace it and its record", field="--name", file=model_id)
-        con.execute("DELETE FROM models WHERE model_id = ?", [model_id])
+        con.execute(sql("registry/delete_model.sql"), [model_id])
         headline = {split: {k: metrics[split][k] for k in HEADLINE} for split in HELD_OUT
                     if split in metrics}
-        con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
-                    "metrics, reference, excluded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute(sql("registry/insert_model.sql"),
                     [model_id, str(path), config["base"], config["loss"], json.dumps(config),
                      snapshot["batch_ids"], snapshot["pairs"]["train"], snapshot["hash"], json.dumps(headline),
                      None if reference is None else str(Path(reference).resolve()),
@@ -49,24 +54,18 @@ def list_models(wh: Warehouse) -> tuple[list[str], list[tuple]]:
 def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str = "auto",
                      source: str | None = None) -> tuple[dict, bool]:
     """Register PATH as (a new version of) evaluation set NAME: validated, copied, recorded.
-    Returns the version's row and whether it is new (an unchanged file is the same version)."""
-    import shutil
-
-    from prefpipe.evalsets import read_evalset_format
-    from prefpipe.files import content_hash
-
-    check_name(name)
+    Returns the version's row and whether it is new (an unchanged file is the same version). NAME was checked
+    by the caller (prefpipe.names.check_name), as every name is, once, where it enters."""
     fmt, examples = read_evalset_format(path, fmt)
     version = content_hash(path)
-    held = wh.con.execute(f"SELECT *, {CONTAMINATED} FROM evalsets WHERE name = ? AND version = ?", [name, version])
-    if row := held.fetchone():
-        return dict(zip([d[0] for d in held.description], row, strict=True)), False
+    columns, held = wh.query(sql("registry/evalset_version.sql"), [name, version])
+    if held:
+        return dict(zip(columns, held[0], strict=True)), False
     stored = home / "evalsets" / name / f"{version[:16]}{Path(path).suffix}"
     stored.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, stored)
     with wh.transaction() as con:
-        con.execute("INSERT INTO evalsets (name, version, path, source, format, examples, subsets) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        con.execute(sql("registry/insert_evalset.sql"),
                     [name, version, str(stored.resolve()), source or str(Path(path).resolve()), fmt, len(examples),
                      sorted({e.subset for e in examples})])
     check_set(wh, name, version, str(stored.resolve()))  # its matches in the whole warehouse
@@ -75,27 +74,16 @@ def register_evalset(wh: Warehouse, home: Path, path: Path, name: str, fmt: str 
 
 def register_split(wh: Warehouse, home: Path, split: str, name: str) -> tuple[dict, bool]:
     """The warehouse's curated pairs of SPLIT, as (a new version of) evaluation set NAME."""
-    import tempfile
-
-    from prefpipe.export import export_pairs
-
-    check_name(name)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{name}-{split}.jsonl"
         export_pairs(wh, path, split, layout="rewardbench")
         return register_evalset(wh, home, path, name, source=f"warehouse:{split}")
 
 
-CONTAMINATED = ("(SELECT count(DISTINCT example_id) FROM contamination c WHERE c.evalset = evalsets.name "
-                "AND c.version = evalsets.version) AS contaminated")  # examples that match the warehouse
-
-
 def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
     """The latest version of every registered set (or of NAME), with how many of its examples match the
     warehouse (`contaminated`: by prompt or a response; prefpipe.contamination)."""
-    columns, rows = wh.query(f"SELECT *, {CONTAMINATED} FROM evalsets WHERE ? IS NULL OR name = ? "
-                             "QUALIFY row_number() OVER (PARTITION BY name ORDER BY registered_at DESC) = 1 "
-                             "ORDER BY name", [name, name])
+    columns, rows = wh.query(sql("registry/latest_evalsets.sql"), [name])
     return [dict(zip(columns, r, strict=True)) for r in rows]
 
 
@@ -106,14 +94,9 @@ def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None =
     """Register a model trained elsewhere (active): a Hugging Face sequence-classification folder, or a
     DPO policy (a causal LM) with its REFERENCE, scored by its implicit reward. An id in use is refused
     unless REPLACE."""
-    check_name(model_id)
     if reference is not None:
-        from prefpipe.dpo import check_pair
-
         check_pair(path, reference)
     else:
-        from prefpipe.model_files import is_causal_lm, model_config
-
         values = model_config(path)
         config = Path(path) / "config.json"
         if is_causal_lm(values):
@@ -128,14 +111,14 @@ def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None =
 
 def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
     with wh.transaction() as con:
-        if not con.execute("SELECT count(*) FROM models WHERE model_id = ?", [model_id]).fetchone()[0]:
+        if not _names(con, model_id)[0]:
             raise InputError("no such model in the registry (see `prefpipe models`)", file=model_id)
-        con.execute("UPDATE models SET active = ? WHERE model_id = ?", [active, model_id])
+        con.execute(sql("registry/set_active.sql"), [model_id, active])
 
 
 def active_models(wh: Warehouse) -> list[tuple[str, str, str | None]]:
     """(model id, folder, reference folder of a DPO policy or None) of every active model."""
-    return wh.con.execute("SELECT model_id, path, reference FROM models WHERE active ORDER BY model_id").fetchall()
+    return wh.con.execute(sql("registry/active_models.sql")).fetchall()
 
 
 # -- combinations of models ---------------------------------------------------------------------------------
@@ -143,7 +126,7 @@ def active_models(wh: Warehouse) -> list[tuple[str, str, str | None]]:
 def add_combo(wh: Warehouse, combo: Combination, *, replace: bool = False) -> None:
     """Register COMBO (active): its models must be registered, and its name must not be a model's."""
     with wh.transaction() as con:
-        known = {m for (m,) in con.execute("SELECT model_id FROM models").fetchall()}
+        known = {m for (m,) in con.execute(sql("registry/model_ids.sql")).fetchall()}
         if combo.name in known:
             raise InputError("a model has this name; a combination is scored under its own", field="NAME",
                              file=combo.name)
@@ -151,12 +134,10 @@ def add_combo(wh: Warehouse, combo: Combination, *, replace: bool = False) -> No
         if missing:
             raise InputError(f"no such model in the registry: {', '.join(missing)} (see `prefpipe models`)",
                              field="--model", file=combo.name)
-        if con.execute("SELECT count(*) FROM combos WHERE name = ?", [combo.name]).fetchone()[0] and not replace:
+        if _names(con, combo.name)[1] and not replace:
             raise InputError("already registered; pass --replace to replace it", field="NAME", file=combo.name)
-        con.execute("DELETE FROM combos WHERE name = ?", [combo.name])
-        con.execute('INSERT INTO combos (name, models, weights, transform, "references", quantile, quantiles, '
-                    "method, min_references, too_few, reference_lm, samples, seed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute(sql("registry/delete_combo.sql"), [combo.name])
+        con.execute(sql("registry/insert_combo.sql"),
                     [combo.name, list(combo.models), list(combo.weights), combo.transform, combo.references,
                      combo.quantiles[0], list(combo.quantiles), combo.method, combo.min_references, combo.too_few,
                      combo.reference_lm, combo.samples, combo.seed])
@@ -171,7 +152,7 @@ def combos(wh: Warehouse, name: str | None = None, active_only: bool = False) ->
 def model_folders(wh: Warehouse, model_ids: list[str]) -> dict[str, tuple[Path, Path | None]]:
     """(folder, DPO reference or None) of each model of MODEL_IDS."""
     found = {m: (Path(path), Path(ref) if ref else None) for m, path, ref in wh.con.execute(
-        "SELECT model_id, path, reference FROM models WHERE list_contains(?, model_id)", [model_ids]).fetchall()}
+        sql("registry/model_folders.sql"), [model_ids]).fetchall()}
     missing = [m for m in model_ids if m not in found]
     if missing:
         raise InputError(f"no such model in the registry: {', '.join(missing)} (see `prefpipe models`)",
@@ -184,17 +165,15 @@ def register_normalised(wh: Warehouse, source_id: str, model_id: str, path: Path
     affine map changes no comparison) and the normalisation (reference set, size, bias, scale)."""
     with wh.transaction() as con:
         check_free_name(con, model_id)
-        con.execute("INSERT INTO models (model_id, path, base, loss, hyperparameters, batch_ids, pairs, data_hash, "
-                    "metrics, reference) SELECT ?, ?, base, loss, ?, batch_ids, pairs, data_hash, metrics, reference "
-                    "FROM models WHERE model_id = ?",
+        con.execute(sql("registry/insert_normalised.sql"),
                     [model_id, str(Path(path).resolve()), json.dumps({"normalised_from": source_id} | record),
                      source_id])
 
 
 def check_free_name(con, model_id: str, folder: Path | None = None) -> None:
     """MODEL_ID names no model or combination yet (and FOLDER, where the new model would go, does not exist)."""
-    taken = con.execute("SELECT count(*) FROM models WHERE model_id = ?", [model_id]).fetchone()[0]
-    if taken or con.execute("SELECT count(*) FROM combos WHERE name = ?", [model_id]).fetchone()[0]:
+    is_model, is_combo, *_ = _names(con, model_id)
+    if is_model or is_combo:
         raise InputError("already names a model or a combination; choose another --name", field="--name",
                          file=model_id)
     if folder is not None and folder.exists():
@@ -203,7 +182,12 @@ def check_free_name(con, model_id: str, folder: Path | None = None) -> None:
 
 def model_record(wh: Warehouse, model_id: str) -> dict:
     """The registry row of MODEL_ID."""
-    columns, rows = wh.query("SELECT * FROM models WHERE model_id = ?", [model_id])
+    columns, rows = wh.query(sql("registry/model.sql"), [model_id])
     if not rows:
         raise InputError("no such model in the registry (see `prefpipe models`)", file=model_id)
     return dict(zip(columns, rows[0], strict=True))
+
+
+def _names(con, model_id: str) -> tuple[bool, bool, str | None, str | None, int | None]:
+    """Whether a model and whether a combination has the id MODEL_ID, and the model's path, loss and pairs."""
+    return con.execute(sql("registry/name.sql"), [model_id]).fetchall()[0]

@@ -21,10 +21,12 @@ import pyarrow.parquet as pq
 
 from prefpipe.candidates import Candidate, candidates_table
 from prefpipe.config import Combination
+from prefpipe.dpo import SequenceLogprob
 from prefpipe.errors import InputError
-from prefpipe.evaluation import code_version, score_items, scorer
 from prefpipe.lake import REWARDS, in_written_order, partitions, write_partition
+from prefpipe.scoring import score_items, scorer
 from prefpipe.transforms import combination
+from prefpipe.versions import code_version
 
 REWARD_SCHEMA = pa.schema([("prompt_id", pa.string()), ("response_id", pa.string()), ("model_id", pa.string()),
                            ("reward", pa.float64())])
@@ -43,8 +45,6 @@ def with_reference(candidates: list[Candidate], reference_lm: Path | None = None
     local causal LM REFERENCE_LM (over the response's tokens), else the file's ref_logprob, else none
     (uniform)."""
     if reference_lm is not None:
-        from prefpipe.dpo import SequenceLogprob
-
         logprobs = score_items([(c.prompt, c.response) for c in candidates], SequenceLogprob(reference_lm, device))
         sources = [f"lm:{Path(reference_lm)}"] * len(candidates)
     else:

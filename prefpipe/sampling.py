@@ -22,7 +22,6 @@ import os
 import threading
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,12 +29,13 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from prefpipe.adaptors import Adaptor, Setting
-from prefpipe.dpo import check_pair, load_causal_lm, sequence_logprobs
+from prefpipe.dpo import check_pair, sequence_logprobs
 from prefpipe.errors import InputError
 from prefpipe.files import folder_hash
 from prefpipe.inputs import InputBuilder, prompt_and_response
-from prefpipe.model import load_tokenizer, quiet_transformers
+from prefpipe.loading import load_tokenizer, loaded_lm, loaded_tokenizer, quiet_transformers
 from prefpipe.model_files import model_config
+from prefpipe.scoring import score_items
 
 SAMPLE_TOKENS = 8192  # rows × (prompt + new tokens) per generate call on CPU
 # generate draws from torch's global generator, which each batch seeds: one sampling at a time per process
@@ -173,30 +173,6 @@ def check_models(aligned: Path | str, prior: Path | str, max_new_tokens: int) ->
     return limit - max_new_tokens
 
 
-def loaded_lm(path: str, device: str):
-    """A causal LM, loaded once per process while its folder is unchanged (a Dask worker's settings share it)."""
-    return _loaded_lm(path, device, _written(path))
-
-
-def loaded_tokenizer(path: str):
-    return _loaded_tokenizer(path, _written(path))
-
-
-@lru_cache(maxsize=2)
-def _loaded_lm(path: str, device: str, written: float):
-    return load_causal_lm(path).to(device)
-
-
-@lru_cache(maxsize=2)
-def _loaded_tokenizer(path: str, written: float):
-    return load_tokenizer(path)
-
-
-def _written(path: str) -> float:
-    """When the folder's files last changed (a model rewritten in place is loaded again)."""
-    return max((f.stat().st_mtime for f in Path(path).iterdir() if f.is_file()), default=0.0)
-
-
 def sample_table(aligned: str, prompts: list[tuple[str, str | list[dict]]], setting: Setting, *, samples: int,
                  max_new_tokens: int, seed: int, room: int, device: str = "cpu") -> pa.Table:
     """SAMPLES responses to every prompt from the ALIGNED model under SETTING: a row per sample with its
@@ -233,8 +209,6 @@ def score_samples(samples: pa.Table, aligned: str, prior: str, room: int, reward
     if reward is None:
         values = [a - p for a, p in zip(samples["log_aligned"].to_pylist(), log_prior, strict=True)]
     else:
-        from prefpipe.evaluation import score_items
-
         values = score_items([(prompts[pid], text) for pid, text in zip(
             samples["prompt_id"].to_pylist(), samples["response"].to_pylist(), strict=True)], reward)
     return (samples.append_column("log_prior", pa.array(log_prior, pa.float64()))

@@ -1,10 +1,11 @@
-"""Every default of prefpipe in one place, overridable by environment variables and flags."""
+"""Settings: where prefpipe keeps things and how its jobs run (paths, limits, schedules, dedup), each default
+once, overridable by PREFPIPE_* environment variables and flags. A job's hyperparameters are prefpipe.config's."""
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from prefpipe.dedup import Params
@@ -15,7 +16,7 @@ HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
 DEDUP_ENV = {"dedup_ngram": int, "dedup_permutations": int, "dedup_bands": int, "dedup_threshold": float}
 SECONDS_ENV = {"lock_timeout_s": "PREFPIPE_LOCK_TIMEOUT", "prefect_start_timeout_s": "PREFPIPE_PREFECT_START_TIMEOUT",
                "prefect_idle_s": "PREFPIPE_PREFECT_IDLE"}
-PATHS = ("home", "warehouse", "results", "models", "tables", "rewards", "analysis", "report")  # PREFPIPE_<NAME> each
+TASK_RUNNERS = ("threads", "dask")  # in this process | a Dask cluster (prefect-dask)
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,13 @@ class Settings:
     # (Prefect's own ephemeral server waits 20 s, too short on a busy machine), and how long it stays up unused
     prefect_start_timeout_s: float = 300.0
     prefect_idle_s: float = 60.0
+    task_runner: str = TASK_RUNNERS[0]  # of the nightly units and the trade-off's settings
+    demo_annotations: int = 400  # `prefpipe demo`: synthetic annotations, and epochs of its model
+    demo_epochs: int = 2
     # near-duplicate prompts (prefpipe.dedup): word n-grams, MinHash permutations, LSH bands, Jaccard threshold
     dedup_ngram: int = 5
     dedup_permutations: int = 128
-    dedup_bands: int = 16
+    dedup_bands: int = 16  # of 8 rows: a pair at Jaccard 0.8 shares a bucket with probability 0.947, at 0.9 0.9999
     dedup_threshold: float = 0.8
 
     @property
@@ -62,16 +66,9 @@ class Settings:
         """Defaults < PREFPIPE_* environment variables < explicit overrides (None = not given)."""
         env = os.environ
         home = Path(overrides.get("home") or env.get("PREFPIPE_HOME", "data"))  # the other paths follow it
-        values: dict = {
-            "home": home,
-            "warehouse": Path(env.get("PREFPIPE_WAREHOUSE", home / "warehouse.duckdb")),
-            "results": Path(env.get("PREFPIPE_RESULTS", home / "results")),
-            "models": Path(env.get("PREFPIPE_MODELS", home / "models")),
-            "tables": Path(env.get("PREFPIPE_TABLES", home / "tables")),
-            "rewards": Path(env.get("PREFPIPE_REWARDS", home / "rewards")),
-            "analysis": Path(env.get("PREFPIPE_ANALYSIS", home / "analysis")),
-            "report": Path(env.get("PREFPIPE_REPORT", home / "report")),
-        }
+        values: dict = {"home": home} | {  # PREFPIPE_<NAME>, else the default's place under the home
+            name: Path(env.get(f"PREFPIPE_{name.upper()}", home / getattr(cls, name).relative_to(cls.home)))
+            for name in PATHS[1:]}
         for key, name in SECONDS_ENV.items():
             if name in env:
                 values[key] = _number(name, env[name], what="of seconds")
@@ -92,6 +89,9 @@ class Settings:
         return replace(self, **changes)
 
     def check(self) -> None:
+        if self.task_runner not in TASK_RUNNERS:
+            raise InputError(f"must be one of {', '.join(TASK_RUNNERS)}, got {self.task_runner!r}",
+                             field="--task-runner")
         if not self.max_responses >= 2:
             raise InputError(f"must be at least 2, got {self.max_responses}", field="max_responses")
         if not 0 <= self.max_quarantined_share <= 1:
@@ -104,6 +104,9 @@ class Settings:
             if not 0 <= (value := getattr(self, key)) < math.inf:
                 raise InputError(f"must be a finite number of seconds, at least 0, got {value}", field=name)
         self.dedup.check()
+
+
+PATHS = tuple(f.name for f in fields(Settings) if isinstance(f.default, Path))  # home first: the others follow it
 
 
 def check_threshold(threshold: float) -> float:

@@ -10,7 +10,7 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 @cache
 def sql(name: str) -> str:
-    """The text of sql/NAME (e.g. 'ingest/03_pairs.sql')."""
+    """The text of sql/NAME (e.g. 'ingest/04_pairs.sql')."""
     return (SQL_DIR / name).read_text()
 
 

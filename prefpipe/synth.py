@@ -12,6 +12,23 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    GPT2Config,
+    PreTrainedTokenizerFast,
+)
+
+from prefpipe.evalsets import Example
+from prefpipe.lake import Run, write_results
+from prefpipe.registry import register_model
+from prefpipe.results import result_tables
+from prefpipe.tables import publish_tables
+from prefpipe.warehouse import Warehouse
+
 GOOD = ("accurate clear concise correct helpful precise relevant "
         "thorough honest specific structured cited careful complete polite").split()
 BAD = ("wrong vague rambling rude irrelevant incorrect evasive "
@@ -81,16 +98,6 @@ def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 
     """A small randomly initialised reward model with a word-level tokenizer of the synthetic vocabulary,
     saved as a Hugging Face folder: `encoder` (BERT) or `decoder` (GPT-2); `causal-lm` is a GPT-2 language
     model instead (a DPO policy or its reference). For tests and benchmarks."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import (
-        AutoModelForCausalLM,
-        AutoModelForSequenceClassification,
-        BertConfig,
-        GPT2Config,
-        PreTrainedTokenizerFast,
-    )
-
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     words = sorted({*GOOD, *BAD, *NEUTRAL, *TOPICS, "question", "about", "user", "assistant", "system",
                     *"0123456789", *":?.()"})
@@ -133,10 +140,6 @@ def synthetic_lake(results: Path | str, models: dict[str, float], nights: list, 
     regression), except that DROPS {(model, set): skill lost} lowers the last night's: a planted regression.
     CONTAMINATED {(model, set): N}: the set's first N examples matched the model's training data (and none of
     the other pairs'); without it, contamination is not known."""
-    from prefpipe.evalsets import Example
-    from prefpipe.evaluation import result_tables
-    from prefpipe.lake import Run, write_results
-
     for name, subsets in sets.items():
         bench = [Example(f"{s}-{i}", s, f"question {i} of {s}", ("a" * (10 + i % 7),), ("b" * (12 - i % 5),))
                  for s in subsets for i in range(examples)]
@@ -155,10 +158,6 @@ def synthetic_lake(results: Path | str, models: dict[str, float], nights: list, 
 def synthetic_registry(settings, model_ids: list[str]) -> None:
     """Register MODEL_IDS as if trained here (their records only: config, snapshot, held-out metrics) and
     publish the warehouse tables, for a report's provenance."""
-    from prefpipe.registry import register_model
-    from prefpipe.tables import publish_tables
-    from prefpipe.warehouse import Warehouse
-
     with Warehouse.open(settings) as wh:
         for i, model_id in enumerate(model_ids):
             config = {"base": "sentence-transformers/all-MiniLM-L6-v2", "loss": "bt", "lr": 1e-4, "epochs": 2,

@@ -9,15 +9,17 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefpipe.files import write_whole
+import duckdb
 
-TABLE_NAMES = "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() ORDER BY 1"
+from prefpipe.files import write_whole
+from prefpipe.sql import sql
+
 INTERNAL = ("prompt_bands",)  # the LSH buckets (16 rows per prompt): prefpipe's index, nothing to query
 
 
 def warehouse_tables(con) -> list[str]:
     """The warehouse's tables (not its views, not the temp tables of an ingest, not its internal index)."""
-    return [name for (name,) in con.execute(TABLE_NAMES).fetchall() if name not in INTERNAL]
+    return [name for (name,) in con.execute(sql("warehouse/tables.sql")).fetchall() if name not in INTERNAL]
 
 
 def publish_tables(con, tables: Path, keep: int = 2) -> Path:
@@ -45,22 +47,18 @@ def latest_tables(tables: Path) -> Path | None:
     return copies[-1] if copies else None
 
 
-def compact(prompt: object) -> str:
+def prompt_json(prompt: object) -> str:
     """A prompt as compact JSON, as DuckDB's json() writes it: the key that matches warehouse prompts."""
     return json.dumps(prompt, separators=(",", ":"), ensure_ascii=False)
 
 
 def warehouse_responses(tables: Path, prompts: list[object]) -> list[tuple[object, str]]:
     """(prompt, text) of the warehouse's responses to PROMPTS, from the latest table copy (no lock taken)."""
-    import duckdb
-
-    from prefpipe.sql import sql
-
     copy = latest_tables(tables)
     if copy is None:
         return []
     with duckdb.connect() as con:
         con.execute("SET VARIABLE copy = ?", [str(copy)])
-        con.execute("SET VARIABLE prompts = ?", [sorted({compact(p) for p in prompts})])
+        con.execute("SET VARIABLE prompts = ?", [sorted({prompt_json(p) for p in prompts})])
         return [(json.loads(prompt), text) for prompt, text in con.execute(sql("analysis/warehouse_references.sql")
                                                                            ).fetchall()]

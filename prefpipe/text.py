@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+LEADERBOARD_EMPTY = "(no results: register models and evaluation sets first)"
+
 
 def format_table(columns: list[str], rows: list[tuple]) -> str:
     cells = [[str(c) for c in columns]] + [["" if v is None else str(v) for v in row] for row in rows]

@@ -12,7 +12,7 @@ log n − (n−1)/n (Beirami et al. 2024), and its win rate against π_ref (ties
 Everything is vectorised over all prompts at once: candidates sorted by prompt, then reward; a prompt is a
 run [start, next start), and sums over runs are numpy segment reductions, or matrix products where the runs
 have one length (`Segments`). No Python loop over prompts or candidates. What does not depend on β or n
-(π_ref, the shift, the tie groups, the CDF) is computed once per `Candidates`. prefpipe.frontier runs this
+(π_ref, the shift, the tie groups, the CDF) is computed once per `Candidates`. prefpipe.tilt_tables runs this
 over pieces of about 65,000 candidates, two at a time, so that a piece's arrays stay in the CPU's cache.
 """
 

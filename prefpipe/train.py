@@ -28,16 +28,18 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from prefpipe.batches import Batch, collate, token_batches
 from prefpipe.config import TrainConfig
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.files import follow_umask
-from prefpipe.inputs import builder_for, encode_units
+from prefpipe.inputs import builder_for, encode_annotations
+from prefpipe.loading import load_reward_model, load_tokenizer
 from prefpipe.losses import pairwise_loss, plackett_luce_loss
-from prefpipe.model import RewardModel, load_reward_model, load_tokenizer
-from prefpipe.units import SNAPSHOT, read_units, snapshot_record
+from prefpipe.model import RewardModel
+from prefpipe.training_data import SNAPSHOT, read_snapshot, snapshot_record
 
 CHECKPOINT = "checkpoint.pt"
 FIGURES = "train_figures.json"
@@ -91,7 +93,7 @@ class Training:
     optimizer: torch.optim.Optimizer
     scheduler: object
     encoded: list
-    epochs: list[list[list[int]]]  # per epoch, batches of unit indices
+    epochs: list[list[list[int]]]  # per epoch, batches of annotation indices
     schedule: list[tuple[int, int]]  # per optimizer step: (epoch, step within the epoch)
     fingerprint: dict  # what a checkpoint must match to be resumed
     snapshot: dict
@@ -115,7 +117,7 @@ def fit(run_dir: Path | str, *, resume: bool = False, progress: bool = True,
 
 
 def set_up(run_dir: Path) -> Training:
-    """The model, the encoded training units, their batches per epoch, the optimizer and its schedule."""
+    """The model, the encoded training annotations, their batches per epoch, the optimizer and its schedule."""
     config = TrainConfig.load(run_dir)
     world = World.from_env(config.device)
     torch.manual_seed(config.seed)
@@ -124,9 +126,9 @@ def set_up(run_dir: Path) -> Training:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-    units = read_units(run_dir / SNAPSHOT)
+    annotations = read_snapshot(run_dir / SNAPSHOT)
     builder = builder_for(tokenizer, model, config.max_length)
-    encoded, identical = encode_units(builder, [u for u in units if u.split == "train"])
+    encoded, identical = encode_annotations(builder, [u for u in annotations if u.split == "train"])
     if not encoded:
         raise InputError("no training pairs in the snapshot: ingest annotations first", file=run_dir / SNAPSHOT)
     bf16 = config.bf16 and bf16_supported(world.device)
@@ -141,7 +143,7 @@ def set_up(run_dir: Path) -> Training:
         module, device_ids=[world.device.index] if world.device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * len(schedule)), len(schedule))
-    snapshot = snapshot_record(run_dir / SNAPSHOT, units)
+    snapshot = snapshot_record(run_dir / SNAPSHOT, annotations)
     fingerprint = {"config": asdict(config), "data": snapshot["hash"], "world": world.size}
     return Training(run_dir, config, world, tokenizer, model, module, trained, optimizer, scheduler, encoded, epochs,
                     schedule, fingerprint, snapshot, builder.max_length, identical, bf16)
@@ -195,7 +197,7 @@ def step_batches(run: Training, step: int) -> list[Batch]:
     batches, world, accumulate = run.epochs[epoch], run.world, run.config.accumulate
     picked = [batches[(s * world.size * accumulate + a * world.size + world.rank) % len(batches)]
               for a in range(accumulate)]
-    return [collate([run.encoded[i] for i in units], run.tokenizer.pad_token_id).to(world.device) for units in picked]
+    return [collate([run.encoded[i] for i in batch], run.tokenizer.pad_token_id).to(world.device) for batch in picked]
 
 
 def _forward_backward(run: Training, batch: Batch, step: int, last_round: bool) -> float:
@@ -227,9 +229,8 @@ def finish(run: Training, totals: dict, start: int) -> dict:
     if world.size > 1:
         dist.barrier()
         dist.destroy_process_group()
-        # Keep the run (its DDP model and gloo state) referenced until main() leaves by os._exit: freed when fit
-        # returned, a rank was seen to hang for good in the DDP destructor (py-spy: main() inside fit's call, no
-        # fit frame left; the other rank gone), failing the two-process test under load.
+        # The run (its DDP model and gloo state) stays referenced until main() leaves by os._exit: DDP's destructor
+        # can block for good once the other rank is gone, so it must never run.
         _UNTIL_EXIT.append(run)
     figures = totals | {"identical_after_truncation": run.identical, "bf16": run.bf16, "processes": world.size,
                         "total_steps": len(run.schedule), "resumed_at": start}
@@ -240,8 +241,6 @@ def finish(run: Training, totals: dict, start: int) -> dict:
 
 
 def _progress_bar(total: int, start: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     # disable=None: shown on a terminal only; logs get a line every 10% (`report`)
     return tqdm(total=total, initial=start, unit="step", desc="train", disable=None if enabled else True,
                 mininterval=1.0, dynamic_ncols=True)
@@ -291,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"prefpipe: error: {e}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Under torchrun, the work is saved and the process group destroyed: leave without the interpreter's
-        # teardown, where a rank was seen to hang for good in a C++ destructor (futex wait, gloo, CPU)
+        # teardown, whose C++ destructors (gloo) can block for good once the other rank is gone
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

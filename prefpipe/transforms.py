@@ -13,17 +13,11 @@ gives a reference set mean reward 0 (and, with a scale, std 1).
 from __future__ import annotations
 
 import statistics
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from prefpipe.config import METHODS, TRANSFORMS, Combination, check_quantile
 from prefpipe.errors import InputError
-
-if TYPE_CHECKING:
-    from prefpipe.config import Combination
-
-TRANSFORMS = ("lsc", "raw", "centered")
-METHODS = ("empirical", "normal")
 
 
 def log_sigmoid(d: np.ndarray) -> np.ndarray:
@@ -39,12 +33,6 @@ TINIEST = np.nextafter(0.0, 1.0)  # the smallest positive double, 5e−324
 def lsc(reward: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """u = log σ(r − r_ref)."""
     return log_sigmoid(np.asarray(reward, dtype=np.float64) - np.asarray(reference, dtype=np.float64))
-
-
-def check_quantile(q: float) -> float:
-    if not 0 < q < 1:
-        raise InputError(f"must be between 0 and 1 (both excluded), got {q}", field="--quantile")
-    return q
 
 
 def reference_reward(rewards: np.ndarray, q: float, method: str = "empirical", weights: np.ndarray | None = None

@@ -9,13 +9,10 @@ from pathlib import Path
 
 import duckdb
 
-from prefpipe import contamination, dedup
 from prefpipe.errors import InputError, PrefpipeError, WarehouseBusy
 from prefpipe.settings import Settings
 from prefpipe.sql import SQL_DIR, run_script, sql
 
-COUNTED = {"batches": "batches", "annotations": "annotations", "responses": "responses",
-           "pairs": "comparisons", "quarantine": "quarantine"}  # what `prefpipe stats` counts, and where
 CURATION_VIEWS = {"Batches": "batch_counts", "Quarantine by rule": "quarantine_by_rule", "Per source": "source_stats",
                   "Per annotator": "annotator_stats",
                   "Agreement where a prompt was judged more than once": "agreement",
@@ -47,17 +44,10 @@ class Warehouse:
 
     @classmethod
     def open(cls, settings: Settings) -> Warehouse:
-        """The warehouse of SETTINGS; clustered by near-duplicate prompts first if it never was (once)."""
+        """The warehouse of SETTINGS, its DDL applied and nothing else (its one-time steps: prefpipe.migrate)."""
         wh = cls(settings.warehouse, settings.lock_timeout_s, settings.memory_limit)
         train, validation, _ = settings.splits
         wh.set_variables(train_share=train, validation_share=validation)
-        try:
-            messages = [dedup.ensure_clustered(wh, settings.dedup), *contamination.check_registered(wh)]
-        except BaseException:
-            wh.close()
-            raise
-        for message in filter(None, messages):
-            print(message)
         return wh
 
     def __enter__(self) -> Warehouse:
@@ -87,30 +77,27 @@ class Warehouse:
             self.con.execute(f"SET VARIABLE {name} = ?", [value])
 
     def counts(self) -> dict[str, int]:
-        return {name: self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-                for name, table in COUNTED.items()}
+        """The rows of the main tables (sql/warehouse/counts.sql), for `prefpipe stats`."""
+        columns, [row] = self.query(sql("warehouse/counts.sql"))
+        return dict(zip(columns, row, strict=True))
 
     def curation_views(self, rows: int = 20) -> list[tuple[str, list[str], list[tuple]]]:
         """(title, columns, first ROWS rows) of each curation view, for `prefpipe stats`."""
-        return [(title, *self.query(f"SELECT * FROM {view} LIMIT ?", [rows])) for title, view in CURATION_VIEWS.items()]
+        return [(title, (view := self.con.table(name).limit(rows)).columns, view.fetchall())
+                for title, name in CURATION_VIEWS.items()]
 
     def cluster_views(self, rows: int = 10) -> list[tuple[str, list[str], list[tuple]]]:
         """(title, columns, rows) of the near-duplicate clusters, for `prefpipe stats`."""
-        return [
-            ("Near-duplicate clusters", *self.query(
-                "SELECT count(*) AS clusters, sum(prompts) AS prompts, count(*) FILTER (prompts > 1) AS shared, "
-                "sum(prompts) FILTER (prompts > 1) AS prompts_in_shared, "
-                "(SELECT count(*) FROM split_conflicts) AS split_conflicts FROM clusters")),
-            ("Largest clusters", *self.query("SELECT cluster_id, prompts, annotations, splits, example FROM clusters "
-                                             "WHERE prompts > 1 ORDER BY prompts DESC, cluster_id LIMIT ?", [rows])),
-            ("Held-out pairs that the split by exact prompt would have leaked", *self.query(
-                sql("dedup/cluster_leaks.sql"))),
-            ("Split conflicts (merges of clusters in different splits)", *self.query(
-                "SELECT * FROM split_conflicts ORDER BY merged_at DESC LIMIT ?", [rows]))]
+        return [("Near-duplicate clusters", *self.query(sql("warehouse/cluster_summary.sql"))),
+                ("Largest clusters", *self.query(sql("warehouse/largest_clusters.sql"), [rows])),
+                ("Held-out pairs that the split by exact prompt would have leaked",
+                 *self.query(sql("dedup/cluster_leaks.sql"))),
+                ("Split conflicts (merges of clusters in different splits)",
+                 *self.query(sql("warehouse/split_conflicts.sql"), [rows]))]
 
     def batch_rows(self, batch_id: str) -> int | None:
         """The rows of the batch BATCH_ID (a file's sha256) if it was ingested before, else None."""
-        found = self.con.execute("SELECT rows_in FROM batches WHERE batch_id = ?", [batch_id]).fetchall()
+        found = self.con.execute(sql("ingest/batch_rows.sql"), [batch_id]).fetchall()
         return found[0][0] if found else None
 
     def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:

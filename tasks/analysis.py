@@ -3,19 +3,29 @@ each setting, score the samples; write the lake."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import candidates, registry, rewards
+from prefpipe import candidates, registry, rewards, sampling
 from prefpipe.adaptors import Setting
 from prefpipe.config import Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
-from prefpipe.frontier import plot_frontier, tilt_tables
-from prefpipe.lake import write_partition
+from prefpipe.evalsets import read_evalset
+from prefpipe.lake import samples_cache, write_partition
+from prefpipe.scoring import score_items, scorer
 from prefpipe.settings import Settings
+from prefpipe.tables import prompt_json, warehouse_responses
+from prefpipe.tilt_tables import plot_frontier, tilt_tables
+from prefpipe.tradeoff import corpora_table, plot_tradeoff
+from prefpipe.tradeoff_toy import PAPER, toy, toy_tables
 from prefpipe.warehouse import Warehouse
 from tasks import retry_unless_input_error
 
@@ -47,18 +57,54 @@ def reference_logprobs(found: list[candidates.Candidate], reference_lm: str | No
 
 @task(cache_policy=NO_CACHE)
 def write_rewards(settings: Settings, run_id: str, run_date: date, table, per_model: list, source: str) -> Path:
-    import pyarrow as pa
-
     return rewards.write_rewards(settings.rewards, run_id, run_date, table, pa.concat_tables(per_model), source)
 
 
-@task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_input_error, cache_policy=NO_CACHE)
-def read_combo(settings: Settings, name: str) -> Combination:
+@task(cache_policy=NO_CACHE, task_run_name="reward of a model")
+def model_reward(run: rewards.RewardRun, model: str | None) -> tuple[np.ndarray, str, dict]:
+    """The reward of MODEL (default: the run's only model) over the run's candidates: (reward, its name, {})."""
+    if model is None:
+        if len(run.rewards) != 1:
+            raise InputError(f"the rewards run {run.run_id} has rewards of {', '.join(sorted(run.rewards))}: choose "
+                             "one with --model, or a combination with --combo", field="--model")
+        model = next(iter(run.rewards))
+    if model not in run.rewards:
+        raise InputError(f"the rewards run {run.run_id} has no rewards of this model (it has "
+                         f"{', '.join(sorted(run.rewards))})", field="--model", file=model)
+    return run.rewards[model], f"model {model}", {}
+
+
+@task(cache_policy=NO_CACHE, task_run_name="reward of combination {name}")
+def combo_reward(settings: Settings, run: rewards.RewardRun, name: str) -> tuple[np.ndarray, str, dict]:
+    """The reward of the registered combination NAME over the run's candidates: (reward, its name,
+    {"references": its r_ref per prompt and model})."""
     with Warehouse.open(settings) as wh:
         found = registry.combos(wh, name)
-    if not found:
+        combo = found[0] if found else None
+        folders = registry.model_folders(wh, list(combo.models)) if combo else {}
+    if combo is None:
         raise InputError("no such combination (see `prefpipe combos`)", field="--combo", file=name)
-    return found[0]
+    outside = (outside_references(settings, run, combo, folders) if combo.references in ("warehouse", "samples")
+               else None)
+    reward, references = rewards.combination_rewards(combo, run, outside)
+    return reward, f"combination {name} ({combo.transform} of {', '.join(combo.models)})", {"references": references}
+
+
+def outside_references(settings: Settings, run: rewards.RewardRun, combo: Combination,
+                       folders: dict[str, tuple[Path, Path | None]]) -> dict:
+    """Each model's rewards of the references from outside the run (for a combination's r_ref): the
+    warehouse's responses to the run's prompts, or the reference LM's samples of them."""
+    prompts = {pid: json.loads(p) for pid, p in zip(run.candidates["prompt_id"].to_pylist(),
+                                                    run.candidates["prompt"].to_pylist(), strict=True)}
+    if combo.references == "samples":
+        keyed = sampling.reference_samples(combo.reference_lm, prompts, combo.samples, seed=combo.seed,
+                                           cache=samples_cache(settings.results))
+    else:
+        by_text = {prompt_json(p): pid for pid, p in prompts.items()}
+        keyed = [(by_text[prompt_json(p)], text) for p, text in warehouse_responses(settings.tables,
+                                                                                     list(prompts.values()))]
+    items = [(prompts[pid], text) for pid, text in keyed]
+    return {m: ([pid for pid, _ in keyed], score_items(items, scorer(*folders[m]))) for m in combo.models}
 
 
 @task(cache_policy=NO_CACHE)
@@ -91,8 +137,6 @@ def read_prompts(settings: Settings, path: str | None, evalset: str | None, spli
                 if not versions:
                     raise InputError("no such evaluation set (see `prefpipe evalset list`)", file=evalset,
                                      field="--evalset")
-                from prefpipe.evalsets import read_evalset
-
                 found = [(candidates.stable_id("prompt", e.prompt), e.prompt)
                          for e in read_evalset(versions[0]["path"], versions[0]["format"])]
     distinct: dict = {}
@@ -103,13 +147,9 @@ def read_prompts(settings: Settings, path: str | None, evalset: str | None, spli
 
 @task(cache_policy=NO_CACHE, task_run_name="sample {setting.name}")
 def sample_setting(aligned: str, prompts: list, setting: Setting, config: TradeoffConfig, room: int, device: str):
-    import time
-
-    from prefpipe.sampling import sample_table
-
     started = time.perf_counter()
-    table = sample_table(aligned, prompts, setting, samples=config.samples, max_new_tokens=config.max_new_tokens,
-                         seed=config.seed, room=room, device=device)
+    table = sampling.sample_table(aligned, prompts, setting, samples=config.samples,
+                                  max_new_tokens=config.max_new_tokens, seed=config.seed, room=room, device=device)
     tokens = sum(table["tokens"].to_pylist())
     seconds = time.perf_counter() - started
     print(f"{setting.name}: {table.num_rows} samples, {tokens} tokens in {seconds:.1f} s "
@@ -121,20 +161,51 @@ def sample_setting(aligned: str, prompts: list, setting: Setting, config: Tradeo
 def score_samples(samples: list, aligned: str, prior: str, room: int, reward: tuple[Path, Path | None] | None,
                   reward_source: str, device: str):
     """Every sample's log-prior and reward (of the reward model at REWARD's folders, else implicit)."""
-    import pyarrow as pa
-
-    from prefpipe.evaluation import scorer
-    from prefpipe.sampling import score_samples as scored
-
-    return scored(pa.concat_tables(samples), aligned, prior, room, None if reward is None else scorer(*reward, device),
-                  reward_source, device)
+    reward_scorer = None if reward is None else scorer(*reward, device)
+    return sampling.score_samples(pa.concat_tables(samples), aligned, prior, room, reward_scorer, reward_source, device)
 
 
 @task(cache_policy=NO_CACHE)
 def write_tradeoff(settings: Settings, run_id: str, run_date: date, tables: dict, title: str) -> Path:
     """analysis=tradeoff/run_date=/run_id=/: samples, corpora and the trade-off's picture, whole or not at all."""
-    from prefpipe.tradeoff import plot_tradeoff
-
     return write_partition(settings.analysis, f"analysis=tradeoff/run_date={run_date.isoformat()}/run_id={run_id}",
                            tables, also=lambda staging: plot_tradeoff(tables["corpora"], staging / "tradeoff.png",
                                                                       title, tables["samples"]))
+
+
+@task(cache_policy=NO_CACHE)
+def summarise_corpora(samples: pa.Table) -> pa.Table:
+    return corpora_table(samples)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="the toy experiment")
+def run_toy() -> dict[str, pa.Table]:
+    return toy_tables(toy())
+
+
+@task(cache_policy=NO_CACHE)
+def publish_analysis(keys: tuple[str, str], run_id: str, picture: Path, title: str, table: pa.Table,
+                     description: str, line: str) -> dict:
+    """An analysis run's table and picture as Prefect artifacts (keys: the table's, the picture's), its line in
+    the log; what the flow returns."""
+    create_table_artifact(key=keys[0], table=[{k: _rounded(v) for k, v in r.items()} for r in table.to_pylist()],
+                          description=description)
+    create_markdown_artifact(key=keys[1], markdown=f"The picture: `{picture}`")
+    print(f"{line}; {picture}")
+    return {"run_id": run_id, "path": str(picture.parent), "plot": str(picture), "title": title}
+
+
+@task(cache_policy=NO_CACHE)
+def publish_toy(run_id: str, folder: Path, tables: dict[str, pa.Table], title: str) -> dict:
+    """The toy's figures beside the paper's, as an artifact and in the log."""
+    figures = {name: tables["corpora"][name][0].as_py() for name in PAPER}
+    rows = [{"figure": name, "ours": _rounded(figures[name]), "paper": PAPER[name]} for name in PAPER]
+    create_table_artifact(key="tradeoff-toy", table=rows, description=title)
+    for row in rows:
+        print(f"{row['figure']}: {row['ours']} (paper: {row['paper']})")
+    return {"run_id": run_id, "path": str(folder), "figures": figures, "paper": PAPER,
+            "plot": str(folder / "tradeoff.png"), "title": title}
+
+
+def _rounded(value):
+    return round(value, 4) if isinstance(value, float) else value

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import ingest, tables
+from prefpipe import ingest, migrate, tables
 from prefpipe.errors import InputError
 from prefpipe.ingest import BatchSummary
 from prefpipe.settings import Settings
@@ -16,6 +16,15 @@ from tasks import retry_unless_input_error
 
 
 # The warehouse connection cannot be hashed: these tasks are never cached.
+@task(cache_policy=NO_CACHE, task_run_name="migrate the warehouse when due")
+def migrate_warehouse(wh: Warehouse, settings: Settings) -> list[str]:
+    """The warehouse's one-time steps, when due (prefpipe.migrate): what each changed."""
+    messages = migrate.migrate(wh, settings.dedup)
+    for message in messages:
+        print(message)
+    return messages
+
+
 @task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_input_error,
       cache_policy=NO_CACHE, task_run_name="read {path.name}")
 def read_batch(wh: Warehouse, path: Path, fmt: str, settings: Settings) -> BatchSummary:

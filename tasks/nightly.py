@@ -1,65 +1,130 @@
 """Prefect tasks of the nightly evaluation: read the registry, score one unit (a model or a registered
-combination, on one set)."""
+combination, on one set), publish the leaderboard and write the morning report."""
 
 from __future__ import annotations
 
+import traceback
 from collections import Counter
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from prefect import task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefpipe import evaluation, registry, tables
-from prefpipe.contamination import model_contamination
+from prefpipe.analyst import analyst_connection
+from prefpipe.config import Combination
+from prefpipe.errors import PrefpipeError
+from prefpipe.report import write_report
 from prefpipe.settings import Settings
+from prefpipe.sql import sql
+from prefpipe.training_data import model_contamination
 from prefpipe.warehouse import Warehouse
 from tasks import retry_unless_input_error
 
 
+@dataclass(frozen=True)
+class Contender:
+    """What the nightly scores on every set: a registered model (its folder, and a DPO policy's reference), or
+    a combination of models (COMBO, with each component's folders). CONTAMINATED: per set, the examples that
+    its training data matched (None: not known)."""
+
+    id: str
+    contaminated: dict[str, list[str]] | None
+    path: str | None = None
+    reference: str | None = None
+    combo: Combination | None = None
+    components: dict[str, tuple[Path, Path | None]] | None = None
+
+    @property
+    def is_combo(self) -> bool:
+        return self.combo is not None
+
+
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,
       cache_policy=NO_CACHE)
-def read_registry(settings: Settings) -> tuple[list[dict], list[dict]]:
-    """What to score, each a dict: every active model ({id, path, reference}) and every active combination
-    ({id, combo, components}), each with the examples of each set its training data matched (`contaminated`,
-    None when unknown); and the latest version of every evaluation set. The warehouse is closed
-    again, and its tables are published to Parquet, so analysts' SQL sees tonight's registry."""
+def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
+    """Every active model and combination, and the latest version of every evaluation set. The warehouse is
+    closed again, and its tables are published to Parquet, so analysts' SQL sees tonight's registry."""
     with Warehouse.open(settings) as wh:
         tables.publish_tables(wh.con, settings.tables)
         evalsets = registry.latest_evalsets(wh)
-        scored = [{"id": model_id, "path": path, "reference": reference,
-                   "contaminated": model_contamination(wh.con, Path(path), evalsets)}
-                  for model_id, path, reference in registry.active_models(wh)]
+        contenders = [Contender(model_id, model_contamination(wh.con, Path(path), evalsets), path, reference)
+                      for model_id, path, reference in registry.active_models(wh)]
         for combo in registry.combos(wh, active_only=True):  # what any of its models trained on
             components = registry.model_folders(wh, list(combo.models))
             seen = [model_contamination(wh.con, folder, evalsets) for folder, _ in components.values()]
-            scored.append({"id": combo.name, "combo": combo, "components": components, "contaminated": None
-                           if None in seen else {e["name"]: sorted({x for s in seen for x in s[e["name"]]})
-                                                 for e in evalsets}})
-        return scored, evalsets
+            contaminated = None if None in seen else {e["name"]: sorted({x for s in seen for x in s[e["name"]]})
+                                                      for e in evalsets}
+            contenders.append(Contender(combo.name, contaminated, combo=combo, components=components))
+        return contenders, evalsets
 
 
-@task(cache_policy=NO_CACHE, task_run_name="score {scored[id]} on {evalset[name]}")
-def score_unit(results: Path, scored: dict, evalset: dict, run_id: str, run_date: date, force: bool,
+@task(cache_policy=NO_CACHE, task_run_name="score {contender.id} on {evalset[name]}")
+def score_unit(results: Path, contender: Contender, evalset: dict, run_id: str, run_date: date, force: bool,
                started: float, tables_dir: Path) -> str:
     """One model or combination on one set: a new run folder in the lake, or skipped when these results exist."""
     run = {"run_id": run_id, "run_date": run_date, "force": force, "fmt": evalset["format"], "started": started,
-           "contaminated": None if scored["contaminated"] is None else scored["contaminated"][evalset["name"]]}
-    if "combo" in scored:
-        combo = scored["combo"]
-        print(f"{combo.name} on {evalset['name']}: {evalset['examples']} examples; {combo.definition()}")
-        folder = evaluation.evaluate_combo(combo, scored["components"], Path(evalset["path"]), evalset["name"],
-                                           results, tables=tables_dir, **run)
+           "contaminated": None if contender.contaminated is None else contender.contaminated[evalset["name"]]}
+    unit = f"{contender.id} on {evalset['name']}: {evalset['examples']} examples"
+    if contender.is_combo:
+        print(f"{unit}; {contender.combo.definition()}")
+        folder = evaluation.evaluate_combo(contender.combo, contender.components, Path(evalset["path"]),
+                                           evalset["name"], results, tables=tables_dir, **run)
         if folder is not None:
             sources = Counter(pq.read_table(folder / "references.parquet", columns=["r_ref_source"])
                               .column(0).to_pylist())
-            print(f"{combo.name} on {evalset['name']}: r_ref of each prompt and model from "
+            print(f"{contender.id} on {evalset['name']}: r_ref of each prompt and model from "
                   + ", ".join(f"{source} ({n})" for source, n in sorted(sources.items())))
     else:
-        reference = scored["reference"]
-        print(f"{scored['id']} on {evalset['name']}: {evalset['examples']} examples"
-              f"{f' (DPO policy against {reference})' if reference else ''}")
-        folder = evaluation.evaluate(Path(scored["path"]), scored["id"], Path(evalset["path"]), evalset["name"],
-                                     results, reference=None if reference is None else Path(reference), **run)
+        reference = contender.reference
+        print(unit + (f" (DPO policy against {reference})" if reference else ""))
+        folder = evaluation.evaluate_model(Path(contender.path), contender.id, Path(evalset["path"]),
+                                           evalset["name"], results,
+                                           reference=None if reference is None else Path(reference), **run)
     return "skipped (results exist for this model, set and code version)" if folder is None else str(folder)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_leaderboard(settings: Settings, threshold: float, run_id: str, contenders: list[Contender]
+                        ) -> tuple[list[dict], list[dict]]:
+    """The leaderboard and the regressions beyond THRESHOLD against the previous night, from the lake, as
+    Prefect artifacts too."""
+    con, runs, foreign = analyst_connection(settings.results, regression_threshold=threshold)
+    for path in foreign:
+        print(f"skipped {path}: not a result partition (evalset=NAME/model=ID/run_date=YYYY-MM-DD/run_id=RUN)")
+    if not runs:
+        return [], []
+    board = con.sql(sql("queries/leaderboard.sql")).to_arrow_table().to_pylist()
+    regressions = con.sql(sql("queries/regressions.sql")).to_arrow_table().to_pylist()
+    definitions = "".join(f"; {c.id} = {c.combo.definition()}" for c in contenders if c.is_combo)
+    create_table_artifact(key="leaderboard", table=[{k: str(v) if k == "run_date" else v for k, v in r.items()}
+                                                    for r in board],
+                          description=f"Latest run per model and set ({run_id}){definitions}")
+    if regressions:
+        lines = [f"- **{r['model_id']}** on {r['evalset']}, {r['level']} {r['name']}: {r['previous']:.4f} -> "
+                 f"{r['latest']:.4f} ({r['change']:+.4f}; {r['previous_date']} -> {r['latest_date']})"
+                 for r in regressions]
+        create_markdown_artifact(key="nightly-regressions", markdown=f"# Regressions beyond {threshold}\n\n"
+                                 + "\n".join(lines))
+    return board, regressions
+
+
+@task(cache_policy=NO_CACHE)
+def write_morning_report(settings: Settings, threshold: float, run_id: str) -> tuple[Path | None, str | None]:
+    """The morning report and its link artifact; or why it could not be written (the scores are in the lake:
+    the run fails at its end, with its other problems)."""
+    try:
+        report = write_report(settings, threshold=threshold)
+    except PrefpipeError as error:
+        return None, str(error)
+    except Exception as error:  # a defect, or the disk: its traceback goes to the run's log
+        print(traceback.format_exc())
+        return None, f"{type(error).__name__}: {error}"
+    create_link_artifact(key="morning-report", link=report.resolve().as_uri(), link_text="The morning report",
+                         description=f"The leaderboard, models, regressions and analyses after run {run_id}")
+    print(f"The morning report: {report}")
+    return report, None

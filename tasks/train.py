@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import metrics, registry, tables, train, units
+from prefpipe import metrics, registry, tables, train, training_data
 from prefpipe.config import CONFIG
 from prefpipe.errors import PrefpipeError
 from prefpipe.settings import Settings
@@ -21,10 +21,10 @@ from tasks import retry_unless_input_error
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,
       cache_policy=NO_CACHE)
 def snapshot_data(settings: Settings, run_dir: Path, exclude: list[str] | None = None) -> dict:
-    """The warehouse's units into RUN_DIR/data.parquet (less the matches of the sets EXCLUDE); the warehouse is
+    """The warehouse's annotations into RUN_DIR/data.parquet (less the matches of the sets EXCLUDE); the warehouse is
     closed again for training."""
     with Warehouse.open(settings) as wh:
-        return units.snapshot_units(wh.con, run_dir / units.SNAPSHOT, exclude=exclude)
+        return training_data.write_snapshot(wh.con, run_dir / training_data.SNAPSHOT, exclude=exclude)
 
 
 @task(cache_policy=NO_CACHE)
@@ -43,8 +43,8 @@ def fit_model(run_dir: Path, resume: bool = False, processes: int = 1, progress:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_model(run_dir: Path) -> dict:
-    return metrics.evaluate_model(run_dir)
+def held_out_metrics(run_dir: Path) -> dict:
+    return metrics.held_out_metrics(run_dir)
 
 
 @task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_unless_input_error,

@@ -76,3 +76,11 @@ def home(prefect_harness, tmp_path, settings_factory, monkeypatch):
     for name in ("home", "warehouse"):
         monkeypatch.setenv(f"PREFPIPE_{name.upper()}", str(getattr(settings, name)))
     return settings
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny reward model (BERT-like, random weights, 2048 positions), once per test module."""
+    from prefpipe.synth import tiny_reward_model
+
+    return tiny_reward_model(tmp_path_factory.mktemp("model") / "tiny", positions=2048)

@@ -16,8 +16,8 @@ from prefpipe import lake
 from prefpipe.analyst import analyst_connection, read_only_query
 from prefpipe.errors import InputError
 from prefpipe.evalsets import Example
-from prefpipe.evaluation import result_tables
 from prefpipe.ingest import ingest_file
+from prefpipe.results import result_tables
 from prefpipe.tables import publish_tables
 
 

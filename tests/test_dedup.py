@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from prefpipe.dedup import _punctuation, jaccard, normalise_prompt, normalise_text, shingles
-from prefpipe.errors import InputError
+from prefpipe.dedup import _punctuation, cluster_batch, jaccard, normalise_prompt, normalise_text, shingles
+from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.ingest import ingest_file
+from prefpipe.migrate import due, migrate
 from prefpipe.settings import Settings
 from prefpipe.warehouse import Warehouse
 
@@ -138,7 +139,7 @@ def test_a_batch_merging_clusters_of_two_splits_follows_the_older_and_records_it
     assert len(set(clusters(wh).values())) == 1
 
 
-def test_migration_moves_leaked_pairs_once_and_says_so(tmp_path, settings_factory, capsys):
+def test_migration_moves_leaked_pairs_once_and_says_so(tmp_path, settings_factory):
     settings = settings_factory(tmp_path)
     with Warehouse.open(settings) as wh:
         ingest_file(wh, HH, settings)
@@ -146,15 +147,44 @@ def test_migration_moves_leaked_pairs_once_and_says_so(tmp_path, settings_factor
         wh.con.execute("DELETE FROM prompt_clusters; DELETE FROM cluster_settings")
         leaked = wh.con.execute(
             "SELECT count(*) FROM comparisons JOIN annotations USING (annotation_seq) WHERE split <> 'train'").fetchall()
-    capsys.readouterr()
     with Warehouse.open(settings) as wh:
-        message = capsys.readouterr().out
-        assert "clustered once by near-duplicate prompts (pairs were split by prompt id" in message
+        assert due(wh, settings.dedup) == ["cluster the prompts by near-duplicates (never clustered)"]
+        with pytest.raises(PrefpipeError, match=r"one-time migration \(never clustered\): run `prefpipe migrate`"):
+            cluster_batch(wh.con, settings.dedup)  # an ingest never clusters a batch against stale clusters
+        [message] = migrate(wh, settings.dedup)
+        assert "clustered once by near-duplicate prompts (never clustered" in message
         assert "1991 prompts in 1971 clusters; 6 of 1990 pairs changed split" in message
         assert leaked != wh.con.execute(
             "SELECT count(*) FROM comparisons JOIN annotations USING (annotation_seq) WHERE split <> 'train'").fetchall()
-    with Warehouse.open(settings):
-        assert capsys.readouterr().out == ""  # once
+        assert migrate(wh, settings.dedup) == [] == due(wh, settings.dedup)  # once
+
+
+def test_reading_a_warehouse_whose_dedup_settings_changed_does_not_recluster(tmp_path, settings_factory):
+    settings = settings_factory(tmp_path)
+    rows = [annotation(f"p-{i}", prompt=text(i % 20) + (" please" if i >= 20 else "")) for i in range(40)]
+    batch = tmp_path / "b.jsonl"
+    batch.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, batch, settings)
+
+    def state() -> list:
+        with Warehouse.open(settings) as wh:
+            return [wh.con.execute(q).fetchall() for q in ("SELECT * FROM cluster_settings",
+                                                           "SELECT * FROM prompt_clusters ORDER BY prompt_seq")]
+
+    before = state()
+    env = {"PREFPIPE_HOME": str(settings.home), "PREFPIPE_WAREHOUSE": str(settings.warehouse),
+           "PREFPIPE_DEDUP_NGRAM": "3"}
+    done = run_cli("stats", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Due: cluster the prompts by near-duplicates (dedup settings changed); run `prefpipe migrate`" in done.stdout
+    assert state() == before  # a reader computes nothing
+    done = run_cli("migrate", env=env)
+    assert done.returncode == 0 and "clustered once by near-duplicate prompts (dedup settings changed; 3-grams" in done.stdout
+    after = state()
+    assert after[0] == [(3, 128, 16, 0.8)] and after != before
+    done = run_cli("migrate", env=env)
+    assert done.returncode == 0 and done.stdout.strip() == f"{settings.warehouse}: nothing to migrate"
 
 
 def test_hh_sample_clusters_and_the_leaks_of_the_exact_prompt_split(tmp_path, settings_factory):

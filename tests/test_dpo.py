@@ -13,10 +13,11 @@ from transformers import AutoModelForCausalLM
 from prefpipe.dpo import ImplicitReward
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset
-from prefpipe.evaluation import evaluate, score_distinct
+from prefpipe.evaluation import evaluate_model
 from prefpipe.inputs import prompt_and_response
-from prefpipe.model import load_tokenizer
+from prefpipe.loading import load_tokenizer
 from prefpipe.registry import active_models, add_model
+from prefpipe.scoring import score_distinct
 from prefpipe.synth import tiny_reward_model
 
 
@@ -59,12 +60,12 @@ def test_a_dpo_policy_is_registered_with_its_reference_and_lands_in_the_lake(pai
     policy, reference = pair
     add_model(wh, policy, "dpo", reference=reference)
     assert active_models(wh) == [("dpo", str(policy.resolve()), str(reference.resolve()))]
-    folder = evaluate(policy, "dpo", LLMBAR, "llmbar", tmp_path / "results", run_id="r1",
+    folder = evaluate_model(policy, "dpo", LLMBAR, "llmbar", tmp_path / "results", run_id="r1",
                            run_date=date(2026, 11, 28), reference=reference)
     scores = pq.read_table(folder / "scores.parquet").to_pylist()
     assert len(scores) == 419 and {r["model_id"] for r in scores} == {"dpo"}
     # another reference is another model: its results are not taken for these
-    assert evaluate(policy, "dpo", LLMBAR, "llmbar", tmp_path / "results", run_id="r2",
+    assert evaluate_model(policy, "dpo", LLMBAR, "llmbar", tmp_path / "results", run_id="r2",
                          reference=policy) is not None
 
     reward_model = tiny_reward_model(tmp_path / "rm")

@@ -12,9 +12,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset
-from prefpipe.evaluation import score_examples
 from prefpipe.inputs import prompt_and_response, render_text
-from prefpipe.model import load_reward_model
+from prefpipe.loading import load_reward_model
+from prefpipe.scoring import score_examples
 from prefpipe.synth import tiny_reward_model
 
 
@@ -130,7 +130,7 @@ def test_inputs_longer_than_the_tokenizers_maximum_are_cut_knowingly_and_say_not
 def test_one_thread_leaving_a_quiet_block_leaves_another_quiet():
     from transformers.utils import logging as hf_logging
 
-    from prefpipe.model import quiet_transformers
+    from prefpipe.loading import quiet_transformers
 
     before = hf_logging.get_verbosity()
     first, second = quiet_transformers(), quiet_transformers()  # two nightly units, on two threads

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, GPT2Config
 
-from prefpipe.model import load_reward_model, rewards
+from prefpipe.loading import load_reward_model
+from prefpipe.model import rewards
 
 PAD = 0
 

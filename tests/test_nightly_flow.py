@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from helpers import LLMBAR, ROOT, first_rows, one_model_one_set, run_cli
 
@@ -16,95 +19,134 @@ from prefpipe.warehouse import Warehouse
 pytestmark = pytest.mark.slow
 
 
-def test_nightly_flow_scores_every_unit_skips_reruns_isolates_failures_and_names_regressions(
-        prefect_harness, tmp_path, settings_factory):
-    from datetime import date
+# A night in the life of the nightly, one behaviour a test. They share one home (two tiny models, two sets, after
+# their first night), so they run on one worker (xdist_group; `make test` runs with --dist loadgroup), in any
+# order: a test that changes the home puts it back, or works on a copy of its lake.
+NIGHT = pytest.mark.xdist_group("nightly-home")
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
+@pytest.fixture(scope="module")
+def night(prefect_harness, tmp_path_factory, settings_factory) -> dict:
+    """The warehouse with models a and b and sets llmbar and small, after its first night (2026-11-27)."""
     from flows.nightly import nightly_flow
-    from prefpipe.errors import PrefpipeError
     from prefpipe.ingest import ingest_file
-    from prefpipe.registry import add_model, register_evalset, set_active
+    from prefpipe.registry import add_model, register_evalset
     from prefpipe.synth import tiny_reward_model
 
-    settings = settings_factory(tmp_path)
-    llmbar = LLMBAR
-    small = first_rows(llmbar, 40, tmp_path / "small.jsonl")
-    models = {name: tiny_reward_model(tmp_path / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
+    tmp = tmp_path_factory.mktemp("nightly")
+    settings = settings_factory(tmp)
+    small = first_rows(LLMBAR, 40, tmp / "small.jsonl")
+    models = {name: tiny_reward_model(tmp / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
     with Warehouse.open(settings) as wh:
-        ingest_file(wh, synthetic_batch(tmp_path / "batch.jsonl", 60), settings)  # for the throughput query
+        ingest_file(wh, synthetic_batch(tmp / "batch.jsonl", 60), settings)  # for the throughput query
         for name, folder in models.items():
             add_model(wh, folder, name)
-        register_evalset(wh, settings.home, llmbar, "llmbar")
+        register_evalset(wh, settings.home, LLMBAR, "llmbar")
         register_evalset(wh, settings.home, small, "small")
-
-    def run_folders():
-        return sorted(str(p.parent.relative_to(settings.results)) for p in settings.results.rglob("summary.parquet"))
-
     first = nightly_flow(settings, run_date=date(2026, 11, 27))
-    assert len(run_folders()) == 4 and len(first["leaderboard"]) == 4
-    assert {(r["model_id"], r["evalset"]) for r in first["leaderboard"]} == {(m, s) for m in "ab"
-                                                                            for s in ("llmbar", "small")}
-    # the morning report is written after the run, and its artifact links to it
-    index = settings.report / "index.html"
-    assert first["report"] == index and all(f'href="models/{m}.html"' in index.read_text() for m in "ab")
+    return {"settings": settings, "models": models, "small": small, "first": first, "tmp": tmp}
+
+
+def run_folders(settings) -> list[str]:
+    return sorted(str(p.parent.relative_to(settings.results)) for p in settings.results.rglob("summary.parquet"))
+
+
+@NIGHT
+def test_a_night_scores_every_model_on_every_set_and_links_the_morning_report(night):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    settings, first = night["settings"], night["first"]
+    assert len(run_folders(settings)) == 4 and len(first["leaderboard"]) == 4
+    assert {(r["model_id"], r["evalset"]) for r in first["leaderboard"]} == {(m, s) for m in "ab"
+                                                                            for s in ("llmbar", "small")}
+    index = settings.report / "index.html"
+    assert first["report"] == index and all(f'href="models/{m}.html"' in index.read_text() for m in "ab")
     with get_client(sync_client=True) as client:
         links = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["morning-report"])))
     assert any(index.resolve().as_uri() in link.data for link in links)  # (other tests' nightly runs wrote theirs)
-    second = nightly_flow(settings, run_date=date(2026, 11, 27))
-    assert all(v.startswith("skipped") for v in second["units"].values()) and len(run_folders()) == 4
 
-    # analysts: every example query answers; a statement that would write is refused
-    env = {"PREFPIPE_HOME": str(settings.home)}
+
+@NIGHT
+def test_a_rerun_skips_the_units_whose_results_exist(night):
+    from flows.nightly import nightly_flow
+
+    second = nightly_flow(night["settings"], run_date=date(2026, 11, 27))
+    assert all(v.startswith("skipped") for v in second["units"].values()) and len(run_folders(night["settings"])) == 4
+
+
+@NIGHT
+def test_analysts_query_the_results_and_cannot_write(night):
+    env = {"PREFPIPE_HOME": str(night["settings"].home)}
     for query in sorted((ROOT / "sql" / "queries").glob("*.sql")):
         done = run_cli("sql", "-f", str(query), "--format", "csv", env=env)
         assert done.returncode == 0, (query.name, done.stderr)
         rows = len(done.stdout.splitlines()) - 1  # after the header
         assert rows == 0 if query.name == "regressions.sql" else rows > 0, query.name  # one night: no regression
-    weeks = json.loads(run_cli("sql", "-f", str(ROOT / "sql" / "queries" / "annotation_throughput.sql"), "--format", "json", env=env).stdout)
+    weeks = json.loads(run_cli("sql", "-f", str(ROOT / "sql" / "queries" / "annotation_throughput.sql"), "--format",
+                               "json", env=env).stdout)
     assert [w["week"] for w in weeks] == ["2026-11-02"] and weeks[0]["annotations"] == 60
     models_in_sql = run_cli("sql", "SELECT model_id, active FROM models ORDER BY model_id", "--format", "csv", env=env)
     assert models_in_sql.stdout.splitlines() == ["model_id,active", "a,True", "b,True"]
     board = json.loads(run_cli("sql", "SELECT * FROM leaderboard WHERE level = 'subset'", "--format", "json",
-                           env=env).stdout)
-    small_subsets = {json.loads(line)["subset"] for line in small.read_text().splitlines()}
+                               env=env).stdout)
+    small_subsets = {json.loads(line)["subset"] for line in night["small"].read_text().splitlines()}
     assert len(board) == 2 * (5 + len(small_subsets))  # two models x (the LLMBar subsets + the small set's)
     done = run_cli("sql", "DELETE FROM history", env=env)
     assert done.returncode == 1
     assert done.stderr.strip() == ("prefpipe: error: sql: prefpipe sql only reads: a DELETE statement would change "
                                    "something; use SELECT (or EXPLAIN SELECT)")
 
-    (models["b"] / "model.safetensors").write_bytes(b"not a model")  # a corrupted model fails only its units
-    with pytest.raises(PrefpipeError, match=r"2 unit\(s\) failed: b on llmbar: .*; b on small: "):
-        nightly_flow(settings, run_date=date(2026, 11, 27))
-    assert len(run_folders()) == 4  # a's results exist (skipped); b wrote nothing
 
-    # a better result "last night" makes tonight's identical scores a regression
-    with Warehouse.open(settings) as wh:
-        set_active(wh, "b", False)
-    [real] = [f for f in run_folders() if f.startswith("evalset=small/model=a/")]
-    night = settings.results / "evalset=small" / "model=a" / "run_date=2026-11-28" / "run_id=fake"
-    night.mkdir(parents=True)
+@NIGHT
+def test_a_broken_model_fails_only_its_own_units(night):
+    from flows.nightly import nightly_flow
+    from prefpipe.errors import PrefpipeError
+
+    weights = night["models"]["b"] / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(b"not a model")
+    try:
+        with pytest.raises(PrefpipeError, match=r"2 unit\(s\) failed: b on llmbar: .*; b on small: "):
+            nightly_flow(night["settings"], run_date=date(2026, 11, 27))
+        assert len(run_folders(night["settings"])) == 4  # a's results exist (skipped); b wrote nothing
+    finally:
+        weights.write_bytes(good)
+
+
+@NIGHT
+def test_a_drop_fails_the_run_naming_it_and_every_other_problem_and_the_report_shows_it(night, tmp_path):
+    import shutil
+
+    from flows.nightly import nightly_flow
+    from prefpipe.errors import PrefpipeError
+    from prefpipe.registry import set_active
+
+    settings = night["settings"].with_(results=tmp_path / "results", report=tmp_path / "report")
+    shutil.copytree(night["settings"].results, settings.results)  # this night's lake, apart from the others'
+    [real] = [f for f in run_folders(settings) if f.startswith("evalset=small/model=a/")]
+    last = settings.results / "evalset=small" / "model=a" / "run_date=2026-11-28" / "run_id=fake"
+    last.mkdir(parents=True)  # a better result "last night" makes tonight's identical scores a regression
     summary = pq.read_table(settings.results / real / "summary.parquet").to_pylist()
     pq.write_table(pa.Table.from_pylist([r | {"value": 1.0, "run_date": date(2026, 11, 28), "run_id": "fake"}
-                                         for r in summary]), night / "summary.parquet")
-    (night / "scores.parquet").write_bytes((settings.results / real / "scores.parquet").read_bytes())
-    with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; a on small llmbar-natural"):
-        nightly_flow(settings, force=True, run_date=date(2026, 11, 29))
-    # the report was written all the same, and shows it (b has results but is no longer active)
-    index = (settings.report / "index.html").read_text()
-    assert '<a href="models/b.html">b</a> <span class="muted">inactive</span>' in index
-    assert 'href="models/a.html">a</a></td><td>small</td>' in (settings.report / "regressions.html").read_text()
-    # a report that cannot be written fails the run in its line, beside its other problems
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    with pytest.raises(PrefpipeError, match=rf"report: --out: {blocker} is a file, not a folder \| 2 regression"):
-        nightly_flow(settings.with_(report=blocker), run_date=date(2026, 11, 29))  # (its units: done, skipped)
+                                         for r in summary]), last / "summary.parquet")
+    (last / "scores.parquet").write_bytes((settings.results / real / "scores.parquet").read_bytes())
+    with Warehouse.open(settings) as wh:
+        set_active(wh, "b", False)
+    try:
+        with pytest.raises(PrefpipeError, match=r"2 regression\(s\) beyond 0.02: a on small Chat Hard -0\.\d+; "
+                                                r"a on small llmbar-natural"):
+            nightly_flow(settings, force=True, run_date=date(2026, 11, 29))
+        index = (settings.report / "index.html").read_text()  # written all the same; b has results, is inactive
+        assert '<a href="models/b.html">b</a> <span class="muted">inactive</span>' in index
+        assert 'href="models/a.html">a</a></td><td>small</td>' in (settings.report / "regressions.html").read_text()
+        blocker = tmp_path / "not-a-folder"  # a report that cannot be written: its line beside the others
+        blocker.write_text("")
+        with pytest.raises(PrefpipeError, match=rf"report: --out: {blocker} is a file, not a folder \| 2 regression"):
+            nightly_flow(settings.with_(report=blocker), run_date=date(2026, 11, 29))  # (units: done, skipped)
+    finally:
+        with Warehouse.open(settings) as wh:
+            set_active(wh, "b", True)
 
 
 def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefect_harness, tmp_path, settings_factory):

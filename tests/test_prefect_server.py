@@ -19,7 +19,7 @@ import pytest
 from helpers import LLMBAR, ROOT, first_rows, run_cli
 
 from prefpipe.errors import PrefpipeError
-from prefpipe.evaluation import evaluate
+from prefpipe.evaluation import evaluate_model
 from prefpipe.ingest import ingest_file
 from prefpipe.prefect_server import _template, prefect_api
 from prefpipe.synth import synthetic_batch, tiny_reward_model
@@ -126,7 +126,7 @@ def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_qu
     run = json.loads(run_cli("sql", "SELECT count(*) AS n FROM pairs", "--format", "json",
                              env={"PREFPIPE_HOME": str(busy)}).stdout)[0]["n"]
     assert run == quiet_pairs > 0
-    folder = evaluate(model, "rm", small, "small", quiet.results, run_id="quiet")
+    folder = evaluate_model(model, "rm", small, "small", quiet.results, run_id="quiet")
     got, want = scores(busy), scores_of(folder)
     assert got.keys() == want.keys() and len(got) == 20
     assert all(got[k] == pytest.approx(want[k], abs=1e-6) for k in want)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import LLMBAR
+from helpers import LLMBAR, run_cli
 
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset
@@ -28,9 +28,11 @@ def test_a_changed_file_is_a_new_version_and_the_old_one_is_kept(wh, settings, t
     assert [r["version"] for r in latest_evalsets(wh)] == [second["version"]]  # the nightly takes the latest
     assert len(read_evalset(first["path"])) == 419  # the first version's copy is untouched
     assert wh.con.execute("SELECT count(*) FROM evalsets").fetchone()[0] == 2
-    for bad in ("a/b", "../../x", "a\nb", ".hidden", "", "x" * 101, "évalset"):
-        with pytest.raises(InputError, match="--name: must be one word of letters, digits"):
-            register_evalset(wh, settings.home, LLMBAR, bad)
+    wh.close()
+    env = {"PREFPIPE_HOME": str(settings.home), "PREFPIPE_WAREHOUSE": str(settings.warehouse)}
+    for bad in ("a/b", "../../x", "a\nb", ".hidden", "", "x" * 101, "évalset"):  # checked where a name enters
+        done = run_cli("evalset", "add", str(LLMBAR), "--name", bad, env=env)
+        assert done.returncode == 1 and "--name: must be one word of letters, digits" in done.stderr
     assert sorted(p.name for p in (settings.home / "evalsets").iterdir()) == ["llmbar"]  # nothing else written
 
 

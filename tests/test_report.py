@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prefpipe.analyst import analyst_connection
-from prefpipe.report import MARKER, cell, write_report
+from prefpipe.report import MARKER, write_report
+from prefpipe.report.pages import td
 from prefpipe.sql import sql
 from prefpipe.synth import LAKE_SETS, synthetic_lake, synthetic_registry
 
@@ -92,7 +93,7 @@ def test_the_report_holds_every_page_and_figure(lake):
 @given(st.text())
 def test_any_text_shows_as_itself(text):
     """A subset or set name is text, never markup: the cell's text is the name, whatever it holds."""
-    assert Cells(f"<table><tr>{cell(text)}</tr></table>").rows == [[text]]
+    assert Cells(f"<table><tr>{td(text)}</tr></table>").rows == [[text]]
 
 
 def test_an_empty_lake_says_no_results_yet(settings):

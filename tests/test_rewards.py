@@ -12,9 +12,9 @@ from helpers import run_cli, write_batch
 from prefpipe.candidates import read_candidates, stable_id
 from prefpipe.config import Combination
 from prefpipe.errors import InputError
-from prefpipe.evaluation import reward_scorer, score_items
-from prefpipe.model import load_reward_model, load_tokenizer
+from prefpipe.loading import load_reward_model, load_tokenizer
 from prefpipe.rewards import combination_rewards, model_rewards, read_rewards, with_reference, write_rewards
+from prefpipe.scoring import reward_scorer, score_items
 from prefpipe.synth import tiny_reward_model
 from prefpipe.transforms import lsc
 

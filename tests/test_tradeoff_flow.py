@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import cli_ok, run_cli
 
-from prefpipe.model import load_tokenizer
+from prefpipe.loading import load_tokenizer
 from prefpipe.synth import tiny_reward_model
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def test_tradeoff_samples_scores_and_draws_a_picture_and_the_same_seed_repeats_i
                   "reward, reward_source, seed FROM tradeoff_samples ORDER BY setting, prompt_id, sample")
     assert len(samples) == 24 and {(r["reward_source"], r["seed"]) for r in samples} == {("model:helpful", 11)}
     assert all(r["tokens"] == len(r["token_ids"]) <= 6 and r["log_prior"] < 0 for r in samples)
-    from prefpipe.evaluation import score_items, scorer
+    from prefpipe.scoring import score_items, scorer
 
     rm = home.home / ".." / "helpful"
     expected = score_items([(json.loads(r["prompt"]), r["response"]) for r in samples], scorer(rm, None))

@@ -16,15 +16,16 @@ import torch
 from hypothesis import strategies as st
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from prefpipe import metrics, train, units
+from prefpipe import metrics, train, training_data
 from prefpipe.batches import token_batches
 from prefpipe.config import TrainConfig
 from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file
-from prefpipe.inputs import InputBuilder, encode_units, prompt_and_response, render_text
-from prefpipe.model import load_reward_model, pad, score
+from prefpipe.inputs import InputBuilder, encode_annotations, prompt_and_response, render_text
+from prefpipe.loading import load_reward_model
+from prefpipe.model import pad, score
 from prefpipe.synth import synthetic_batch, tiny_reward_model
-from prefpipe.units import Unit
+from prefpipe.training_data import RankedAnnotation
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,8 @@ def snapshot(tmp_path_factory, settings_factory) -> Path:
     with Warehouse.open(settings) as wh:
         summary = ingest_file(wh, synthetic_batch(root / "batch.jsonl", 200, bad_lines=0), settings, "auto")
         assert summary.pairs > 1000
-        path = root / units.SNAPSHOT
-        described = units.snapshot_units(wh.con, path)
+        path = root / training_data.SNAPSHOT
+        described = training_data.write_snapshot(wh.con, path)
         assert sum(described["pairs"].values()) == summary.pairs  # every pair of the warehouse, once
     return path
 
@@ -57,7 +58,7 @@ def snapshot(tmp_path_factory, settings_factory) -> Path:
 def run_folder(tmp_path: Path, snapshot: Path, **config) -> Path:
     run_dir = tmp_path / config.pop("name", "run")
     run_dir.mkdir()
-    (run_dir / units.SNAPSHOT).write_bytes(snapshot.read_bytes())
+    (run_dir / training_data.SNAPSHOT).write_bytes(snapshot.read_bytes())
     TrainConfig(**{"lr": 3e-3, "epochs": 2, "max_tokens": 2048} | config).save(run_dir)
     return run_dir
 
@@ -124,9 +125,9 @@ def test_chat_template_is_used_when_the_tokenizer_has_one(tiny):
 
 def test_pairs_identical_after_truncation_are_left_out_and_counted(tiny):
     tokenizer = AutoTokenizer.from_pretrained(tiny["encoder"])
-    unit = Unit("a1", "train", "question", "ann", "src", "b", ["helpful clear wrong", "helpful clear rude", "vague"],
+    annotation = RankedAnnotation("a1", "train", "question", "ann", "src", "b", ["helpful clear wrong", "helpful clear rude", "vague"],
                 [1, 2, 3], [(0, 1, 1, 1 / 3), (0, 2, 2, 1 / 3), (1, 2, 1, 1 / 3)])
-    [encoded], identical = encode_units(InputBuilder(tokenizer, max_length=4), [unit])  # room for 2 words
+    [encoded], identical = encode_annotations(InputBuilder(tokenizer, max_length=4), [annotation])  # room for 2 words
     assert identical == 1  # "helpful clear" twice: that pair is left out, its input forwarded once
     assert len(encoded.inputs) == 2 and encoded.pairs == [(0, 1, 2, 1 / 3), (0, 1, 1, 1 / 3)]
     assert encoded.groups == [[0], [1]]  # Plackett-Luce sees the two distinct inputs, best first
@@ -134,10 +135,10 @@ def test_pairs_identical_after_truncation_are_left_out_and_counted(tiny):
 
 def test_token_batches_are_whole_units_within_budget_and_deterministic(snapshot, tiny):
     tokenizer = AutoTokenizer.from_pretrained(tiny["encoder"])
-    encoded, _ = encode_units(InputBuilder(tokenizer, 512), units.read_units(snapshot, "train"))
+    encoded, _ = encode_annotations(InputBuilder(tokenizer, 512), training_data.read_snapshot(snapshot, "train"))
     budget = 1024
     batches = token_batches(encoded, budget, seed=1, epoch=0)
-    assert sorted(i for b in batches for i in b) == list(range(len(encoded)))  # every unit once per epoch
+    assert sorted(i for b in batches for i in b) == list(range(len(encoded)))  # every annotation once per epoch
     for batch in batches:
         padded = sum(len(encoded[i].inputs) for i in batch) * max(encoded[i].width for i in batch)
         assert padded <= budget or len(batch) == 1
@@ -156,22 +157,22 @@ def test_training_is_deterministic_learns_and_saves_a_plain_hf_model(tmp_path, s
     figures = train.fit(a, progress=False)
     train.fit(b, progress=False)
     assert_same_weights(a, b, atol=0.0)  # seeded and deterministic on CPU
-    assert figures["comparisons"] == 2 * sum(1 for u in units.read_units(snapshot, "train") for _ in u.pairs)
+    assert figures["comparisons"] == 2 * sum(1 for u in training_data.read_snapshot(snapshot, "train") for _ in u.pairs)
     assert not (a / train.CHECKPOINT).exists()
 
-    results = metrics.evaluate_model(a)
+    results = metrics.held_out_metrics(a)
     assert results["validation"]["accuracy"] > 0.7 and results["test"]["accuracy"] > 0.7  # chance is 0.5
     assert set(results["test"]["by_annotator"]) == {f"ann-{i}" for i in range(4)}
     assert (a / metrics.PLOT).read_bytes()[:4] == b"\x89PNG"
     config = json.loads((a / "config.json").read_text())["prefpipe"]
-    assert config["data_snapshot"]["hash"] == units.describe(units.read_units(snapshot))["hash"]
+    assert config["data_snapshot"]["hash"] == training_data.describe(training_data.read_snapshot(snapshot))["hash"]
     assert config["reward_stats_split"] == "validation" and config["reward_std"] > 0
 
     # plain transformers, no custom code, gives prefpipe's rewards; the mean/std match the recorded ones
     tokenizer = AutoTokenizer.from_pretrained(a)
     plain = AutoModelForSequenceClassification.from_pretrained(a).eval()
-    held_out = units.read_units(snapshot, "validation")
-    encoded, _ = encode_units(InputBuilder(tokenizer, 512), held_out)
+    held_out = training_data.read_snapshot(snapshot, "validation")
+    encoded, _ = encode_annotations(InputBuilder(tokenizer, 512), held_out)
     inputs = [s for e in encoded for s in e.inputs]
     ours = score(load_reward_model(a), inputs, tokenizer.pad_token_id, max_tokens=256)
     by_input = {tuple(s): v for s, v in zip(inputs, ours, strict=True)}
@@ -227,7 +228,7 @@ def test_a_crafted_checkpoint_is_refused_and_never_runs_code(tmp_path, snapshot,
 def test_every_loss_learns(tmp_path, snapshot, tiny, loss, options):
     run_dir = run_folder(tmp_path, snapshot, base=str(tiny["encoder"]), loss=loss, **options)
     train.fit(run_dir, progress=False)
-    results = metrics.evaluate_model(run_dir)
+    results = metrics.held_out_metrics(run_dir)
     assert results["validation"]["accuracy"] > 0.7, results["validation"]
     if options.get("center_coefficient"):
         assert abs(results["reward_mean"]) < 0.5 * results["reward_std"]  # centring keeps rewards near zero
@@ -238,8 +239,8 @@ def test_decoder_backbone_trains_and_reloads_with_plain_transformers(tmp_path, s
     train.fit(run_dir, progress=False)
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
     plain = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
-    unit = units.read_units(snapshot, "test")[0]
-    encoded, _ = encode_units(InputBuilder(tokenizer, 512), [unit])
+    annotation = training_data.read_snapshot(snapshot, "test")[0]
+    encoded, _ = encode_annotations(InputBuilder(tokenizer, 512), [annotation])
     ours = score(load_reward_model(run_dir), encoded[0].inputs, tokenizer.pad_token_id)
     with torch.inference_mode():
         ids, mask = pad(encoded[0].inputs, tokenizer.pad_token_id)  # right padding, pad ≠ EOS

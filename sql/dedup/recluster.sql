@@ -1,4 +1,4 @@
--- Clustering a whole warehouse once (prefpipe.dedup.ensure_clustered), after cluster_prompts staged every
+-- Clustering a whole warehouse once (prefpipe.dedup.recluster), after cluster_prompts staged every
 -- prompt of `annotations`: store the forms and buckets, count the pairs whose split changes (moved, pairs:
 -- the last statement's row), then give each annotation its form and its cluster's split.
 INSERT INTO prompt_clusters

@@ -1,4 +1,4 @@
--- Analyst views over the reward-tilt analyses (prefpipe/frontier.py, analysis=tilt/run_date=/run_id=/):
+-- Analyst views over the reward-tilt analyses (prefpipe/tilt_tables.py, analysis=tilt/run_date=/run_id=/):
 -- getvariable('tilt_prompt_files') and getvariable('tilt_frontier_files'), the files of every whole run.
 -- tilt_prompts: a row per prompt and β (kind 'tilt') or n (kind 'best_of_n'); tilt_frontier: the same
 -- averaged over the prompts, the points of the reward–KL frontier (frontier.png beside them).

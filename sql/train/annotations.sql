@@ -1,7 +1,7 @@
 -- The training data: one row per annotation that has pairs, with its compared responses and pairs
 -- (positions index into `positions`). `rank` is the effective rank: the human edit counts as 0, as in
 -- the pair build, so the Plackett-Luce ranking and the pairs agree. getvariable('splits'): a list.
-CREATE OR REPLACE TEMP VIEW train_units AS
+CREATE OR REPLACE TEMP VIEW train_annotations AS
 WITH compared AS (
     SELECT annotation_seq, chosen_position AS position FROM comparisons
     UNION

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from matplotlib.figure import Figure
 
 from prefpipe.config import TiltConfig
 from prefpipe.tilt import Candidates, best_of_n, tilt
 
-PIECE_ROWS = 65_536  # candidates per piece: its arrays stay in the CPU cache through all its analyses (twice
-# as fast as passes over the whole arrays, benchmarks/analysis.py), and two pieces run at a time
+PIECE_ROWS = 65_536  # candidates per piece: its arrays stay in the CPU cache through all its analyses, and two
+# pieces run at a time (benchmarks/analysis.py measures it against passes over the whole arrays)
 
 
 def tilt_tables(prompt_ids, reward: np.ndarray, log_ref: np.ndarray | None, config: TiltConfig,
@@ -122,15 +123,11 @@ def _constant(value: str, size: int) -> pa.Array:
 def plot_frontier(frontier: pa.Table, path: Path, title: str) -> Path:
     """E[r] against KL(π‖π_ref): the tilted policies (a curve over β) and best-of-n (points), averaged over
     prompts, with π_ref at KL 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = frontier.to_pylist()
     tilted = sorted((r for r in rows if r["kind"] == "tilt"), key=lambda r: r["kl"])
     best = [r for r in rows if r["kind"] == "best_of_n"]
-    figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    figure = Figure(figsize=(6.4, 4.4), dpi=120)
+    axes = figure.subplots()
     axes.plot([0] + [r["kl"] for r in tilted], [tilted[0]["ref_reward"]] + [r["expected_reward"] for r in tilted],
               "-o", color="tab:blue", label="tilted π_ref·exp(r/β)")
     axes.plot([r["kl"] for r in best], [r["expected_reward"] for r in best], "s", color="tab:orange",
@@ -144,7 +141,6 @@ def plot_frontier(frontier: pa.Table, path: Path, title: str) -> Path:
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)
     return path
 
 

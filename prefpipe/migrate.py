@@ -1,0 +1,28 @@
+"""The warehouse's one-time steps, run on purpose and never by opening it: cluster its prompts by
+near-duplicates when it never was (made before prefpipe 0.4) or was clustered with other dedup settings, and
+check against the whole warehouse the registered sets that never were. The ingest and set registration run
+them first; `prefpipe migrate` runs them alone; readers (`stats`, `sql`, `export`) only say they are due."""
+
+from __future__ import annotations
+
+from prefpipe import contamination, dedup
+from prefpipe.dedup import Params
+from prefpipe.sql import sql
+
+
+def migrate(wh, params: Params) -> list[str]:
+    """Run what is due on the warehouse WH (prefpipe.warehouse); a message for each step that changed it."""
+    return [m for m in (dedup.recluster(wh, params), *contamination.check_registered(wh)) if m]
+
+
+def due(wh, params: Params) -> list[str]:
+    """What `migrate` would do to WH, in words; nothing is computed or written."""
+    found = []
+    [(annotations,)] = wh.con.table("annotations").count("*").fetchall()
+    if annotations and (why := dedup.recluster_reason(wh.con, params)):
+        found.append(f"cluster the prompts by near-duplicates ({why})")
+    unchecked = [name for name, version, _ in contamination.latest_sets(wh.con)
+                 if not wh.con.execute(sql("contamination/checked.sql"), [name, version]).fetchall()[0][0]]
+    if unchecked:
+        found.append(f"check {', '.join(unchecked)} against the whole warehouse")
+    return found

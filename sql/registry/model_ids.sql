@@ -1,0 +1,2 @@
+-- Every registered model id.
+SELECT model_id FROM models
