@@ -15,7 +15,6 @@ from datetime import date
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 
 from prefpipe.config import TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
@@ -29,6 +28,7 @@ from tasks.analysis import (
     model_reward,
     model_rewards,
     publish_analysis,
+    publish_rewards,
     publish_toy,
     read_candidates,
     read_models,
@@ -67,16 +67,7 @@ def rewards_flow(model_ids: list[str], candidates: str | None = None, from_split
     per_model = [model_rewards(found, model_id, *models[model_id]) for model_id in model_ids]
     source = candidates or f"warehouse:{from_split}"
     folder = write_rewards(settings, run_id, run_date, table, per_model, source)
-    prompts = len({c.prompt_id for c in found})
-    ref_source = "uniform" if reference_lm is None and all(c.ref_logprob is None for c in found) else (
-        f"lm:{reference_lm}" if reference_lm else "file")
-    uniform = " (uniform over each prompt's candidates)" if ref_source == "uniform" else ""
-    line = (f"rewards {run_id}: {len(found)} candidates of {prompts} prompts from {source}, scored by "
-            f"{', '.join(model_ids)}; π_ref: {ref_source}{uniform}")
-    print(line)
-    create_markdown_artifact(key="rewards", markdown=f"{line}\n\n`{folder}`")
-    return {"run_id": run_id, "path": str(folder), "candidates": len(found), "prompts": prompts,
-            "ref_source": ref_source}
+    return publish_rewards(run_id, folder, found, model_ids, source, reference_lm)
 
 
 @flow(name="tilt", log_prints=True)

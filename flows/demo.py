@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flows.analysis import rewards_flow, tilt_flow
-from flows.ingest import ingest_flow, summary_table
+from flows.ingest import ingest_flow
 from flows.nightly import nightly_flow
 from flows.train import train_flow
 from prefpipe.config import TrainConfig
+from prefpipe.ingest import summary_table
 from prefpipe.registry import register_split
 from prefpipe.report import write_report
 from prefpipe.settings import Settings

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_image_artifact, create_table_artifact
 
 from prefpipe.config import CONFIG, TrainConfig
 from prefpipe.errors import InputError
-from prefpipe.metrics import PLOT
 from prefpipe.names import check_name
-from prefpipe.settings import HELD_OUT, Settings
+from prefpipe.settings import Settings
 from prefpipe.training_data import SNAPSHOT, snapshot_record
-from tasks.train import fit_model, held_out_metrics, register_model, snapshot_data
-
-METRIC_COLUMNS = ["split", "group", "name", "pairs", "accuracy", "log_loss", "ece"]
+from tasks.train import fit_model, held_out_metrics, publish_metrics, register_model, snapshot_data
 
 
 @flow(name="train", log_prints=True)
@@ -53,15 +48,7 @@ def train_flow(config: TrainConfig | None = None, settings: Settings | None = No
           f"{figures['identical_after_truncation']} pairs left out, identical after truncation")
     results = held_out_metrics(run_dir)
     register_model(settings, run_dir.name, run_dir, snapshot, results, replace=bool(resume))
-    rows = metric_rows(results)
-    create_table_artifact(key="reward-model-metrics", table=rows,
-                          description=f"{run_dir.name}: held-out accuracy (strict), log loss, ECE (10 bins)")
-    image = base64.b64encode((run_dir / PLOT).read_bytes()).decode()
-    create_image_artifact(image_url=f"data:image/png;base64,{image}", key="reward-model-calibration",
-                          description=f"{run_dir.name}: calibration of σ(Δ) ({run_dir / PLOT})")
-    for row in rows[:2]:
-        print(f"{row['split']}: accuracy {row['accuracy']}, log loss {row['log_loss']}, ECE {row['ece']} "
-              f"on {row['pairs']} pairs")
+    publish_metrics(run_dir, results)
     return {"model_id": run_dir.name, "path": str(run_dir), "figures": figures, "metrics": results}
 
 
@@ -78,17 +65,3 @@ def resume_folder(settings: Settings, resume: str) -> Path:
         if (run_dir / CONFIG).is_file():
             return run_dir
     raise InputError(f"no training run of that name in {settings.models} (nor a run folder)", file=resume)
-
-
-def metric_rows(results: dict) -> list[dict]:
-    """The headline per split first, then per source and per annotator."""
-    def row(split, group, name, m):
-        return {"split": split, "group": group, "name": name, "pairs": m["pairs"],
-                **{k: None if m[k] is None else round(m[k], 4) for k in ("accuracy", "log_loss", "ece")}}
-
-    splits = [s for s in HELD_OUT if s in results]
-    rows = [row(s, "all", "", results[s]) for s in splits]
-    for s in splits:
-        for group in ("by_source", "by_annotator"):
-            rows += [row(s, group.removeprefix("by_"), k, m) for k, m in results[s][group].items()]
-    return rows

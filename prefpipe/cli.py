@@ -40,7 +40,7 @@ from prefpipe.cli_options import (
 from prefpipe.cli_registry import evalset_app, models_app, train
 from prefpipe.errors import PrefpipeError
 from prefpipe.export import export_pairs
-from prefpipe.ingest import batch_files
+from prefpipe.ingest import batch_files, summary_table
 from prefpipe.migrate import due
 from prefpipe.migrate import migrate as run_migration
 from prefpipe.prefect_server import prefect_session
@@ -87,7 +87,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Batch files or fold
                "--max-quarantined", help="Fail a batch whose quarantined share is above this.")
            ] = DEFAULTS.max_quarantined_share) -> None:
     """Ingest annotation batches into the warehouse and build their pairs."""
-    from flows.ingest import ingest_flow, summary_table  # Prefect, and Great Expectations
+    from flows.ingest import ingest_flow  # Prefect, and Great Expectations
 
     settings = Settings.from_env(warehouse=warehouse, max_quarantined_share=max_quarantined)
     files = batch_files(paths)  # fail on a missing file before starting Prefect

@@ -19,7 +19,11 @@ from prefpipe.formats import FORMATS, check_format, detect_format, sample, stage
 from prefpipe.migrate import migrate
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
+from prefpipe.text import format_table
 from prefpipe.warehouse import Warehouse
+
+SUMMARY_COLUMNS = ["source", "status", "rows_in", "loaded", "replaced", "quarantined", "skipped", "pairs",
+                   "ties", "identical_texts", "contaminated", "quarantined_by_rule", "skipped_by_reason", "batch_id"]
 
 
 @dataclass
@@ -58,11 +62,35 @@ class BatchSummary:
         row["skipped_by_reason"] = ", ".join(f"{k} {v}" for k, v in self.skipped_by_reason.items())
         return row
 
+    def summary_row(self) -> dict:
+        """The batch's outcome in the summary's columns (SUMMARY_COLUMNS)."""
+        row = self.as_row()
+        return {k: row[k] for k in SUMMARY_COLUMNS}
+
+    def line(self) -> str:
+        """The batch's outcome in one line of the run's log."""
+        if self.status == "skipped":
+            return (f"{self.source}: skipped, identical to batch {self.batch_id[:12]} ingested before "
+                    f"({self.rows_in} rows)")
+        if self.status == "failed":
+            return self.message
+        matched = f"; {self.contaminated} prompts or responses match an evaluation set" if self.contaminated else ""
+        return (f"{self.source}: {self.rows_in} rows = {self.loaded} loaded ({self.replaced} replaced) + "
+                f"{self.quarantined} quarantined + {self.skipped} skipped; {self.pairs} pairs, {self.ties} ties, "
+                f"{self.identical_texts} identical texts{matched} ({self.seconds:.1f} s, {self.dedup_seconds:.1f} s "
+                "of it near-duplicates and contamination)")
+
     def _skip_all(self, reason: str) -> None:
         kept = self.rows_in - self.quarantined - self.skipped
         self.skipped_by_reason[reason] = kept
         self.loaded, self.skipped = 0, self.skipped + kept
         self.seconds = time.perf_counter() - self.started
+
+
+def summary_table(summaries: list[BatchSummary]) -> str:
+    """Every batch's outcome, for a terminal."""
+    columns = SUMMARY_COLUMNS[:-1]
+    return format_table(columns, [tuple(s.summary_row()[c] for c in columns) for s in summaries])
 
 
 def batch_files(paths: list[str | Path]) -> list[Path]:

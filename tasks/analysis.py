@@ -121,6 +121,22 @@ def write_tilt(settings: Settings, run_id: str, run_date: date, tables: dict, ti
                                                                       title))
 
 
+@task(cache_policy=NO_CACHE)
+def publish_rewards(run_id: str, folder: Path, found: list[candidates.Candidate], model_ids: list[str], source: str,
+                    reference_lm: str | None) -> dict:
+    """What a rewards run holds, in the log and as an artifact; what the flow returns."""
+    prompts = len({c.prompt_id for c in found})
+    ref_source = "uniform" if reference_lm is None and all(c.ref_logprob is None for c in found) else (
+        f"lm:{reference_lm}" if reference_lm else "file")
+    uniform = " (uniform over each prompt's candidates)" if ref_source == "uniform" else ""
+    line = (f"rewards {run_id}: {len(found)} candidates of {prompts} prompts from {source}, scored by "
+            f"{', '.join(model_ids)}; π_ref: {ref_source}{uniform}")
+    print(line)
+    create_markdown_artifact(key="rewards", markdown=f"{line}\n\n`{folder}`")
+    return {"run_id": run_id, "path": str(folder), "candidates": len(found), "prompts": prompts,
+            "ref_source": ref_source}
+
+
 @task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=retry_unless_input_error, cache_policy=NO_CACHE)
 def read_prompts(settings: Settings, path: str | None, evalset: str | None, split: str | None, count: int
                  ) -> list[tuple[str, str | list[dict]]]:

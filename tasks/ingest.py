@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from prefpipe import ingest, migrate, tables
@@ -48,3 +49,13 @@ def load_batch(wh: Warehouse, summary: BatchSummary) -> BatchSummary:
 def publish_tables(wh: Warehouse, settings: Settings) -> Path:
     """The warehouse tables as Parquet, for `prefpipe sql` (which never opens the locked warehouse)."""
     return tables.publish_tables(wh.con, settings.tables)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_summary(summaries: list[BatchSummary]) -> None:
+    """Every batch's outcome as a table artifact, and the failures as a list."""
+    create_table_artifact(key="ingest-summary", table=[s.summary_row() for s in summaries],
+                          description="What each batch brought: rows in = loaded + quarantined + skipped")
+    failed = [s.message for s in summaries if s.status == "failed"]
+    if failed:
+        create_markdown_artifact(key="ingest-failures", markdown="\n".join(f"- {m}" for m in failed))
