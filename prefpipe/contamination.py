@@ -104,11 +104,18 @@ def check_set(wh, name: str, version: str, path: str) -> int:
     return con.execute(sql("contamination/matches.sql"), [name, version]).fetchall()[0][0]
 
 
+def unchecked_sets(con) -> list[tuple[str, str, str]]:
+    """(name, version, stored path) of the latest versions never checked against the whole warehouse (sets
+    registered before prefpipe 0.4)."""
+    return [(name, version, path) for name, version, path in latest_sets(con)
+            if not con.execute(sql("contamination/checked.sql"), [name, version]).fetchall()[0][0]]
+
+
 def check_registered(wh) -> list[str]:
-    """Check every set's latest version that was never checked (registered before prefpipe 0.4)."""
-    return [f"{name} (version {version[:12]}): checked once against the whole warehouse: {found} matches "
-            "recorded (table contamination)" for name, version, path in latest_sets(wh.con)
-            if (found := check_set(wh, name, version, path)) >= 0]
+    """Check every set's latest version that was never checked; a message for each."""
+    return [f"{name} (version {version[:12]}): checked once against the whole warehouse: "
+            f"{check_set(wh, name, version, path)} matches recorded (table contamination)"
+            for name, version, path in unchecked_sets(wh.con)]
 
 
 # -- what training and export leave out -----------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from prefpipe import contamination, dedup
 from prefpipe.dedup import Params
-from prefpipe.sql import sql
 
 
 def migrate(wh, params: Params) -> list[str]:
@@ -21,8 +20,6 @@ def due(wh, params: Params) -> list[str]:
     [(annotations,)] = wh.con.table("annotations").count("*").fetchall()
     if annotations and (why := dedup.recluster_reason(wh.con, params)):
         found.append(f"cluster the prompts by near-duplicates ({why})")
-    unchecked = [name for name, version, _ in contamination.latest_sets(wh.con)
-                 if not wh.con.execute(sql("contamination/checked.sql"), [name, version]).fetchall()[0][0]]
-    if unchecked:
+    if unchecked := [name for name, *_ in contamination.unchecked_sets(wh.con)]:
         found.append(f"check {', '.join(unchecked)} against the whole warehouse")
     return found
