@@ -24,7 +24,7 @@ from typing import NamedTuple
 import duckdb
 
 from prefpipe.errors import InputError
-from prefpipe.lake import ANALYSES, REWARDS, partitions, result_runs
+from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS, find_runs
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
 from prefpipe.tables import latest_tables
@@ -49,7 +49,8 @@ def analyst_connection(results: Path, tables: Path | None = None,
     and curation views) when there is one. It never opens the warehouse file, so it never waits for its
     lock. The folders of the lake that are not run partitions are skipped, for the caller to report. ONLY:
     the result runs to read, of those found (default: all)."""
-    runs, foreign = result_runs(results)
+    found, foreign = find_runs(results, (RESULTS,))
+    runs = found[RESULTS.name]
     if only is not None:
         wanted = set(only)
         runs = [run for run in runs if run in wanted]
@@ -63,18 +64,17 @@ def analyst_connection(results: Path, tables: Path | None = None,
     readable = [f"{Path(p).resolve()}/" for p in (results, copy, rewards, analysis) if p is not None]  # no siblings
     con.execute("SET allowed_directories = ?", [readable])
     con.execute("SET enable_external_access = false")
-    if runs:
-        _files(con, runs, score_files="scores", summary_files="summary")
-        con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
-        run_script(con, "views/eval.sql")
-    for root, layout in ((rewards, REWARDS), (analysis, ANALYSES)):
-        found, stray = partitions(root, layout) if root is not None else ([], [])
-        foreign += stray
-        for kind, script, files in [(kind, script, files) for of, kind, script, files in VIEWS if of is layout]:
-            runs_of_kind = [run for run in found if kind is None or run.parent.parent.name == f"analysis={kind}"]
-            if runs_of_kind:
-                _files(con, runs_of_kind, **files)
-                run_script(con, script)
+    con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
+    found |= {RESULTS.name: runs}
+    for root, kinds in ((rewards, (REWARDS,)), (analysis, ANALYSES)):
+        if root is not None:
+            of_root, stray = find_runs(root, kinds)
+            found |= of_root
+            foreign += stray
+    for kind in KINDS:  # the views of each kind that has runs
+        if found.get(kind.name):
+            _files(con, found[kind.name], **kind.variables)
+            run_script(con, kind.views)
     if copy is not None:  # a view per table, then the warehouse's own views over them
         for table in sorted(copy.glob("*.parquet")):
             if re.fullmatch(r"[a-z][a-z0-9_]*", table.stem):
@@ -83,14 +83,6 @@ def analyst_connection(results: Path, tables: Path | None = None,
             run_script(con, script)
     con.execute("SET lock_configuration = true")
     return Analyst(con, runs, foreign)
-
-
-VIEWS = [  # (layout, kind of analysis or None, the views' script, the variables that list its runs' files)
-    (REWARDS, None, "views/rewards.sql", {"candidate_files": "candidates", "reward_files": "rewards"}),
-    (ANALYSES, "tilt", "views/tilt.sql", {"tilt_prompt_files": "prompts", "tilt_frontier_files": "frontier"}),
-    (ANALYSES, "tradeoff", "views/tradeoff.sql", {"tradeoff_sample_files": "samples",
-                                                  "tradeoff_corpus_files": "corpora"}),
-]
 
 
 def _files(con: duckdb.DuckDBPyConnection, runs: list[Path], **files: str) -> None:

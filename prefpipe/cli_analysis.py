@@ -15,7 +15,7 @@ import typer
 from prefpipe.cli_options import DEFAULTS, changing_warehouse, open_warehouse
 from prefpipe.config import LSC_QUANTILE, Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
-from prefpipe.lake import REWARDS, in_written_order, partitions
+from prefpipe.lake import REWARDS, find_runs, in_written_order
 from prefpipe.names import check_name
 from prefpipe.prefect_server import prefect_session
 from prefpipe.settings import Settings
@@ -36,7 +36,7 @@ def rewards(ctx: typer.Context) -> None:
     """List the rewards runs, newest last."""
     if ctx.invoked_subcommand is not None:
         return
-    runs, _ = partitions(Settings.from_env().rewards, REWARDS)
+    runs = find_runs(Settings.from_env().rewards, (REWARDS,))[0][REWARDS.name]
     rows = []
     for run in in_written_order(runs, REWARDS):
         candidates = pq.read_table(run / "candidates.parquet", columns=["prompt_id", "source", "ref_source"])

@@ -6,21 +6,26 @@
     analysis/analysis=tilt/run_date=YYYY-MM-DD/run_id=RUN/{prompts,frontier}.parquet, frontier.png
     analysis/analysis=tradeoff/run_date=YYYY-MM-DD/run_id=RUN/{samples,corpora}.parquet, tradeoff.png
 
-Columns are documented in schemas/results.md. A run's folder is written under a hidden staging folder
-and renamed into place in one step, so a killed run leaves no partial partition, and a rerun adds a
-new run folder instead of overwriting an old one (history is kept). How results are computed is
+Each kind of run (results, rewards, tilt, tradeoff) is declared once here (`Kind`): its root, partition levels,
+tables, picture and analyst views; writers ask it for a run's partition, readers for its whole runs. Columns
+are documented in schemas/results.md. A run's folder is written under a hidden staging folder, its manifest
+(`_manifest.json`: every file with its size and sha256) written last, and renamed into place in one step, so
+a killed run leaves no partial partition; readers see a run only when its manifest's files are all there. A
+rerun adds a new run folder instead of overwriting an old one (history is kept). How results are computed is
 prefpipe.evaluation's business; this module only stores and finds them.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import re
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -30,29 +35,58 @@ import pyarrow.parquet as pq
 from prefpipe.files import write_whole
 from prefpipe.names import NAME
 
-DATE, RUN = r"run_date=\d{4}-\d{2}-\d{2}", f"run_id={NAME}"
+DATE, RUN = r"\d{4}-\d{2}-\d{2}", NAME  # the values of the run_date and run_id levels
 CREATED = b"prefpipe.written_ns"  # in the metadata of every Parquet file of a run: when the run was written
+MANIFEST = "_manifest.json"  # written last into a run: its files, sizes and checksums; a run without it is unseen
 
 
 @dataclass(frozen=True)
-class Layout:
-    """A kind of run folder: the patterns of its partition levels, and the files that a whole run holds
-    (FILES, or per value of the first level, KINDS)."""
+class Kind:
+    """A kind of run of the lake, declared once: where its runs live (a Settings path), the partition levels under
+    it ((key, pattern of the value) each; a fixed value for a level that names the kind), the tables every run
+    holds (NAME.parquet), its picture, and the analyst views over its runs (the script, and the variable that
+    lists each table's files). Writers ask it for a run's partition, readers for the whole runs."""
 
-    levels: tuple[str, ...]
-    files: tuple[str, ...] = ()
-    kinds: dict[str, tuple[str, ...]] | None = None
+    name: str
+    root: str
+    levels: tuple[tuple[str, str], ...]
+    tables: tuple[str, ...]
+    views: str
+    variables: dict[str, str] = field(default_factory=dict)  # view variable -> table
+    picture: str | None = None
+    caption: str = ""  # of its picture, in the morning report
+    view: str = ""  # the view that the report names beside its table
 
-    def files_of(self, run: Path) -> tuple[str, ...]:
-        if self.kinds is None:
-            return self.files
-        return self.kinds[run.relative_to(run.parents[len(self.levels) - 1]).parts[0].partition("=")[2]]
+    def partition(self, **values: object) -> str:
+        """The run's folder under the root, from its level values (run_date a date; fixed levels need none)."""
+        return "/".join(f"{key}={values.get(key, pattern)}" for key, pattern in self.levels)
+
+    def matches(self, depth: int, name: str) -> bool:
+        key, pattern = self.levels[depth]
+        value = name.removeprefix(f"{key}=")
+        if value == name or not re.fullmatch(pattern, value):
+            return False
+        try:
+            return key != "run_date" or bool(date.fromisoformat(value))
+        except ValueError:
+            return False
 
 
-RESULTS = Layout((f"evalset={NAME}", f"model={NAME}", DATE, RUN), ("scores.parquet", "summary.parquet"))
-REWARDS = Layout((DATE, RUN), ("candidates.parquet", "rewards.parquet"))
-ANALYSIS_FILES = {"tilt": ("prompts.parquet", "frontier.parquet"), "tradeoff": ("samples.parquet", "corpora.parquet")}
-ANALYSES = Layout((f"analysis=({'|'.join(ANALYSIS_FILES)})", DATE, RUN), kinds=ANALYSIS_FILES)
+RESULTS = Kind("results", "results", (("evalset", NAME), ("model", NAME), ("run_date", DATE), ("run_id", RUN)),
+               ("scores", "summary"), "views/eval.sql", {"score_files": "scores", "summary_files": "summary"})
+REWARDS = Kind("rewards", "rewards", (("run_date", DATE), ("run_id", RUN)), ("candidates", "rewards"),
+               "views/rewards.sql", {"candidate_files": "candidates", "reward_files": "rewards"})
+TILT = Kind("tilt", "analysis", (("analysis", "tilt"), ("run_date", DATE), ("run_id", RUN)), ("prompts", "frontier"),
+            "views/tilt.sql", {"tilt_prompt_files": "prompts", "tilt_frontier_files": "frontier"}, "frontier.png",
+            "The reward–KL frontier of the tilted policy π_ref·exp(r/β) and of best-of-n, averaged over prompts",
+            "tilt_frontier")
+TRADEOFF = Kind("tradeoff", "analysis", (("analysis", "tradeoff"), ("run_date", DATE), ("run_id", RUN)),
+                ("samples", "corpora"), "views/tradeoff.sql",
+                {"tradeoff_sample_files": "samples", "tradeoff_corpus_files": "corpora"}, "tradeoff.png",
+                "The probability–quality trade-off: mean log-probability under the prior against mean reward, per "
+                "sampling setting", "tradeoff_corpora")
+KINDS = (RESULTS, REWARDS, TILT, TRADEOFF)
+ANALYSES = tuple(k for k in KINDS if k.root == "analysis")
 
 
 def new_run_id(run_date: date) -> str:
@@ -73,7 +107,7 @@ class Run:
     code_version: str
 
     def partition(self) -> str:
-        return f"evalset={self.evalset}/model={self.model_id}/run_date={self.run_date.isoformat()}/run_id={self.run_id}"
+        return RESULTS.partition(evalset=self.evalset, model=self.model_id, run_date=self.run_date, run_id=self.run_id)
 
     def provenance(self) -> dict:
         """The columns every result row carries, so that any row joins back to what made it."""
@@ -88,29 +122,50 @@ def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table, 
 
 def write_partition(root: Path, partition: str, tables: dict[str, pa.Table],
                     also: Callable[[Path], None] | None = None) -> Path:
-    """The run folder ROOT/PARTITION with a NAME.parquet per table (and what ALSO writes), whole or not at all."""
+    """The run folder ROOT/PARTITION with a NAME.parquet per table (and what ALSO writes), whole or not at all:
+    staged, its manifest written last, then renamed into place."""
     final = root / partition
     if final.exists():
         raise FileExistsError(f"{final}: that run is already there")
 
-    stamp = str(time.time_ns()).encode()
+    stamp = time.time_ns()
+    metadata = {CREATED: str(stamp).encode()}
 
     def write(staging: Path) -> None:
         for name, table in tables.items():
-            pq.write_table(table.replace_schema_metadata((table.schema.metadata or {}) | {CREATED: stamp}),
+            pq.write_table(table.replace_schema_metadata((table.schema.metadata or {}) | metadata),
                            staging / f"{name}.parquet")
         if also is not None:
             also(staging)
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                 for p in sorted(staging.iterdir()) if p.is_file()}
+        (staging / MANIFEST).write_text(json.dumps({"partition": partition, "written_ns": stamp, "files": files},
+                                                   indent=1))
 
     return write_whole(root, final, write)
 
 
-def in_written_order(runs: list[Path], layout: Layout) -> list[Path]:
-    """RUNS oldest first: by run date, then by when each was written (the time its files record; a run id ends
-    in random hex, so two runs of one day cannot be told apart by it). Runs written before 0.6 record no time:
-    they come first on their day, by id."""
+def is_whole(run: Path, tables: tuple[str, ...]) -> bool:
+    """A run is whole when its manifest's files are all there at their sizes; a run written before manifests
+    (prefpipe 0.7, renamed into place whole) when its tables are."""
+    manifest = run / MANIFEST
+    if not manifest.is_file():
+        return all((run / f"{name}.parquet").is_file() for name in tables)
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        return all((run / name).is_file() and (run / name).stat().st_size == f["bytes"] for name, f in files.items())
+    except (ValueError, KeyError, TypeError, OSError):
+        return False
+
+
+def in_written_order(runs: list[Path], kind: Kind) -> list[Path]:
+    """RUNS oldest first: by run date, then by when each was written (its manifest's time, else the time its
+    files record; a run id ends in random hex, so two runs of one day cannot be told apart by it). Runs written
+    before 0.6 record no time: they come first on their day, by id."""
     def written(run: Path) -> int:
-        metadata = pq.read_schema(run / layout.files_of(run)[0]).metadata or {}
+        if (run / MANIFEST).is_file():
+            return int(json.loads((run / MANIFEST).read_text()).get("written_ns", 0))
+        metadata = pq.read_schema(run / f"{kind.tables[0]}.parquet").metadata or {}
         return int(metadata.get(CREATED, b"0"))
 
     return sorted(runs, key=lambda r: (r.parent.name, written(r), r.name))
@@ -147,38 +202,31 @@ def unit_lock(results: Path, evalset: str, model_id: str):
 
 def result_runs(results: Path) -> tuple[list[Path], list[Path]]:
     """The evaluation runs of the results lake, and the foreign folders found there."""
-    return partitions(results, RESULTS)
+    found, foreign = find_runs(results, (RESULTS,))
+    return found[RESULTS.name], foreign
 
 
-def partitions(root: Path, layout: Layout) -> tuple[list[Path], list[Path]]:
-    """The run folders under ROOT (every level matching LAYOUT, holding all its files), and whatever else
-    stands where partitions belong (a foreign folder or file, a bad name or date): readers skip those and
+def find_runs(root: Path, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Path]]:
+    """The whole runs of KINDS (which share ROOT) under ROOT, by kind, and whatever else stands where runs
+    belong (a foreign folder or file, a bad name or date, a run that is not whole): readers skip those and
     report them, so one stray folder cannot break every query."""
-    runs: list[Path] = []
+    found: dict[str, list[Path]] = {kind.name: [] for kind in kinds}
     foreign: list[Path] = []
 
-    def walk(folder: Path, level: int) -> None:
+    def walk(folder: Path, depth: int, candidates: tuple[Kind, ...]) -> None:
         for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):  # staging folders and locks
+            if entry.name.startswith("."):  # staging folders, locks, caches
                 continue
-            if not (entry.is_dir() and _partition(layout.levels[level], entry.name)):
+            fits = tuple(k for k in candidates if entry.is_dir() and k.matches(depth, entry.name))
+            if not fits:
                 foreign.append(entry)
-            elif level < len(layout.levels) - 1:
-                walk(entry, level + 1)
-            elif all((entry / name).is_file() for name in layout.files_of(entry)):
-                runs.append(entry)
+            elif depth < len(fits[0].levels) - 1:
+                walk(entry, depth + 1, fits)
+            elif is_whole(entry, fits[0].tables):
+                found[fits[0].name].append(entry)
             else:
                 foreign.append(entry)
 
     if Path(root).is_dir():
-        walk(Path(root), 0)
-    return runs, foreign
-
-
-def _partition(pattern: str, name: str) -> bool:
-    if not re.fullmatch(pattern, name):
-        return False
-    try:
-        return pattern != DATE or bool(date.fromisoformat(name.removeprefix("run_date=")))
-    except ValueError:
-        return False
+        walk(Path(root), 0, kinds)
+    return found, foreign

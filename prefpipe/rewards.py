@@ -23,7 +23,7 @@ from prefpipe.candidates import Candidate, candidates_table
 from prefpipe.config import Combination
 from prefpipe.dpo import SequenceLogprob
 from prefpipe.errors import InputError
-from prefpipe.lake import REWARDS, in_written_order, partitions, write_partition
+from prefpipe.lake import REWARDS, find_runs, in_written_order, write_partition
 from prefpipe.scoring import score_items, scorer
 from prefpipe.transforms import combination
 from prefpipe.versions import code_version
@@ -60,7 +60,7 @@ def write_rewards(root: Path, run_id: str, run_date: date, candidates: pa.Table,
                   source: str) -> Path:
     """The run folder, whole or not at all; every row carries the run, its source and the code version."""
     provenance = {"run_id": run_id, "run_date": run_date, "source": source, "code_version": code_version()}
-    return write_partition(root, f"run_date={run_date.isoformat()}/run_id={run_id}",
+    return write_partition(root, REWARDS.partition(run_date=run_date, run_id=run_id),
                            {"candidates": _with(candidates, provenance), "rewards": _with(rewards, provenance)})
 
 
@@ -103,7 +103,7 @@ class RewardRun:
 
 def read_rewards(root: Path, run_id: str | None = None) -> RewardRun:
     """The rewards run RUN_ID (default: the newest) of ROOT."""
-    runs, _ = partitions(root, REWARDS)
+    runs = find_runs(root, (REWARDS,))[0][REWARDS.name]
     if run_id is not None:
         runs = [r for r in runs if r.name == f"run_id={run_id}"]
     if not runs:

@@ -19,7 +19,7 @@ from prefpipe.adaptors import Setting
 from prefpipe.config import Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset
-from prefpipe.lake import samples_cache, write_partition
+from prefpipe.lake import TILT, TRADEOFF, samples_cache, write_partition
 from prefpipe.scoring import score_items, scorer
 from prefpipe.settings import Settings
 from prefpipe.tables import prompt_json, warehouse_responses
@@ -116,9 +116,8 @@ def tilt_run(run: rewards.RewardRun, reward, config: TiltConfig, ref_source: str
 @task(cache_policy=NO_CACHE)
 def write_tilt(settings: Settings, run_id: str, run_date: date, tables: dict, title: str) -> Path:
     """analysis=tilt/run_date=/run_id=/: the tables and the frontier's picture, whole or not at all."""
-    return write_partition(settings.analysis, f"analysis=tilt/run_date={run_date.isoformat()}/run_id={run_id}",
-                           tables, also=lambda staging: plot_frontier(tables["frontier"], staging / "frontier.png",
-                                                                      title))
+    return write_partition(settings.analysis, TILT.partition(run_date=run_date, run_id=run_id), tables,
+                           also=lambda staging: plot_frontier(tables["frontier"], staging / TILT.picture, title))
 
 
 @task(cache_policy=NO_CACHE)
@@ -184,9 +183,9 @@ def score_samples(samples: list, aligned: str, prior: str, room: int, reward: tu
 @task(cache_policy=NO_CACHE)
 def write_tradeoff(settings: Settings, run_id: str, run_date: date, tables: dict, title: str) -> Path:
     """analysis=tradeoff/run_date=/run_id=/: samples, corpora and the trade-off's picture, whole or not at all."""
-    return write_partition(settings.analysis, f"analysis=tradeoff/run_date={run_date.isoformat()}/run_id={run_id}",
-                           tables, also=lambda staging: plot_tradeoff(tables["corpora"], staging / "tradeoff.png",
-                                                                      title, tables["samples"]))
+    return write_partition(settings.analysis, TRADEOFF.partition(run_date=run_date, run_id=run_id), tables,
+                           also=lambda staging: plot_tradeoff(tables["corpora"], staging / TRADEOFF.picture, title,
+                                                              tables["samples"]))
 
 
 @task(cache_policy=NO_CACHE)

@@ -3,6 +3,7 @@ the diagnostics; a unit is written once, whoever runs it; the code version cover
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 
@@ -20,7 +21,11 @@ def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_p
     day = date(2026, 11, 28)
     folder = evaluate_model(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="r1", run_date=day)
     assert folder == results / "evalset=llmbar" / "model=tiny" / "run_date=2026-11-28" / "run_id=r1"
-    assert sorted(p.name for p in folder.iterdir()) == ["scores.parquet", "summary.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", "scores.parquet", "summary.parquet"]
+    manifest = json.loads((folder / "_manifest.json").read_text())  # written last: every file, its size and hash
+    assert manifest["partition"] == "evalset=llmbar/model=tiny/run_date=2026-11-28/run_id=r1"
+    assert {name: (f["bytes"], f["sha256"]) for name, f in manifest["files"].items()} == {
+        p.name: (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in folder.glob("*.parquet")}
     assert sorted(p.name for p in results.iterdir()) == [".locks", "evalset=llmbar"]  # no staging left behind
 
     con = duckdb.connect()

@@ -116,3 +116,25 @@ def test_writers_at_once_never_trip_over_each_others_staging_folders(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         assert sorted(pool.map(writer, range(4))) == [0, 1, 2, 3]
     assert len(list(tmp_path.glob("run-*/x"))) == 600 and not list(tmp_path.glob(".staging-*"))
+
+
+def test_only_runs_whose_manifest_files_are_all_there_are_read(tmp_path, model_dir):
+    results = tmp_path / "results"
+    whole = evaluate_model(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="whole", run_date=date(2026, 11, 27))
+    legacy = whole.parent / "run_id=legacy"  # written before manifests (0.7): its tables alone, renamed whole
+    legacy.mkdir()
+    for table in ("scores.parquet", "summary.parquet"):
+        (legacy / table).write_bytes((whole / table).read_bytes())
+    cut = whole.parent / "run_id=cut"  # a manifest whose file is shorter than it says (a copy cut short)
+    cut.mkdir()
+    for name in ("_manifest.json", "scores.parquet", "summary.parquet"):
+        (cut / name).write_bytes((whole / name).read_bytes())
+    (cut / "summary.parquet").write_bytes((whole / "summary.parquet").read_bytes()[:-10])
+    lost = whole.parent / "run_id=lost"  # a manifest naming a file that is not there
+    lost.mkdir()
+    for name in ("_manifest.json", "scores.parquet"):
+        (lost / name).write_bytes((whole / name).read_bytes())
+    runs, foreign = lake.result_runs(results)
+    assert sorted(r.name for r in runs) == ["run_id=legacy", "run_id=whole"]
+    assert sorted(f.name for f in foreign) == ["run_id=cut", "run_id=lost"]
+    assert lake.in_written_order(runs, lake.RESULTS)[-1] == whole  # the manifest's time; legacy: the file's

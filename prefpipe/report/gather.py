@@ -10,14 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from prefpipe.analyst import analyst_connection
-from prefpipe.lake import ANALYSES, in_written_order, partitions
+from prefpipe.lake import ANALYSES, RESULTS, find_runs, in_written_order
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
-
-ANALYSIS_PLOTS = {"tilt": ("frontier.png", "tilt_frontier", "The reward–KL frontier of the tilted policy "
-                           "π_ref·exp(r/β) and of best-of-n, averaged over prompts"),
-                  "tradeoff": ("tradeoff.png", "tradeoff_corpora", "The probability–quality trade-off: mean "
-                               "log-probability under the prior against mean reward, per sampling setting")}
 
 
 def gather(settings: Settings, threshold: float) -> dict:
@@ -32,8 +27,8 @@ def gather(settings: Settings, threshold: float) -> dict:
         last = of_pair[-1]
         earlier = [r for r in of_pair if r["run_date"] < last["run_date"]][-1:]
         latest[model_id, evalset] = last | {"previous": earlier[0]["score"] if earlier else None}
-        folders += [settings.results / f"evalset={evalset}/model={model_id}/run_date={r['run_date']}/run_id="
-                    f"{r['run_id']}" for r in [last, *earlier]]
+        folders += [settings.results / RESULTS.partition(evalset=evalset, model=model_id, run_date=r["run_date"],
+                                                         run_id=r["run_id"]) for r in [last, *earlier]]
     models = registry_rows(con, "models", "model_id") | {name: combo | {"combo": True} for name, combo in
                                                          registry_rows(con, "combos", "name").items()}
     con.close()
@@ -61,13 +56,13 @@ def query_rows(con, script: str) -> list[dict]:
 
 def latest_analyses(analysis: Path) -> list[dict]:
     """The newest run of each kind of analysis: its folder, picture and table."""
-    runs, _ = partitions(analysis, ANALYSES)
+    runs, _ = find_runs(analysis, ANALYSES)
     found = []
-    for kind, (picture, view, caption) in ANALYSIS_PLOTS.items():
-        of_kind = in_written_order([r for r in runs if r.parent.parent.name == f"analysis={kind}"], ANALYSES)
-        if of_kind:
+    for kind in ANALYSES:
+        if of_kind := in_written_order(runs[kind.name], kind):
             run = of_kind[-1]
-            found.append({"kind": kind, "run": run, "picture": run / picture, "view": view, "caption": caption,
-                          "run_id": run.name.partition("=")[2], "run_date": run.parent.name.partition("=")[2],
-                          "rows": pq.read_table(run / ANALYSES.kinds[kind][1]).to_pylist()})
+            found.append({"kind": kind.name, "run": run, "picture": run / kind.picture, "view": kind.view,
+                          "caption": kind.caption, "run_id": run.name.partition("=")[2],
+                          "run_date": run.parent.name.partition("=")[2],
+                          "rows": pq.read_table(run / f"{kind.tables[-1]}.parquet").to_pylist()})
     return found
