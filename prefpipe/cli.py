@@ -30,6 +30,7 @@ from prefpipe.cli_options import (
     DEFAULTS,
     DaskAddressOpt,
     ExcludeOpt,
+    LakeOpt,
     TaskRunnerOpt,
     ThresholdOpt,
     WarehouseOpt,
@@ -156,12 +157,12 @@ models_app.command("normalise")(normalise)
 def nightly(force: Annotated[bool, typer.Option(help="Score again units that already have results.")] = False,
             threshold: ThresholdOpt = DEFAULTS.regression_threshold,
             task_runner: TaskRunnerOpt = DEFAULTS.task_runner,
-            dask_address: DaskAddressOpt = None, warehouse: WarehouseOpt = None) -> None:
+            dask_address: DaskAddressOpt = None, warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Score every active model on every registered evaluation set now (the nightly flow, once)."""
     from flows.nightly import nightly_flow  # Prefect, torch and transformers
     from tasks.runners import check_task_runner
 
-    settings = Settings.from_env(warehouse=warehouse)
+    settings = Settings.from_env(warehouse=warehouse, lake=lake)
     check_task_runner(task_runner, dask_address)
     check_threshold(threshold)  # before Prefect starts
     with prefect_session(settings):
@@ -173,35 +174,35 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
 @app.command()
 def report(out: Annotated[Path | None, typer.Option("--out", help="The report's folder, replaced whole (default: "
                                                     "$PREFPIPE_REPORT or $PREFPIPE_HOME/report).")] = None,
-           threshold: ThresholdOpt = DEFAULTS.regression_threshold) -> None:
+           threshold: ThresholdOpt = DEFAULTS.regression_threshold, lake: LakeOpt = None) -> None:
     """Write the morning report: the nightly results as web pages (leaderboard, models, regressions,
     analyses) that open from the folder in any browser, with no server. The nightly run writes it too."""
     from prefpipe.report import write_report  # matplotlib
 
-    typer.echo(f"The morning report: {write_report(Settings.from_env(), out, threshold)}")
+    typer.echo(f"The morning report: {write_report(Settings.from_env(lake=lake), out, threshold)}")
 
 
 @app.command()
 def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation runs (cron).")] = DEFAULTS.nightly_cron,
           timezone: Annotated[str, typer.Option(help="The cron's time zone (IANA name).")] = DEFAULTS.nightly_timezone,
           threshold: ThresholdOpt = DEFAULTS.regression_threshold,
-            task_runner: TaskRunnerOpt = DEFAULTS.task_runner,
+          task_runner: TaskRunnerOpt = DEFAULTS.task_runner,
           dask_address: DaskAddressOpt = None,
           port: Annotated[int, typer.Option(help="Port of the local Prefect server, when one is started.")
                           ] = DEFAULTS.prefect_port,
-          warehouse: WarehouseOpt = None) -> None:
+          warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Run the nightly evaluation on a schedule, until stopped (Ctrl-C). Uses the Prefect server of
     PREFECT_API_URL, or starts a local one (its log: $PREFPIPE_HOME/prefect-server.log)."""
     from flows.serve import serve as serve_nightly  # Prefect, torch and transformers
 
-    serve_nightly(Settings.from_env(warehouse=warehouse), cron=cron, timezone=timezone, threshold=threshold,
+    serve_nightly(Settings.from_env(warehouse=warehouse, lake=lake), cron=cron, timezone=timezone, threshold=threshold,
                   task_runner=task_runner, dask_address=dask_address, port=port, echo=typer.echo)
 
 
 @app.command()
 def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the views (see sql/views/).")] = None,
         file: Annotated[Path | None, typer.Option("-f", "--file", help="Read the query from a file.")] = None,
-        fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table") -> None:
+        fmt: Annotated[str, typer.Option("--format", help="table|csv|json")] = "table", lake: LakeOpt = None) -> None:
     """Query the results lake and the warehouse tables with SQL (read-only; reads their Parquet copies, so it
     never waits for a running ingest or nightly job)."""
     if (query is None) == (file is None):
@@ -210,7 +211,7 @@ def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the vi
         raise PrefpipeError(f"--format: must be table, csv or json, got {fmt!r}")
     if file is not None:
         query = read_text(file)
-    settings = Settings.from_env()
+    settings = Settings.from_env(lake=lake)
     con, _, foreign = analyst_connection(settings.results, settings.tables, rewards=settings.rewards,
                                          analysis=settings.analysis)
     for path in foreign:

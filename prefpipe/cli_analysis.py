@@ -12,7 +12,7 @@ from typing import Annotated
 import pyarrow.parquet as pq
 import typer
 
-from prefpipe.cli_options import DEFAULTS, changing_warehouse, open_warehouse
+from prefpipe.cli_options import DEFAULTS, LakeOpt, changing_warehouse, open_warehouse
 from prefpipe.config import LSC_QUANTILE, Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
 from prefpipe.lake import REWARDS, find_runs, in_written_order
@@ -32,11 +32,11 @@ TRADEOFF_HELP = {f.name: f.metadata.get("help", "") for f in fields(TradeoffConf
 
 
 @rewards_app.callback(invoke_without_command=True)
-def rewards(ctx: typer.Context) -> None:
+def rewards(ctx: typer.Context, lake: LakeOpt = None) -> None:
     """List the rewards runs, newest last."""
     if ctx.invoked_subcommand is not None:
         return
-    runs = find_runs(Settings.from_env().rewards, (REWARDS,))[0][REWARDS.name]
+    runs = find_runs(Settings.from_env(lake=lake).rewards, (REWARDS,))[0][REWARDS.name]
     rows = []
     for run in in_written_order(runs, REWARDS):
         candidates = pq.read_table(run / "candidates.parquet", columns=["prompt_id", "source", "ref_source"])
@@ -59,7 +59,8 @@ def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A cand
                                    ] = None,
                   reference_lm: Annotated[Path | None, typer.Option(help="A local causal LM: π_ref's log-probability "
                                                                     "of each response (default: the file's "
-                                                                    "ref_logprob, else uniform)")] = None) -> None:
+                                                                    "ref_logprob, else uniform)")] = None,
+                  lake: LakeOpt = None) -> None:
     """Score candidates with registered models into a rewards run of the lake."""
     from flows.analysis import rewards_flow  # Prefect, torch and transformers
 
@@ -67,9 +68,10 @@ def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A cand
         check_name(name, "--model")
     if candidates is not None and not candidates.is_file():
         raise InputError("no such file", file=candidates)
-    with prefect_session(Settings.from_env()):
+    settings = Settings.from_env(lake=lake)
+    with prefect_session(settings):
         done = rewards_flow(list(model or []), None if candidates is None else str(candidates), from_split,
-                            None if reference_lm is None else str(reference_lm))
+                            None if reference_lm is None else str(reference_lm), settings=settings)
     typer.echo(f"\nrewards run {done['run_id']}: {done['candidates']} candidates of {done['prompts']} prompts; "
                f"π_ref {done['ref_source']}\n{done['path']}")
 
@@ -135,14 +137,16 @@ def analyse_tilt(rewards_run: Annotated[str | None, typer.Option("--rewards", he
                  beta: Annotated[str, typer.Option(help="β of the tilted policies, comma-separated.")
                                  ] = ",".join(f"{b:g}" for b in DEFAULT_TILT.betas),
                  n: Annotated[str, typer.Option(help="n of best-of-n, comma-separated.")
-                              ] = ",".join(map(str, DEFAULT_TILT.ns))) -> None:
+                              ] = ",".join(map(str, DEFAULT_TILT.ns)),
+                 lake: LakeOpt = None) -> None:
     """The tilted policy π_ref·exp(r/β) and best-of-n over each prompt's candidates, into the lake, with the
     reward–KL frontier's picture."""
     from flows.analysis import tilt_flow  # Prefect
 
     config = TiltConfig(_numbers(beta, float, "--beta"), _numbers(n, int, "--n"))
-    with prefect_session(Settings.from_env()):
-        done = tilt_flow(config, rewards_run, model, combo)
+    settings = Settings.from_env(lake=lake)
+    with prefect_session(settings):
+        done = tilt_flow(config, rewards_run, model, combo, settings=settings)
     rows = [(r["kind"], r["beta"] if r["kind"] == "tilt" else r["n"], round(r["kl"], 4), round(r["expected_reward"], 4),
              None if r.get("win_rate") is None else round(r["win_rate"], 4)) for r in done["frontier"]]
     typer.echo(f"\n{done['title']}\n" + format_table(["kind", "beta or n", "kl", "expected_reward", "win_rate"], rows))
@@ -177,7 +181,8 @@ def analyse_tradeoff(
         task_runner: Annotated[str, typer.Option(help="threads (one setting after another) | dask")
                                ] = DEFAULTS.task_runner,
         dask_address: Annotated[str | None, typer.Option(help="A Dask scheduler (default: a local cluster).")
-                                ] = None) -> None:
+                                ] = None,
+        lake: LakeOpt = None) -> None:
     """The probability–quality trade-off of sampling adaptors (Tan et al., 2024): the aligned model sampled
     under every adaptor at every temperature, each corpus's mean reward against its mean log-prior; into the
     lake, with its picture. Or --toy: the paper's exact toy experiment."""
@@ -185,10 +190,11 @@ def analyse_tradeoff(
 
     config = TradeoffConfig(tuple(adaptor or DEFAULT_TRADEOFF.adaptors), _numbers(temperature, float, "--temperature"),
                             prompts, samples, max_new_tokens, seed, device)
-    with prefect_session(Settings.from_env()):
-        done = tradeoff_flow(config, toy=toy, aligned=_text(aligned), prior=_text(prior), model=model,
-                             implicit=implicit, prompts=_text(prompts_file), evalset=evalset, from_split=from_split,
-                             task_runner=task_runner, dask_address=dask_address)
+    settings = Settings.from_env(lake=lake)
+    with prefect_session(settings):
+        done = tradeoff_flow(config, settings=settings, toy=toy, aligned=_text(aligned), prior=_text(prior),
+                             model=model, implicit=implicit, prompts=_text(prompts_file), evalset=evalset,
+                             from_split=from_split, task_runner=task_runner, dask_address=dask_address)
     if toy:
         rows = [(name, round(done["figures"][name], 4), paper) for name, paper in done["paper"].items()]
         typer.echo(f"\n{done['title']}\n" + format_table(["figure", "ours", "paper"], rows))

@@ -22,6 +22,7 @@ TASK_RUNNERS = ("threads", "dask")  # in this process | a Dask cluster (prefect-
 @dataclass(frozen=True)
 class Settings:
     home: Path = Path("data")
+    lake: Path = Path("data")  # where results, rewards, analyses and table copies live (default: the home)
     warehouse: Path = Path("data/warehouse.duckdb")
     results: Path = Path("data/results")
     models: Path = Path("data/models")  # trained models, one folder each
@@ -66,9 +67,11 @@ class Settings:
         """Defaults < PREFPIPE_* environment variables < explicit overrides (None = not given)."""
         env = os.environ
         home = Path(overrides.get("home") or env.get("PREFPIPE_HOME", "data"))  # the other paths follow it
-        values: dict = {"home": home} | {  # PREFPIPE_<NAME>, else the default's place under the home
-            name: Path(env.get(f"PREFPIPE_{name.upper()}", home / getattr(cls, name).relative_to(cls.home)))
-            for name in PATHS[1:]}
+        lake = Path(overrides.get("lake") or env.get("PREFPIPE_LAKE", home))  # and the lake's follow the lake
+        values: dict = {"home": home, "lake": lake} | {  # PREFPIPE_<NAME>, else the default's place under either
+            name: Path(env.get(f"PREFPIPE_{name.upper()}", (lake if name in LAKE else home)
+                               / getattr(cls, name).relative_to(cls.home)))
+            for name in PATHS[2:]}
         for key, name in SECONDS_ENV.items():
             if name in env:
                 values[key] = _number(name, env[name], what="of seconds")
@@ -106,7 +109,8 @@ class Settings:
         self.dedup.check()
 
 
-PATHS = tuple(f.name for f in fields(Settings) if isinstance(f.default, Path))  # home first: the others follow it
+PATHS = tuple(f.name for f in fields(Settings) if isinstance(f.default, Path))  # home and lake first: the rest follow
+LAKE = ("results", "rewards", "analysis", "tables")  # what follows PREFPIPE_LAKE (--lake)
 
 
 def check_threshold(threshold: float) -> float:

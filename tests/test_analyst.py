@@ -147,3 +147,18 @@ def test_duckdbs_default_temp_folder_is_not_readable(tmp_path, home, monkeypatch
     for path in (".tmp/secret.csv", f"{tmp_path}/.tmp/secret.csv"):
         with pytest.raises(InputError, match="Cannot access file"):
             read_only_query(con, f"SELECT * FROM read_csv('{path}')")
+
+
+def test_the_lake_can_live_apart_from_the_home_and_sql_reads_it_there(tmp_path, home):
+    elsewhere = tmp_path / "team-lake"
+    elsewhere.mkdir()
+    for name in ("results", "tables"):
+        (home / name).rename(elsewhere / name)
+    query = ("SELECT count(DISTINCT run_id) AS runs, (SELECT count(*) FROM batches) AS batches FROM eval_scores",
+             "--format", "csv")
+    assert run_cli("sql", *query, "--lake", str(elsewhere), env={"PREFPIPE_HOME": str(home)}).stdout.splitlines() == [
+        "runs,batches", "1,1"]
+    by_variable = run_cli("sql", *query, env={"PREFPIPE_HOME": str(home), "PREFPIPE_LAKE": str(elsewhere)})
+    assert by_variable.stdout.splitlines() == ["runs,batches", "1,1"]
+    moved = run_cli("sql", *query, env={"PREFPIPE_HOME": str(home)})  # the home holds no lake now
+    assert moved.returncode == 1 and "eval_scores does not exist" in moved.stderr

@@ -19,7 +19,7 @@ def test_every_path_follows_the_home_unless_it_is_set(monkeypatch, tmp_path):
     settings = Settings.from_env()
     assert settings.results == tmp_path / "lake"
     assert {name: getattr(settings, name) for name in PATHS if name != "results"} == {
-        "home": tmp_path / "team", "warehouse": tmp_path / "team" / "warehouse.duckdb",
+        "home": tmp_path / "team", "lake": tmp_path / "team", "warehouse": tmp_path / "team" / "warehouse.duckdb",
         "models": tmp_path / "team" / "models", "tables": tmp_path / "team" / "tables",
         "rewards": tmp_path / "team" / "rewards", "analysis": tmp_path / "team" / "analysis",
         "report": tmp_path / "team" / "report"}
@@ -56,3 +56,16 @@ def test_bad_values_given_directly_are_refused():
         with pytest.raises(InputError, match=r"^--threshold: must be a finite number of at least 0"):
             check_threshold(bad)
     assert isinstance(Settings().home, Path)
+
+
+def test_the_lake_takes_results_rewards_analyses_and_table_copies_along(monkeypatch, tmp_path):
+    for name in PATHS:
+        monkeypatch.delenv(f"PREFPIPE_{name.upper()}", raising=False)
+    monkeypatch.setenv("PREFPIPE_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("PREFPIPE_REWARDS", str(tmp_path / "mine"))  # a path of its own still wins
+    settings = Settings.from_env(home=tmp_path / "home")
+    assert (settings.results, settings.analysis, settings.tables, settings.rewards) == (
+        tmp_path / "lake" / "results", tmp_path / "lake" / "analysis", tmp_path / "lake" / "tables", tmp_path / "mine")
+    assert (settings.warehouse, settings.models, settings.report) == (
+        tmp_path / "home" / "warehouse.duckdb", tmp_path / "home" / "models", tmp_path / "home" / "report")
+    assert Settings.from_env(home=tmp_path / "home", lake=tmp_path / "flag").results == tmp_path / "flag" / "results"
