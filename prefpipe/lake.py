@@ -58,7 +58,11 @@ class Kind:
     view: str = ""  # the view that the report names beside its table
 
     def partition(self, **values: object) -> str:
-        """The run's folder under the root, from its level values (run_date a date; fixed levels need none)."""
+        """The run's folder under the root, from its level values (run_date a date; a fixed level, whose pattern
+        is a plain word, needs none)."""
+        missing = [key for key, pattern in self.levels if key not in values and not pattern.isidentifier()]
+        if missing:
+            raise TypeError(f"a {self.name} run's partition needs {', '.join(missing)}")
         return "/".join(f"{key}={values.get(key, pattern)}" for key, pattern in self.levels)
 
     def matches(self, depth: int, name: str) -> bool:

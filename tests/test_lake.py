@@ -138,3 +138,17 @@ def test_only_runs_whose_manifest_files_are_all_there_are_read(tmp_path, model_d
     assert sorted(r.name for r in runs) == ["run_id=legacy", "run_id=whole"]
     assert sorted(f.name for f in foreign) == ["run_id=cut", "run_id=lost"]
     assert lake.in_written_order(runs, lake.RESULTS)[-1] == whole  # the manifest's time; legacy: the file's
+
+
+def test_every_kind_finds_the_runs_written_at_its_partitions_and_nothing_else(tmp_path):
+    day, table = date(2026, 11, 28), pa.table({"x": [1]})
+    values = {"evalset": "set", "model": "m", "run_date": day, "run_id": "r1"}
+    for kind in lake.KINDS:
+        lake.write_partition(tmp_path / kind.root, kind.partition(**values), {name: table for name in kind.tables})
+    for root in {kind.root for kind in lake.KINDS}:
+        kinds = tuple(k for k in lake.KINDS if k.root == root)
+        found, foreign = lake.find_runs(tmp_path / root, kinds)
+        assert foreign == [] and {name: [r.relative_to(tmp_path / root).as_posix() for r in runs]
+                                  for name, runs in found.items()} == {k.name: [k.partition(**values)] for k in kinds}
+    with pytest.raises(TypeError, match="a results run's partition needs evalset, model"):
+        lake.RESULTS.partition(run_date=day, run_id="r1")
