@@ -195,16 +195,19 @@ def analyse_tradeoff(
         done = tradeoff_flow(config, settings=settings, toy=toy, aligned=_text(aligned), prior=_text(prior),
                              model=model, implicit=implicit, prompts=_text(prompts_file), evalset=evalset,
                              from_split=from_split, task_runner=task_runner, dask_address=dask_address)
+    typer.echo(_tradeoff_lines(done, toy))
+
+
+def _tradeoff_lines(done: dict, toy: bool) -> str:
+    """What a trade-off run found: the toy's figures beside the paper's, or a row per corpus; then its picture."""
     if toy:
         rows = [(name, round(done["figures"][name], 4), paper) for name, paper in done["paper"].items()]
-        typer.echo(f"\n{done['title']}\n" + format_table(["figure", "ours", "paper"], rows))
-    else:
-        columns = ["setting", "mean_log_prior", "mean_reward", "mean_log_aligned", "mean_tokens", "string_spearman"]
-        rows = [tuple(round(r[c], 4) if isinstance(r[c], float) else r[c] for c in columns) for r in done["corpora"]]
-        first = done["corpora"][0]
-        typer.echo(f"\n{done['title']}\n" + format_table(columns, rows) + f"\ncorpus level: ρ = "
-                   f"{first['corpus_spearman']:.4f}, r = {first['corpus_pearson']:.4f}")
-    typer.echo(f"\n{done['plot']}")
+        return f"\n{done['title']}\n" + format_table(["figure", "ours", "paper"], rows) + f"\n\n{done['plot']}"
+    columns = ["setting", "mean_log_prior", "mean_reward", "mean_log_aligned", "mean_tokens", "string_spearman"]
+    rows = [tuple(round(r[c], 4) if isinstance(r[c], float) else r[c] for c in columns) for r in done["corpora"]]
+    first = done["corpora"][0]
+    return (f"\n{done['title']}\n" + format_table(columns, rows) + f"\ncorpus level: ρ = "
+            f"{first['corpus_spearman']:.4f}, r = {first['corpus_pearson']:.4f}\n\n{done['plot']}")
 
 
 def _text(path: Path | None) -> str | None:
