@@ -119,6 +119,7 @@ def migrate(warehouse: WarehouseOpt = None) -> None:
     or PREFPIPE_DEDUP_* changed) and check never-checked evaluation sets against it. The ingest and `evalset add`
     run them too; nothing else does."""
     settings = Settings.from_env(warehouse=warehouse)
+    open_warehouse(settings).close()  # there must be one: migrating makes none
     with changing_warehouse(settings) as wh:
         messages = run_migration(wh, settings.dedup)
     typer.echo("\n".join(messages) or f"{settings.warehouse}: nothing to migrate")

@@ -43,8 +43,8 @@ def stage_sets(con, sets: list[tuple[str, str, str]]) -> list[tuple]:
         for e in read_evalset(path):
             examples.append((name, version, e.example_id, dedup.normalise_prompt(e.prompt)))
             completions += [(name, version, e.example_id, t) for t in e.chosen + e.rejected]
-    con.register("completions", pa.Table.from_pylist([dict(zip(COMPLETIONS.names, c, strict=True))
-                                                      for c in completions], COMPLETIONS))
+    columns = list(zip(*completions, strict=True)) or [()] * len(COMPLETIONS)  # columnar: no dict per completion
+    con.register("completions", pa.table([pa.array(c, pa.string()) for c in columns], schema=COMPLETIONS))
     run_script(con, "contamination/eval_grams.sql")
     con.unregister("completions")
     return examples

@@ -18,7 +18,6 @@ prefpipe.evaluation's business; this module only stores and finds them.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import re
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefpipe.files import write_whole
+from prefpipe.files import content_hash, write_whole
 from prefpipe.names import NAME
 
 DATE, RUN = r"\d{4}-\d{2}-\d{2}", NAME  # the values of the run_date and run_id levels
@@ -141,7 +140,7 @@ def write_partition(root: Path, partition: str, tables: dict[str, pa.Table],
                            staging / f"{name}.parquet")
         if also is not None:
             also(staging)
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": content_hash(p)}
                  for p in sorted(staging.iterdir()) if p.is_file()}
         (staging / MANIFEST).write_text(json.dumps({"partition": partition, "written_ns": stamp, "files": files},
                                                    indent=1))

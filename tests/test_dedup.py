@@ -185,6 +185,9 @@ def test_reading_a_warehouse_whose_dedup_settings_changed_does_not_recluster(tmp
     assert after[0] == [(3, 128, 16, 0.8)] and after != before
     done = run_cli("migrate", env=env)
     assert done.returncode == 0 and done.stdout.strip() == f"{settings.warehouse}: nothing to migrate"
+    nowhere = tmp_path / "none.duckdb"
+    done = run_cli("migrate", "--warehouse", str(nowhere), env=env)
+    assert done.returncode == 1 and "no warehouse yet" in done.stderr and not nowhere.exists()
 
 
 def test_hh_sample_clusters_and_the_leaks_of_the_exact_prompt_split(tmp_path, settings_factory):
