@@ -27,6 +27,7 @@ from prefpipe.errors import InputError
 from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS, find_runs
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
+from prefpipe.store import Bucket, Location, filesystem, mirror_of
 from prefpipe.tables import latest_tables
 
 # Query nodes that only read; INSERT_QUERY_NODE, UPDATE_QUERY_NODE, DELETE_QUERY_NODE (in a CTE) and any
@@ -36,24 +37,27 @@ READING_NODES = {"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE
 
 class Analyst(NamedTuple):
     con: duckdb.DuckDBPyConnection
-    runs: list[Path]  # the result partitions read
-    foreign: list[Path]  # what stands where partitions belong and was skipped
+    runs: list[Path]  # the result partitions read (for a bucket's, this machine's copies of them)
+    foreign: list[Location]  # what stands where partitions belong and was skipped
 
 
-def analyst_connection(results: Path, tables: Path | None = None,
-                       regression_threshold: float = Settings.regression_threshold, *, rewards: Path | None = None,
-                       analysis: Path | None = None, only: list[Path] | None = None) -> Analyst:
+def analyst_connection(results: Location, tables: Location | None = None,
+                       regression_threshold: float = Settings.regression_threshold, *,
+                       rewards: Location | None = None, analysis: Location | None = None,
+                       only: list[str] | None = None) -> Analyst:
     """The sandboxed connection with the analyst views: over the results lake (sql/views/eval.sql), the
     rewards runs (views/rewards.sql) and the analyses (views/tilt.sql, views/tradeoff.sql) when they hold
     runs, and over the latest copy of the warehouse tables (a view per table, then the warehouse's own pairs
     and curation views) when there is one. It never opens the warehouse file, so it never waits for its
     lock. The folders of the lake that are not run partitions are skipped, for the caller to report. ONLY:
-    the result runs to read, of those found (default: all)."""
+    the result runs to read, by partition, of those found (default: all). A lake in a bucket is read through
+    this machine's copy of its whole runs; its own prefix is readable too (fsspec's filesystem registered with
+    DuckDB), no other bucket or prefix."""
     found, foreign = find_runs(results, (RESULTS,))
     runs = found[RESULTS.name]
     if only is not None:
         wanted = set(only)
-        runs = [run for run in runs if run in wanted]
+        runs = [run for run in runs if "/".join(run.parts[-len(RESULTS.levels):]) in wanted]
     copy = latest_tables(tables) if tables is not None else None
     # DuckDB's default temp folder (<cwd>/.tmp) is readable even with external access off: a private empty one
     # of its own, removed with the connection, holds only what this connection spills
@@ -61,7 +65,12 @@ def analyst_connection(results: Path, tables: Path | None = None,
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False,
                                  "temp_directory": spill})
     weakref.finalize(con, shutil.rmtree, spill, True)
-    readable = [f"{Path(p).resolve()}/" for p in (results, copy, rewards, analysis) if p is not None]  # no siblings
+    roots = [p for p in (results, copy, rewards, analysis) if p is not None]
+    readable = [f"{p.resolve()}/" for p in roots if isinstance(p, Path)]  # no siblings
+    readable += [f"{p}/" for p in roots if isinstance(p, Bucket)] + [f"{mirror_of(p)}/" for p in roots
+                                                                       if isinstance(p, Bucket)]
+    if any(isinstance(p, Bucket) for p in roots):
+        con.register_filesystem(filesystem())
     con.execute("SET allowed_directories = ?", [readable])
     con.execute("SET enable_external_access = false")
     con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])

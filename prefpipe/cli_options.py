@@ -17,8 +17,8 @@ from prefpipe.warehouse import Warehouse
 DEFAULTS = Settings()
 WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", help="DuckDB file "
                          "(default: $PREFPIPE_WAREHOUSE or $PREFPIPE_HOME/warehouse.duckdb)")]
-LakeOpt = Annotated[Path | None, typer.Option("--lake", help="The lake's root: results, rewards, analyses and the "
-                    "warehouse-table copies (default: $PREFPIPE_LAKE or $PREFPIPE_HOME)")]
+LakeOpt = Annotated[str | None, typer.Option("--lake", help="The lake's root, a folder or s3://bucket/prefix: results, "
+                   "rewards, analyses and the warehouse-table copies (default: $PREFPIPE_LAKE or $PREFPIPE_HOME)")]
 EXCLUDE_OPTION = typer.Option("--exclude-evalset", help="Leave out the annotations whose prompt or a response "
                               "matches this registered evaluation set (repeatable; `all`: every set).")
 ExcludeOpt = Annotated[list[str] | None, EXCLUDE_OPTION]

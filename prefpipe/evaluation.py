@@ -23,15 +23,16 @@ from prefpipe.lake import Run, samples_cache, unit_lock, write_results, written_
 from prefpipe.results import result_tables
 from prefpipe.sampling import reference_samples
 from prefpipe.scoring import Scores, score_distinct, score_items, scorer
+from prefpipe.store import Location
 from prefpipe.tables import prompt_json, warehouse_responses
 from prefpipe.transforms import combination
 from prefpipe.versions import code_version
 
 
-def evaluate_model(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Path, *,
+def evaluate_model(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Location, *,
                    run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
                    reference: Path | None = None, device: str = "cpu", started: float | None = None,
-                   contaminated: list[str] | None = None) -> Path | None:
+                   contaminated: list[str] | None = None) -> Location | None:
     """Score one model on one evaluation set and write the run folder; None when these results exist
     (same model, set and code version), or with `force` when a concurrent run wrote them after STARTED
     (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward. CONTAMINATED:
@@ -44,13 +45,13 @@ def evaluate_model(model_dir: Path, model_id: str, evalset_path: Path, evalset: 
               code_version())
     return _write_once(results, run, force, started, lambda: write_results(
         results, run, *result_tables(run, examples, score_distinct(examples, scorer(model_dir, reference, device)),
-                                     fmt, contaminated)))
+                                     fmt, contaminated), forced=force))
 
 
 def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | None]], evalset_path: Path,
-                   evalset: str, results: Path, *, run_id: str, run_date: date | None = None, force: bool = False,
+                   evalset: str, results: Location, *, run_id: str, run_date: date | None = None, force: bool = False,
                    fmt: str = "auto", device: str = "cpu", started: float | None = None,
-                   tables: Path | None = None, contaminated: list[str] | None = None) -> Path | None:
+                   tables: Location | None = None, contaminated: list[str] | None = None) -> Location | None:
     """A registered combination on one evaluation set, as `evaluate_model` does a model, under the
     combination's name; its reference rewards (per prompt and model) are written beside the scores. COMPONENTS:
     each model's (folder, DPO reference or None). On a set, a prompt's references are its completions (a set
@@ -64,14 +65,14 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
 
     def write() -> Path:
         scores, references = _combo_scores(combo, components, examples, results, tables, device)
-        return write_results(results, run, *result_tables(run, examples, scores, fmt, contaminated),
+        return write_results(results, run, *result_tables(run, examples, scores, fmt, contaminated), forced=force,
                              references=pa.Table.from_pylist([run.provenance() | row for row in references]))
 
     return _write_once(results, run, force, started, write)
 
 
-def _write_once(results: Path, run: Run, force: bool, started: float | None, write: Callable[[], Path]
-                ) -> Path | None:
+def _write_once(results: Location, run: Run, force: bool, started: float | None, write: Callable[[], Location | None]
+                ) -> Location | None:
     """WRITE the run under its unit's lock, unless results of the same model state, set version and code
     version exist (with FORCE: unless a concurrent run wrote them after STARTED, default now)."""
     started = time.time() if started is None else started
@@ -83,7 +84,7 @@ def _write_once(results: Path, run: Run, force: bool, started: float | None, wri
 
 
 def _combo_scores(combo: Combination, components: dict[str, tuple[Path, Path | None]], examples: list[Example],
-                  results: Path, tables: Path | None, device: str) -> tuple[Scores, list[dict]]:
+                  results: Location, tables: Location | None, device: str) -> tuple[Scores, list[dict]]:
     """The combination's score of every completion, and its reference rows (r_ref per prompt and model)."""
     items = [(e.prompt, t) for e in examples for t in e.chosen + e.rejected]
     outside_items = []

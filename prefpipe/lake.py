@@ -18,8 +18,11 @@ prefpipe.evaluation's business; this module only stores and finds them.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -31,8 +34,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prefpipe import store
 from prefpipe.files import content_hash, write_whole
 from prefpipe.names import NAME
+from prefpipe.store import Bucket, Location
 
 DATE, RUN = r"\d{4}-\d{2}-\d{2}", NAME  # the values of the run_date and run_id levels
 CREATED = b"prefpipe.written_ns"  # in the metadata of every Parquet file of a run: when the run was written
@@ -112,25 +117,35 @@ class Run:
     def partition(self) -> str:
         return RESULTS.partition(evalset=self.evalset, model=self.model_id, run_date=self.run_date, run_id=self.run_id)
 
+    def unit(self) -> dict:
+        """What makes two runs the same: one model state on one set version, by one code version, one night."""
+        return {k: str(v) for k, v in self.provenance().items() if k != "run_id"}
+
     def provenance(self) -> dict:
         """The columns every result row carries, so that any row joins back to what made it."""
         return {k: getattr(self, k) for k in ("run_id", "run_date", "model_id", "model_hash", "evalset",
                                               "evalset_hash", "code_version")}
 
 
-def write_results(results: Path, run: Run, scores: pa.Table, summary: pa.Table, **more: pa.Table) -> Path:
-    """Write the run's folder atomically (staged, then renamed): scores, summary and MORE tables; return it."""
-    return write_partition(results, run.partition(), {"scores": scores, "summary": summary, **more})
+def write_results(results: Location, run: Run, scores: pa.Table, summary: pa.Table, *, forced: bool = False,
+                  **more: pa.Table) -> Location | None:
+    """Write the run's folder whole: scores, summary and MORE tables; return it, or None when another writer
+    (another machine) wrote the same unit first tonight (`claim_unit`): then this run is removed. A FORCED
+    run is a unit of its own (it is asked for again on purpose)."""
+    unit = run.unit() | ({"forced": run.run_id} if forced else {})
+    folder = write_partition(results, run.partition(), {"scores": scores, "summary": summary, **more}, unit=unit)
+    if claim_unit(results, unit, run.partition()):
+        return folder
+    _remove(folder)
+    return None
 
 
-def write_partition(root: Path, partition: str, tables: dict[str, pa.Table],
-                    also: Callable[[Path], None] | None = None) -> Path:
+def write_partition(root: Location, partition: str, tables: dict[str, pa.Table],
+                    also: Callable[[Path], None] | None = None, unit: dict | None = None) -> Location:
     """The run folder ROOT/PARTITION with a NAME.parquet per table (and what ALSO writes), whole or not at all:
-    staged, its manifest written last, then renamed into place."""
+    staged, its manifest written last, then renamed into place (on a disk) or its manifest created only if
+    absent (in a bucket, which has no rename). UNIT: what the run is of (a results run's unit), in its manifest."""
     final = root / partition
-    if final.exists():
-        raise FileExistsError(f"{final}: that run is already there")
-
     stamp = time.time_ns()
     metadata = {CREATED: str(stamp).encode()}
 
@@ -142,10 +157,45 @@ def write_partition(root: Path, partition: str, tables: dict[str, pa.Table],
             also(staging)
         files = {p.name: {"bytes": p.stat().st_size, "sha256": content_hash(p)}
                  for p in sorted(staging.iterdir()) if p.is_file()}
-        (staging / MANIFEST).write_text(json.dumps({"partition": partition, "written_ns": stamp, "files": files},
-                                                   indent=1))
+        (staging / MANIFEST).write_text(json.dumps({"partition": partition, "written_ns": stamp, "files": files}
+                                                   | ({"unit": unit} if unit else {}), indent=1))
 
+    if isinstance(final, Bucket):
+        with tempfile.TemporaryDirectory(prefix="prefpipe-run-") as staging:
+            write(Path(staging))
+            try:
+                store.upload_run(Path(staging), final, MANIFEST)
+            except FileExistsError:
+                raise FileExistsError(f"{final}: that run is already there") from None
+        return final
+    if final.exists():
+        raise FileExistsError(f"{final}: that run is already there")
     return write_whole(root, final, write)
+
+
+def claim_unit(results: Location, unit: dict, partition: str) -> bool:
+    """Claim UNIT (a model state on a set version, with one code version, on one night) for the run at
+    PARTITION, first writer wins: a small object created only if absent (`If-None-Match: *` in a bucket,
+    O_EXCL on a disk), so that two workers on different machines that scored the same unit leave one run. True
+    when this run holds the claim (or a claim of it was left by an earlier try of the same run)."""
+    key = hashlib.sha256(json.dumps(unit, sort_keys=True).encode()).hexdigest()
+    claim, text = results / ".claims" / f"{key}.json", json.dumps({"run": partition, "unit": unit}).encode()
+    if isinstance(claim, Bucket):
+        return store.create(claim, text) or json.loads(store.read_bytes(claim))["run"] == partition
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(claim, "xb") as f:
+            f.write(text)
+        return True
+    except FileExistsError:
+        return json.loads(claim.read_bytes() or b"{}").get("run") == partition
+
+
+def _remove(folder: Location) -> None:
+    if isinstance(folder, Bucket):
+        store.remove(folder)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def is_whole(run: Path, tables: tuple[str, ...]) -> bool:
@@ -174,51 +224,80 @@ def in_written_order(runs: list[Path], kind: Kind) -> list[Path]:
     return sorted(runs, key=lambda r: (r.parent.name, written(r), r.name))
 
 
-def written_at(results: Path, run: Run) -> float | None:
+def written_at(results: Location, run: Run) -> float | None:
     """When the newest results of RUN's (model, set, code version) were written, on any date; None: never."""
+    wanted = {k: str(v) for k, v in run.provenance().items() if k in ("model_hash", "evalset_hash", "code_version")}
+    pair = f"evalset={run.evalset}/model={run.model_id}"
     times = []
-    for summary in (results / f"evalset={run.evalset}" / f"model={run.model_id}").glob("run_date=*/run_id=*/"
-                                                                                      "summary.parquet"):
-        row = pq.read_table(summary, columns=["model_hash", "evalset_hash", "code_version"]).slice(0, 1).to_pylist()
-        if row and row[0] == {"model_hash": run.model_hash, "evalset_hash": run.evalset_hash,
-                              "code_version": run.code_version}:
+    if isinstance(results, Bucket):
+        objects = store.listing(results / pair) if _exists(results / pair) else {}
+        runs = {name.rsplit("/", 1)[0] for name in objects if name.endswith(f"/{MANIFEST}") and name.count("/") == 2}
+        for manifest in store.manifests(results / pair, sorted(runs), MANIFEST).values():
+            unit = (manifest or {}).get("unit") or {}
+            if all(unit.get(k) == v for k, v in wanted.items()):
+                times.append(manifest["written_ns"] / 1e9)
+        return max(times, default=None)
+    for summary in (results / pair).glob("run_date=*/run_id=*/summary.parquet"):
+        row = pq.read_table(summary, columns=list(wanted)).slice(0, 1).to_pylist()
+        if row and row[0] == wanted:
             times.append(summary.stat().st_mtime)
     return max(times, default=None)
 
 
-def samples_cache(results: Path) -> Path:
+def _exists(folder: Bucket) -> bool:
+    with store.lake_errors(folder, "listing the lake"):
+        return store.filesystem().exists(folder.key)
+
+
+def samples_cache(results: Location) -> Path:
     """Where a reference LM's samples are kept (prefpipe.sampling.reference_samples): hidden in the lake, beside
-    its locks, so that every worker that sees the lake reuses them and no reader takes them for results."""
+    its locks, so that every worker that sees the lake reuses them and no reader takes them for results; for a
+    bucket, in this machine's cache."""
+    if isinstance(results, Bucket):
+        return store.mirror_of(results) / ".reference-samples"
     return results / ".reference-samples"
 
 
 @contextmanager
-def unit_lock(results: Path, evalset: str, model_id: str):
+def unit_lock(results: Location, evalset: str, model_id: str):
     """One writer at a time per (set, model), across threads and processes (on a shared file system where
-    it supports flock): a second nightly run waits for the first, then sees what it wrote."""
-    folder = results / ".locks" / evalset
+    it supports flock; for a bucket, on this machine, and `claim_unit` across machines): a second nightly run
+    waits for the first, then sees what it wrote."""
+    folder = (store.mirror_of(results) if isinstance(results, Bucket) else results) / ".locks" / evalset
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{model_id}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
-def result_runs(results: Path) -> tuple[list[Path], list[Path]]:
+def result_runs(results: Location) -> tuple[list[Path], list[Location]]:
     """The evaluation runs of the results lake, and the foreign folders found there."""
     found, foreign = find_runs(results, (RESULTS,))
     return found[RESULTS.name], foreign
 
 
-def find_runs(root: Path, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Path]]:
+def find_runs(root: Location, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
     """The whole runs of KINDS (which share ROOT) under ROOT, by kind, and whatever else stands where runs
     belong (a foreign folder or file, a bad name or date, a run that is not whole): readers skip those and
-    report them, so one stray folder cannot break every query."""
+    report them, so one stray folder cannot break every query. The runs of a bucket are read from this
+    machine's copy of them (`store.mirror_runs`). Of two runs of one unit and night (two machines raced, see
+    `claim_unit`), the first written is the one found."""
+    if isinstance(root, Bucket):
+        found, foreign = _bucket_runs(root, kinds)
+    else:
+        found, foreign = _disk_runs(root, kinds)
+    if RESULTS.name in found:
+        found[RESULTS.name] = _one_per_unit(found[RESULTS.name])
+    return found, foreign
+
+
+def _disk_runs(root: Path, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
     found: dict[str, list[Path]] = {kind.name: [] for kind in kinds}
-    foreign: list[Path] = []
+    foreign: list[Location] = []
 
     def walk(folder: Path, depth: int, candidates: tuple[Kind, ...]) -> None:
         for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):  # staging folders, locks, caches
+            if entry.name.startswith("."):  # staging folders, locks, claims, caches
                 continue
             fits = tuple(k for k in candidates if entry.is_dir() and k.matches(depth, entry.name))
             if not fits:
@@ -233,3 +312,55 @@ def find_runs(root: Path, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]
     if Path(root).is_dir():
         walk(Path(root), 0, kinds)
     return found, foreign
+
+
+def _bucket_runs(root: Bucket, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
+    """As `_disk_runs`, from one listing of the bucket; the whole runs are copied to this machine once."""
+    depth = len(kinds[0].levels)
+    runs: dict[str, dict[str, int]] = {}
+    kind_of: dict[str, Kind] = {}
+    foreign: set[str] = set()
+    for name, size in store.listing(root).items():
+        parts = name.split("/")
+        if any(part.startswith(".") for part in parts):  # staging, claims, probes
+            continue
+        fits = kinds
+        for level, part in enumerate(parts[:depth]):
+            fits = tuple(k for k in fits if k.matches(level, part))
+            if not fits:
+                foreign.add("/".join(parts[:level + 1]))
+                break
+        if fits and len(parts) > depth:
+            folder = "/".join(parts[:depth])
+            runs.setdefault(folder, {})["/".join(parts[depth:])] = size
+            kind_of[folder] = fits[0]
+        elif fits:
+            foreign.add(name)
+    whole, broken = store.mirror_runs(root, runs, MANIFEST)
+    found: dict[str, list[Path]] = {kind.name: [] for kind in kinds}
+    for folder in sorted(whole):
+        found[kind_of[folder].name].append(whole[folder])
+    return found, [root / name for name in sorted(foreign | set(broken))]
+
+
+def _one_per_unit(runs: list[Path]) -> list[Path]:
+    """RUNS less the later runs of a unit and night that has two (two machines scored it at once; the loser
+    removes its run once it sees the other's claim). Runs written before 0.8 name no unit: each is kept."""
+    first: dict[str, tuple[int, str, Path]] = {}
+    kept = []
+    for run in runs:
+        manifest = _manifest(run)
+        if not manifest.get("unit"):
+            kept.append(run)
+            continue
+        key = json.dumps(manifest["unit"], sort_keys=True)
+        mine = (int(manifest.get("written_ns", 0)), run.name, run)
+        first[key] = min(first.get(key, mine), mine)
+    return sorted(kept + [run for _, _, run in first.values()])
+
+
+def _manifest(run: Path) -> dict:
+    try:
+        return json.loads((run / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from prefpipe.dedup import Params
 from prefpipe.errors import InputError
+from prefpipe.store import Location, location
 
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
 HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
@@ -22,13 +23,13 @@ TASK_RUNNERS = ("threads", "dask")  # in this process | a Dask cluster (prefect-
 @dataclass(frozen=True)
 class Settings:
     home: Path = Path("data")
-    lake: Path = Path("data")  # where results, rewards, analyses and table copies live (default: the home)
+    lake: Location = Path("data")  # where results, rewards, analyses, table copies live (the home; or s3://...)
     warehouse: Path = Path("data/warehouse.duckdb")
-    results: Path = Path("data/results")
+    results: Location = Path("data/results")
     models: Path = Path("data/models")  # trained models, one folder each
-    tables: Path = Path("data/tables")  # Parquet copies of the warehouse tables, for `prefpipe sql`
-    rewards: Path = Path("data/rewards")  # candidates scored by reward models, one run folder each
-    analysis: Path = Path("data/analysis")  # analysis=tilt/..., one run folder each
+    tables: Location = Path("data/tables")  # Parquet copies of the warehouse tables, for `prefpipe sql`
+    rewards: Location = Path("data/rewards")  # candidates scored by reward models, one run folder each
+    analysis: Location = Path("data/analysis")  # analysis=tilt/..., one run folder each
     report: Path = Path("data/report")  # the morning report (a static site), replaced whole by each nightly run
     max_responses: int = 9
     max_chars: int = 50_000
@@ -67,10 +68,10 @@ class Settings:
         """Defaults < PREFPIPE_* environment variables < explicit overrides (None = not given)."""
         env = os.environ
         home = Path(overrides.get("home") or env.get("PREFPIPE_HOME", "data"))  # the other paths follow it
-        lake = Path(overrides.get("lake") or env.get("PREFPIPE_LAKE", home))  # and the lake's follow the lake
+        lake = location(overrides.get("lake") or env.get("PREFPIPE_LAKE", home))  # and the lake's follow the lake
         values: dict = {"home": home, "lake": lake} | {  # PREFPIPE_<NAME>, else the default's place under either
-            name: Path(env.get(f"PREFPIPE_{name.upper()}", (lake if name in LAKE else home)
-                               / getattr(cls, name).relative_to(cls.home)))
+            name: env.get(f"PREFPIPE_{name.upper()}", (lake if name in LAKE else home)
+                          / str(getattr(cls, name).relative_to(cls.home)))
             for name in PATHS[2:]}
         for key, name in SECONDS_ENV.items():
             if name in env:
@@ -82,8 +83,9 @@ class Settings:
         if "PREFPIPE_MEMORY_LIMIT" in env:
             values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in PATHS:
-            values[key] = Path(values[key])
+        for key in PATHS:  # a bucket only where the lake is: the rest stays on this machine
+            values[key] = location(values[key], f"PREFPIPE_{key.upper()}") if key in ("lake", *LAKE) else Path(
+                values[key])
         settings = cls(**values)
         settings.check()
         return settings

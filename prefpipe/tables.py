@@ -11,8 +11,10 @@ from pathlib import Path
 
 import duckdb
 
-from prefpipe.files import write_whole
+from prefpipe import store
+from prefpipe.lake import MANIFEST, write_partition
 from prefpipe.sql import sql
+from prefpipe.store import Bucket, Location
 
 INTERNAL = ("prompt_bands",)  # the LSH buckets (16 rows per prompt): prefpipe's index, nothing to query
 
@@ -22,17 +24,21 @@ def warehouse_tables(con) -> list[str]:
     return [name for (name,) in con.execute(sql("warehouse/tables.sql")).fetchall() if name not in INTERNAL]
 
 
-def publish_tables(con, tables: Path, keep: int = 2) -> Path:
-    """Copy the warehouse tables to a new folder of TABLES; the `keep` newest copies stay (a query already
-    reading an older one is not cut off)."""
+def publish_tables(con, tables: Location, keep: int = 2) -> Location:
+    """Copy the warehouse tables to a new folder of TABLES (a run of the lake: its manifest last); the `keep`
+    newest copies stay (a query already reading an older one is not cut off)."""
 
     def write(staging: Path) -> None:
         for name in warehouse_tables(con):
             con.table(name).write_parquet(str(staging / f"{name}.parquet"))
 
-    final = write_whole(tables, tables / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), write)
-    for old in table_copies(tables)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    final = write_partition(tables, datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), {}, also=write)
+    if isinstance(tables, Bucket):
+        for old in sorted(_bucket_copies(tables))[:-keep]:
+            store.remove(tables / old)
+    else:
+        for old in table_copies(tables)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -41,10 +47,26 @@ def table_copies(tables: Path) -> list[Path]:
     return sorted(p for p in Path(tables).glob("*") if p.is_dir() and not p.name.startswith("."))
 
 
-def latest_tables(tables: Path) -> Path | None:
-    """The newest published copy of the warehouse tables, or None."""
+def latest_tables(tables: Location) -> Path | None:
+    """The newest published copy of the warehouse tables, or None (from a bucket: this machine's copy of it)."""
+    if isinstance(tables, Bucket):
+        copies = _bucket_copies(tables)
+        for name in sorted(copies, reverse=True):
+            whole, _ = store.mirror_runs(tables, {name: copies[name]}, MANIFEST)
+            if whole:
+                return whole[name]
+        return None
     copies = table_copies(tables)
     return copies[-1] if copies else None
+
+
+def _bucket_copies(tables: Bucket) -> dict[str, dict[str, int]]:
+    copies: dict[str, dict[str, int]] = {}
+    for name, size in store.listing(tables).items():
+        folder, _, file = name.partition("/")
+        if file and not folder.startswith("."):
+            copies.setdefault(folder, {})[file] = size
+    return copies
 
 
 def prompt_json(prompt: object) -> str:
@@ -52,7 +74,7 @@ def prompt_json(prompt: object) -> str:
     return json.dumps(prompt, separators=(",", ":"), ensure_ascii=False)
 
 
-def warehouse_responses(tables: Path, prompts: list[object]) -> list[tuple[object, str]]:
+def warehouse_responses(tables: Location, prompts: list[object]) -> list[tuple[object, str]]:
     """(prompt, text) of the warehouse's responses to PROMPTS, from the latest table copy (no lock taken)."""
     copy = latest_tables(tables)
     if copy is None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -21,6 +20,7 @@ from prefpipe.errors import PrefpipeError
 from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
+from prefpipe.store import Location, read_table
 from prefpipe.training_data import model_contamination
 from prefpipe.warehouse import Warehouse
 from tasks import retry_unless_input_error
@@ -64,8 +64,8 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="score {contender.id} on {evalset[name]}")
-def score_unit(results: Path, contender: Contender, evalset: dict, run_id: str, run_date: date, force: bool,
-               started: float, tables_dir: Path) -> str:
+def score_unit(results: Location, contender: Contender, evalset: dict, run_id: str, run_date: date, force: bool,
+               started: float, tables_dir: Location) -> str:
     """One model or combination on one set: a new run folder in the lake, or skipped when these results exist."""
     run = {"run_id": run_id, "run_date": run_date, "force": force, "fmt": evalset["format"], "started": started,
            "contaminated": None if contender.contaminated is None else contender.contaminated[evalset["name"]]}
@@ -75,7 +75,7 @@ def score_unit(results: Path, contender: Contender, evalset: dict, run_id: str, 
         folder = evaluation.evaluate_combo(contender.combo, contender.components, Path(evalset["path"]),
                                            evalset["name"], results, tables=tables_dir, **run)
         if folder is not None:
-            sources = Counter(pq.read_table(folder / "references.parquet", columns=["r_ref_source"])
+            sources = Counter(read_table(folder / "references.parquet", columns=["r_ref_source"])
                               .column(0).to_pylist())
             print(f"{contender.id} on {evalset['name']}: r_ref of each prompt and model from "
                   + ", ".join(f"{source} ({n})" for source, n in sorted(sources.items())))

@@ -84,3 +84,52 @@ def model_dir(tmp_path_factory):
     from prefpipe.synth import tiny_reward_model
 
     return tiny_reward_model(tmp_path_factory.mktemp("model") / "tiny", positions=2048)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """One S3-compatible server for the session (moto's, on a loopback port, real HTTP), with IAM enforced
+    once set up: buckets `lake` and `other-bucket`, a user who may do anything (`admin`) and one who may
+    only read (`reader`). Yields the environment of each user (AWS_ENDPOINT_URL and keys)."""
+    import json
+    import logging
+
+    import boto3
+    import requests
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    base = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_DEFAULT_REGION": "us-east-1"}
+    setup = {"aws_access_key_id": "setup", "aws_secret_access_key": "setup", "endpoint_url": base["AWS_ENDPOINT_URL"],
+             "region_name": "us-east-1"}
+    iam, s3 = boto3.client("iam", **setup), boto3.client("s3", **setup)
+    for bucket in ("lake", "other-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    users = {}
+    for user, actions in (("admin", ["s3:*"]), ("reader", ["s3:Get*", "s3:List*"])):
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="lake", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        users[user] = base | {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    requests.post(f"{base['AWS_ENDPOINT_URL']}/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
+    yield users
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3, monkeypatch, tmp_path):
+    """The admin's environment set for this process, a cache of its own, and a fresh prefix of bucket `lake`."""
+    import uuid
+
+    from prefpipe import store
+
+    for name, value in s3["admin"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREFPIPE_CACHE", str(tmp_path / "cache"))
+    store.filesystem.cache_clear()
+    yield store.Bucket(f"s3://lake/t-{uuid.uuid4().hex[:8]}")
+    store.filesystem.cache_clear()

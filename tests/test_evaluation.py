@@ -26,7 +26,7 @@ def test_a_run_writes_one_partition_that_sql_reads_and_a_second_is_skipped(tmp_p
     assert manifest["partition"] == "evalset=llmbar/model=tiny/run_date=2026-11-28/run_id=r1"
     assert {name: (f["bytes"], f["sha256"]) for name, f in manifest["files"].items()} == {
         p.name: (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in folder.glob("*.parquet")}
-    assert sorted(p.name for p in results.iterdir()) == [".locks", "evalset=llmbar"]  # no staging left behind
+    assert sorted(p.name for p in results.iterdir()) == [".claims", ".locks", "evalset=llmbar"]  # no staging left behind
 
     con = duckdb.connect()
     scores = con.sql(f"SELECT * FROM read_parquet('{results}/*/*/*/*/scores.parquet', hive_partitioning = true)")

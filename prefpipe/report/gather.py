@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -13,6 +12,7 @@ from prefpipe.analyst import analyst_connection
 from prefpipe.lake import ANALYSES, RESULTS, find_runs, in_written_order
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
+from prefpipe.store import Location
 
 
 def gather(settings: Settings, threshold: float) -> dict:
@@ -27,8 +27,8 @@ def gather(settings: Settings, threshold: float) -> dict:
         last = of_pair[-1]
         earlier = [r for r in of_pair if r["run_date"] < last["run_date"]][-1:]
         latest[model_id, evalset] = last | {"previous": earlier[0]["score"] if earlier else None}
-        folders += [settings.results / RESULTS.partition(evalset=evalset, model=model_id, run_date=r["run_date"],
-                                                         run_id=r["run_id"]) for r in [last, *earlier]]
+        folders += [RESULTS.partition(evalset=evalset, model=model_id, run_date=r["run_date"], run_id=r["run_id"])
+                    for r in [last, *earlier]]
     models = registry_rows(con, "models", "model_id") | {name: combo | {"combo": True} for name, combo in
                                                          registry_rows(con, "combos", "name").items()}
     con.close()
@@ -54,7 +54,7 @@ def query_rows(con, script: str) -> list[dict]:
     return con.sql(sql(script)).to_arrow_table().to_pylist()
 
 
-def latest_analyses(analysis: Path) -> list[dict]:
+def latest_analyses(analysis: Location) -> list[dict]:
     """The newest run of each kind of analysis: its folder, picture and table."""
     runs, _ = find_runs(analysis, ANALYSES)
     found = []

@@ -1,0 +1,272 @@
+"""Where the lake lives: a local folder, or a bucket (`s3://bucket/prefix` on S3 or any S3-compatible store:
+MinIO, Ceph) that GPU workers, analysts' laptops and the scheduler share instead of a disk.
+
+The files go through fsspec's s3fs; the endpoint, region and credentials come from where boto-based tools
+read them (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws): prefpipe
+never takes, stores or prints a secret. Timeouts are short and retries few, so a bad configuration fails in
+one line within seconds (`LakeError`), never after a retry storm.
+
+A bucket has no rename: a run is uploaded file by file and its manifest last, created only if absent
+(`If-None-Match: *`), so a run becomes visible in one step and a second writer cannot replace it (prefpipe.lake
+owns the protocol). Readers copy whole runs once into a local cache (`mirror`): a run never changes once
+its manifest is written, so its files are fetched once per machine and checked against the manifest's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from prefpipe.errors import InputError, PrefpipeError
+from prefpipe.files import content_hash
+
+SCHEME = "s3://"
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ATTEMPTS = 5, 60, 2  # of one request; PREFPIPE_S3_TIMEOUT overrides both
+BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"  # S3's rule for bucket names
+PREFIX_PART = r"[A-Za-z0-9_][A-Za-z0-9_.=-]*"  # a folder of the prefix: no '..', no spaces, no wildcards
+
+
+class LakeError(PrefpipeError):
+    """The bucket cannot be used as configured (endpoint, credentials, bucket, permission): one line."""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A folder of a bucket, as `s3://bucket/prefix`; joined with / like a Path. Plain data, so that it
+    travels to Dask workers, which reach it with their own credentials."""
+
+    url: str
+
+    def __truediv__(self, part: str) -> Bucket:
+        return Bucket(f"{self.url}/{part}")
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def key(self) -> str:  # bucket/prefix, as fsspec names it
+        return self.url.removeprefix(SCHEME)
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+    def resolve(self) -> Bucket:
+        return self
+
+
+Location = Path | Bucket
+
+
+def location(value: str | Path | Bucket, field: str = "PREFPIPE_LAKE") -> Location:
+    """A local folder, or a bucket's folder when VALUE starts with s3://; any other URL is refused."""
+    if isinstance(value, Bucket | Path):
+        return value
+    text = str(value)
+    if text.startswith(SCHEME):
+        bucket, _, prefix = text.removeprefix(SCHEME).rstrip("/").partition("/")
+        if not re.fullmatch(BUCKET_NAME, bucket):
+            raise InputError(f"{bucket!r} is not a bucket name (3-63 of a-z, 0-9, '.', '-')", field=field, file=text)
+        parts = prefix.split("/") if prefix else []
+        if not all(re.fullmatch(PREFIX_PART, p) for p in parts):
+            raise InputError("a bucket's prefix holds folder names of letters, digits, '_', '.', '=', '-' "
+                             "(no '..', no wildcards)", field=field, file=text)
+        return Bucket(SCHEME + "/".join([bucket, *parts]))
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise InputError("the lake is a local folder or s3://bucket/prefix", field=field, file=text)
+    return Path(text)
+
+
+@cache
+def filesystem():
+    """The process's s3fs filesystem: the standard AWS configuration, short timeouts, few retries."""
+    import s3fs  # 0.3 s: only for a bucket
+
+    timeout = float(os.environ.get("PREFPIPE_S3_TIMEOUT", 0)) or None
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, config_kwargs={
+        "connect_timeout": timeout or CONNECT_TIMEOUT_S, "read_timeout": timeout or READ_TIMEOUT_S,
+        "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})
+    fs.retries = ATTEMPTS  # s3fs's own retries of a request, on top of botocore's (default 5, with backoff)
+    return fs
+
+
+@contextmanager
+def lake_errors(where: Bucket, doing: str):
+    """Turn what the store answers into one line naming the bucket, what was being done and what to check."""
+    try:
+        yield
+    except (PrefpipeError, FileExistsError):
+        raise
+    except Exception as e:  # botocore, aiohttp and s3fs each raise their own kinds
+        raise LakeError(f"{where}: {doing}: {_reason(e)}") from None
+
+
+def _reason(e: Exception) -> str:
+    text = (str(e).splitlines() or [type(e).__name__])[0]
+    name = type(e).__name__
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "the AWS default"
+    if "Could not connect" in text or name in {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+                                                "ClientConnectorError", "ServerTimeoutError", "FSTimeoutError"}:
+        return f"the endpoint ({endpoint}) does not answer: check AWS_ENDPOINT_URL and the network"
+    if name == "NoCredentialsError" or "Unable to locate credentials" in text:
+        return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+    if any(word in text for word in ("Access Key Id you provided does not exist", "InvalidAccessKeyId",
+                                     "SignatureDoesNotMatch", "signature we calculated does not match")):
+        return "the credentials are not valid for this endpoint (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+    if isinstance(e, PermissionError):
+        return f"access denied: the credentials are wrong, or the bucket is read-only or closed to this user ({text})"
+    if isinstance(e, FileNotFoundError) and "bucket does not exist" in text:
+        return "the bucket does not exist"
+    return f"{name}: {text}"
+
+
+def check_bucket(where: Bucket, write: bool) -> None:
+    """Fail in one line, before any work, when the bucket cannot be read (or, with WRITE, written) here."""
+    fs = filesystem()
+    with lake_errors(where, "reading the bucket"):
+        fs.ls(where.key.split("/")[0], refresh=True)
+    if write:
+        probe = f"{where.key}/.probe-{os.urandom(8).hex()}"
+        with lake_errors(where, "writing to the bucket (is it read-only for this user?)"):
+            fs.pipe_file(probe, b"")
+            fs.rm_file(probe)
+
+
+def listing(where: Bucket) -> dict[str, int]:
+    """Every object under WHERE (path relative to it -> size), in one recursive listing."""
+    fs = filesystem()
+    with lake_errors(where, "listing the lake"):
+        found = fs.find(where.key, detail=True, refresh=True)
+    return {name.removeprefix(where.key + "/"): info["size"] for name, info in found.items()
+            if info.get("type") != "directory"}
+
+
+def upload_run(staging: Path, where: Bucket, manifest: str) -> None:
+    """Upload the run staged in STAGING to WHERE: its files, then MANIFEST, created only if absent (a second
+    writer of the same run gets FileExistsError, and its files never become visible)."""
+    fs = filesystem()
+    files = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != manifest)
+    with lake_errors(where, "writing a run"):
+        if fs.exists(f"{where.key}/{manifest}"):
+            raise FileExistsError(where)
+        if files:
+            fs.put([str(p) for p in files], [f"{where.key}/{p.relative_to(staging)}" for p in files])
+        fs.pipe_file(f"{where.key}/{manifest}", (staging / manifest).read_bytes(), mode="create")
+
+
+def create(where: Bucket, data: bytes) -> bool:
+    """Write a small object only if none is there; False when one is."""
+    try:
+        with lake_errors(where, "writing"):
+            filesystem().pipe_file(where.key, data, mode="create")
+        return True
+    except FileExistsError:
+        return False
+
+
+def read_bytes(where: Bucket) -> bytes:
+    with lake_errors(where, "reading"):
+        return filesystem().cat_file(where.key)
+
+
+def remove(where: Bucket) -> None:
+    with lake_errors(where, "removing"):
+        filesystem().rm(where.key, recursive=True)
+
+
+def read_table(where: Location, columns: list[str] | None = None):
+    """A Parquet file of a run, on this machine or in a bucket."""
+    import pyarrow.parquet as pq
+
+    if isinstance(where, Path):
+        return pq.read_table(where, columns=columns)
+    with lake_errors(where, "reading"):
+        return pq.read_table(where.key, columns=columns, filesystem=filesystem())
+
+
+def cache_dir() -> Path:
+    """This machine's cache of what it fetched from buckets (PREFPIPE_CACHE; default the home's cache/)."""
+    return Path(os.environ.get("PREFPIPE_CACHE") or Path(os.environ.get("PREFPIPE_HOME", "data")) / "cache").resolve()
+
+
+def mirror_of(root: Bucket) -> Path:
+    """The local folder that mirrors the whole runs of ROOT (one per bucket folder)."""
+    return cache_dir() / "lake" / hashlib.sha256(root.url.encode()).hexdigest()[:16]
+
+
+def manifests(root: Bucket, runs: list[str], manifest: str) -> dict[str, dict | None]:
+    """The manifests of RUNS (folders under ROOT), each read from the bucket once per machine (a manifest never
+    changes once written; kept beside the mirror); None for a run without a readable one."""
+    cached = mirror_of(root) / ".manifests"
+    found: dict[str, dict | None] = {run: _parsed((cached / run / manifest).read_bytes())
+                                      for run in runs if (cached / run / manifest).is_file()}
+    new = [run for run in runs if run not in found]
+    if new:
+        with lake_errors(root, "reading the runs' manifests"):
+            texts = filesystem().cat([f"{root.key}/{run}/{manifest}" for run in new], on_error="return")
+        for run in new:
+            text = texts.get(f"{root.key}/{run}/{manifest}")
+            found[run] = _parsed(text)
+            if found[run] is not None:
+                (cached / run).mkdir(parents=True, exist_ok=True)
+                (cached / run / manifest).write_bytes(text)
+    return found
+
+
+def mirror_runs(root: Bucket, runs: dict[str, dict[str, int]], manifest: str) -> tuple[dict[str, Path], list[str]]:
+    """Copy the whole ones of RUNS (folder under ROOT -> its objects and sizes, from `listing`) into this
+    machine's mirror of ROOT, once: a run is whole when its MANIFEST's files are all listed at their sizes; each
+    fetched file is checked against the manifest's sha256, and the manifest is written last, as a run is. Returns
+    the local folder of each whole run, and the folders that are not whole (being written, or left by a killed
+    writer)."""
+    mirror = mirror_of(root)
+    whole, broken, wanted = {}, [], []
+    read = manifests(root, [run for run, objects in runs.items() if manifest in objects
+                            and not (mirror / run / manifest).is_file()], manifest)
+    for run, objects in runs.items():
+        if (mirror / run / manifest).is_file():
+            whole[run] = mirror / run
+            continue
+        files = (read.get(run) or {}).get("files")
+        if files is None or any(objects.get(name) != f["bytes"] for name, f in files.items()):
+            broken.append(run)
+            continue
+        whole[run] = mirror / run
+        wanted += [(run, name, f) for name, f in files.items() if not _holds(mirror / run / name, f)]
+    if wanted:
+        for run, name, _ in wanted:
+            (mirror / run / name).parent.mkdir(parents=True, exist_ok=True)
+        with lake_errors(root, "reading the runs' files"):
+            filesystem().get([f"{root.key}/{run}/{name}" for run, name, _ in wanted],
+                             [str(mirror / run / name) for run, name, _ in wanted])
+    for run, name, f in wanted:
+        if not _holds(mirror / run / name, f):
+            (mirror / run / name).unlink(missing_ok=True)
+            raise LakeError(f"{root / run}/{name}: its bytes differ from its run's manifest (sha256): the object "
+                            "was changed after the run was written")
+    for run in read:
+        if run in whole:
+            (mirror / run / manifest).write_text(json.dumps(read[run]))
+    return whole, broken
+
+
+def _parsed(text: bytes | Exception | None) -> dict | None:
+    """A manifest, or None when it is missing or not one (its files each with bytes and sha256)."""
+    if not isinstance(text, bytes):
+        return None
+    try:
+        manifest = json.loads(text)
+        ok = all({"bytes", "sha256"} <= set(f) for f in manifest["files"].values())
+        return manifest if ok else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _holds(path: Path, f: dict) -> bool:
+    return path.is_file() and path.stat().st_size == f["bytes"] and content_hash(path) == f["sha256"]

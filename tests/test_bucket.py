@@ -1,0 +1,140 @@
+"""A lake in a bucket, against a real S3-compatible server (moto's, on a loopback port, over HTTP): runs
+committed by their manifest, one run per unit and night across writers, sandboxed SQL, and one-line errors for a
+bad configuration, in bounded time, with nothing half-written."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pyarrow as pa
+import pytest
+from helpers import run_cli
+
+from prefpipe import lake, store
+from prefpipe.analyst import analyst_connection, read_only_query
+from prefpipe.errors import InputError
+from prefpipe.settings import Settings
+from prefpipe.synth import synthetic_lake
+
+pytestmark = pytest.mark.xdist_group("bucket")  # one moto server per worker that runs these
+DAY = date(2026, 12, 1)
+
+
+def objects(where: store.Bucket) -> dict[str, int]:
+    return store.listing(where) if store.filesystem().exists(where.key) else {}
+
+
+def test_a_run_is_seen_only_once_its_manifest_is_written(bucket):
+    table = pa.table({"x": [1.0, 2.5]})
+    folder = lake.write_partition(bucket, lake.REWARDS.partition(run_date=DAY, run_id="20261201-aaaa"),
+                                  {"candidates": table, "rewards": table})
+    assert folder == bucket / "run_date=2026-12-01/run_id=20261201-aaaa"
+    # a writer killed before its manifest: its files are there, its run is not
+    store.filesystem().pipe_file(f"{bucket.key}/run_date=2026-12-01/run_id=20261201-bbbb/candidates.parquet", b"x")
+    found, foreign = lake.find_runs(bucket, (lake.REWARDS,))
+    [run] = found["rewards"]
+    assert run.is_relative_to(store.mirror_of(bucket)) and lake.pq.read_table(run / "rewards.parquet") == table
+    assert foreign == [bucket / "run_date=2026-12-01/run_id=20261201-bbbb"]
+    with pytest.raises(FileExistsError, match="already there"):  # a run is never replaced
+        lake.write_partition(bucket, lake.REWARDS.partition(run_date=DAY, run_id="20261201-aaaa"), {"rewards": table})
+
+
+def test_a_changed_object_is_refused_not_read(bucket):
+    table = pa.table({"x": [1.0]})
+    lake.write_partition(bucket, lake.REWARDS.partition(run_date=DAY, run_id="r"), {"candidates": table,
+                                                                                     "rewards": table})
+    key = f"{bucket.key}/run_date=2026-12-01/run_id=r/rewards.parquet"
+    data = bytearray(store.filesystem().cat_file(key))
+    data[-12] ^= 1  # same size, other bytes
+    store.filesystem().pipe_file(key, bytes(data))
+    with pytest.raises(store.LakeError, match="differ from its run's manifest"):
+        lake.find_runs(bucket, (lake.REWARDS,))
+
+
+def test_two_writers_of_one_unit_and_night_leave_one_run(bucket):
+    """Two machines score the same unit at once: each writes its run, the first to claim the unit wins, the
+    other removes its run; a reader counts the unit once at any moment."""
+    def write(run_id: str):
+        synthetic = lake.Run(run_id, DAY, "m", "hash-m", "set", "hash-set", "v1")
+        scores = pa.table({"example_id": ["e"], "score": [1.0]})
+        return lake.write_results(bucket, synthetic, scores, pa.table({"score": [1.0]}))
+
+    with ThreadPoolExecutor(4) as pool:
+        written = list(pool.map(write, [f"20261201-{i:04d}" for i in range(4)]))
+    assert sum(folder is not None for folder in written) == 1
+    runs = {name.split("/")[3] for name in objects(bucket) if not name.startswith(".")}
+    assert len(runs) == 1 and len(lake.find_runs(bucket, (lake.RESULTS,))[0]["results"]) == 1
+    assert write("20261201-late") is None  # too late: removed
+    assert len({n.split("/")[3] for n in objects(bucket) if not n.startswith(".")}) == 1
+
+
+def test_sql_reads_the_bucket_and_nothing_else(bucket, s3, tmp_path):
+    synthetic_lake(bucket / "results", {"alpha": 1.0, "beta": 0.5}, [date(2026, 11, 30), DAY], examples=4)
+    store.filesystem().pipe_file("other-bucket/x.parquet", b"secret")
+    con = analyst_connection(bucket / "results").con
+    board = dict(read_only_query(con, "SELECT model_id, count(DISTINCT evalset) FROM leaderboard GROUP BY ALL")[1])
+    assert board == {"alpha": 2, "beta": 2}  # two sets each
+    own = f"{bucket}/results/evalset=bench/model=alpha/run_date=2026-12-01/run_id=20261201-synth/summary.parquet"
+    assert read_only_query(con, f"SELECT count(*) FROM read_parquet('{own}')")[1][0][0] > 0  # its own prefix
+    for refused in ("SELECT * FROM read_parquet('s3://other-bucket/x.parquet')",  # another bucket
+                    "SELECT * FROM read_parquet('s3://lake/elsewhere/x.parquet')",  # another prefix
+                    f"SELECT * FROM read_parquet('{tmp_path}/x.parquet')"):  # this machine's disk
+        with pytest.raises(InputError) as e:
+            read_only_query(con, refused)
+        assert "\n" not in str(e.value) and "Permission" in str(e.value)
+    with pytest.raises(InputError, match="only reads"):
+        read_only_query(con, f"COPY (SELECT 1) TO '{bucket}/results/x.parquet'")
+    # the same through the command, with the lake named by --lake
+    done = run_cli("sql", "SELECT model_id, evalset FROM leaderboard ORDER BY ALL", "--lake", str(bucket),
+                   env=s3["admin"] | {"PREFPIPE_HOME": str(tmp_path / "home"), "PREFPIPE_CACHE": str(tmp_path / "c2")})
+    assert done.returncode == 0 and "alpha" in done.stdout and "house" in done.stdout, done
+
+
+def test_table_copies_are_published_to_the_bucket_and_read_back(bucket, wh, ingest):
+    from helpers import annotation
+
+    from prefpipe.tables import latest_tables, publish_tables
+
+    ingest(annotation("p-1", 1, 2, 3), annotation("p-2", 2, 1))
+    for _ in range(3):
+        newest = publish_tables(wh.con, bucket / "tables")
+    copy = latest_tables(bucket / "tables")
+    assert copy.name == newest.name and len({n.split("/")[0] for n in objects(bucket / "tables")}) == 2
+    con = analyst_connection(bucket / "results", bucket / "tables").con
+    assert read_only_query(con, "SELECT count(*) FROM annotations")[1] == [(2,)]
+
+
+def test_a_bucket_lake_is_configured_by_url_and_bad_urls_are_refused(monkeypatch):
+    monkeypatch.setenv("PREFPIPE_LAKE", "s3://lake/team/")
+    settings = Settings.from_env(home="h")
+    assert settings.results == store.Bucket("s3://lake/team/results") and settings.warehouse.name == "warehouse.duckdb"
+    for bad, why in (("s3://Lake/x", "bucket name"), ("s3://lake/../x", "prefix"), ("gs://lake", "s3://"),
+                     ("s3://lake/a*b", "prefix")):
+        with pytest.raises(InputError, match=why):
+            Settings.from_env(home="h", lake=bad)
+
+
+@pytest.mark.parametrize("case", ["endpoint", "credentials", "bucket", "read-only"])
+def test_a_bad_configuration_fails_in_one_line_in_bounded_time_and_writes_nothing(case, s3, bucket, monkeypatch):
+    where = {"bucket": store.Bucket("s3://no-such-bucket/x")}.get(case, bucket)
+    env = {"endpoint": {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"},  # nothing listens there
+           "credentials": {"AWS_SECRET_ACCESS_KEY": "not-the-secret-0123"},
+           "read-only": s3["reader"]}.get(case, {})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store.filesystem.cache_clear()
+    expected = {"endpoint": "does not answer", "credentials": "the credentials",
+                "bucket": "bucket does not exist", "read-only": "read-only"}[case]
+    started = time.monotonic()
+    with pytest.raises(store.LakeError, match=expected) as e:
+        store.check_bucket(where, write=True)
+    assert time.monotonic() - started < 15 and "\n" not in str(e.value) and str(where) in str(e.value)
+    assert "not-the-secret-0123" not in str(e.value) and s3["admin"]["AWS_SECRET_ACCESS_KEY"] not in str(e.value)  # no secret
+    with pytest.raises(store.LakeError, match=expected.split()[-1]):  # a writer stops at its first request
+        lake.write_partition(where, lake.REWARDS.partition(run_date=DAY, run_id="r"), {"rewards": pa.table({"x": [1]})})
+    for name, value in s3["admin"].items():
+        monkeypatch.setenv(name, value)
+    store.filesystem.cache_clear()
+    assert case == "bucket" or objects(bucket) == {}  # nothing half-written
