@@ -4,13 +4,13 @@ failed unit (a unit: one model or combination on one set)."""
 
 import time
 from datetime import date
-from pathlib import Path
 
 from prefect import flow
 
 from prefpipe.errors import PrefpipeError
 from prefpipe.lake import new_run_id
 from prefpipe.settings import Settings, check_threshold
+from prefpipe.store import Location
 from tasks.nightly import publish_leaderboard, read_registry, score_unit, write_morning_report
 from tasks.runners import check_task_runner, make_task_runner
 
@@ -48,8 +48,8 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
 
 
 @flow(name="nightly-units", log_prints=True)
-def nightly_units(results: Path, units: list[tuple], run_id: str, run_date: date, force: bool, started: float,
-                  tables_dir: Path) -> tuple[dict[str, str], list[str]]:
+def nightly_units(results: Location, units: list[tuple], run_id: str, run_date: date, force: bool, started: float,
+                  tables_dir: Location) -> tuple[dict[str, str], list[str]]:
     """Score the units concurrently on this flow's task runner; one failing unit does not stop the others.
     Returns what each finished unit did, and a line for each failed one."""
     futures = {(contender.id, evalset["name"]): score_unit.submit(results, contender, evalset, run_id, run_date,

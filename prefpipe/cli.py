@@ -164,6 +164,7 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
     from tasks.runners import check_task_runner
 
     settings = Settings.from_env(warehouse=warehouse, lake=lake)
+    settings.check_lake(write=True)
     check_task_runner(task_runner, dask_address)
     check_threshold(threshold)  # before Prefect starts
     with prefect_session(settings):
@@ -180,7 +181,9 @@ def report(out: Annotated[Path | None, typer.Option("--out", help="The report's 
     analyses) that open from the folder in any browser, with no server. The nightly run writes it too."""
     from prefpipe.report import write_report  # matplotlib
 
-    typer.echo(f"The morning report: {write_report(Settings.from_env(lake=lake), out, threshold)}")
+    settings = Settings.from_env(lake=lake)
+    settings.check_lake(write=False)
+    typer.echo(f"The morning report: {write_report(settings, out, threshold)}")
 
 
 @app.command()
@@ -196,7 +199,9 @@ def serve(cron: Annotated[str, typer.Option(help="When the nightly evaluation ru
     PREFECT_API_URL, or starts a local one (its log: $PREFPIPE_HOME/prefect-server.log)."""
     from flows.serve import serve as serve_nightly  # Prefect, torch and transformers
 
-    serve_nightly(Settings.from_env(warehouse=warehouse, lake=lake), cron=cron, timezone=timezone, threshold=threshold,
+    settings = Settings.from_env(warehouse=warehouse, lake=lake)
+    settings.check_lake(write=True)
+    serve_nightly(settings, cron=cron, timezone=timezone, threshold=threshold,
                   task_runner=task_runner, dask_address=dask_address, port=port, echo=typer.echo)
 
 
@@ -213,6 +218,7 @@ def sql(query: Annotated[str | None, typer.Argument(help="SELECT ... over the vi
     if file is not None:
         query = read_text(file)
     settings = Settings.from_env(lake=lake)
+    settings.check_lake(write=False)
     con, _, foreign = analyst_connection(settings.results, settings.tables, rewards=settings.rewards,
                                          analysis=settings.analysis)
     for path in foreign:

@@ -36,7 +36,9 @@ def rewards(ctx: typer.Context, lake: LakeOpt = None) -> None:
     """List the rewards runs, newest last."""
     if ctx.invoked_subcommand is not None:
         return
-    runs = find_runs(Settings.from_env(lake=lake).rewards, (REWARDS,))[0][REWARDS.name]
+    settings = Settings.from_env(lake=lake)
+    settings.check_lake(write=False)
+    runs = find_runs(settings.rewards, (REWARDS,))[0][REWARDS.name]
     rows = []
     for run in in_written_order(runs, REWARDS):
         candidates = pq.read_table(run / "candidates.parquet", columns=["prompt_id", "source", "ref_source"])
@@ -69,6 +71,7 @@ def rewards_score(candidates: Annotated[Path | None, typer.Argument(help="A cand
     if candidates is not None and not candidates.is_file():
         raise InputError("no such file", file=candidates)
     settings = Settings.from_env(lake=lake)
+    settings.check_lake(write=True)
     with prefect_session(settings):
         done = rewards_flow(list(model or []), None if candidates is None else str(candidates), from_split,
                             None if reference_lm is None else str(reference_lm), settings=settings)
@@ -145,6 +148,7 @@ def analyse_tilt(rewards_run: Annotated[str | None, typer.Option("--rewards", he
 
     config = TiltConfig(_numbers(beta, float, "--beta"), _numbers(n, int, "--n"))
     settings = Settings.from_env(lake=lake)
+    settings.check_lake(write=True)
     with prefect_session(settings):
         done = tilt_flow(config, rewards_run, model, combo, settings=settings)
     rows = [(r["kind"], r["beta"] if r["kind"] == "tilt" else r["n"], round(r["kl"], 4), round(r["expected_reward"], 4),
@@ -191,6 +195,7 @@ def analyse_tradeoff(
     config = TradeoffConfig(tuple(adaptor or DEFAULT_TRADEOFF.adaptors), _numbers(temperature, float, "--temperature"),
                             prompts, samples, max_new_tokens, seed, device)
     settings = Settings.from_env(lake=lake)
+    settings.check_lake(write=True)
     with prefect_session(settings):
         done = tradeoff_flow(config, settings=settings, toy=toy, aligned=_text(aligned), prior=_text(prior),
                              model=model, implicit=implicit, prompts=_text(prompts_file), evalset=evalset,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prefpipe.dedup import Params
 from prefpipe.errors import InputError
-from prefpipe.store import Location, location
+from prefpipe.store import Bucket, Location, check_bucket, location
 
 SPLITS = ("train", "validation", "test")  # by a stable hash of the prompt, in the shares of Settings.splits
 HELD_OUT = SPLITS[1:]  # what a trained model is evaluated on
@@ -92,6 +92,13 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+    def check_lake(self, write: bool) -> None:
+        """Before any work, in one line each: every bucket of the lake answers, knows these credentials and
+        (to WRITE) takes writes. A lake on this machine needs no check."""
+        for root in dict.fromkeys(p for p in (self.results, self.rewards, self.analysis, self.tables)
+                                  if isinstance(p, Bucket)):
+            check_bucket(root, write)
 
     def check(self) -> None:
         if self.task_runner not in TASK_RUNNERS:

@@ -4,6 +4,8 @@ bad configuration, in bounded time, with nothing half-written."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -138,3 +140,55 @@ def test_a_bad_configuration_fails_in_one_line_in_bounded_time_and_writes_nothin
         monkeypatch.setenv(name, value)
     store.filesystem.cache_clear()
     assert case == "bucket" or objects(bucket) == {}  # nothing half-written
+
+
+WRITER = """
+import os, signal, sys
+import pyarrow as pa
+from datetime import date
+from prefpipe import lake, store
+where, run_id, kill = store.location(sys.argv[1]), sys.argv[2], sys.argv[3] == "kill"
+fs = store.filesystem()
+real = fs.pipe_file
+def pipe_file(path, data, **kwargs):
+    if kill and path.endswith(lake.MANIFEST):
+        os.kill(os.getpid(), signal.SIGKILL)  # every file uploaded, the manifest not yet: no cleanup runs
+    return real(path, data, **kwargs)
+fs.pipe_file = pipe_file
+run = lake.Run(run_id, date(2026, 12, 1), "m", "hash-m", "set", "hash-set", "v1")
+table = pa.table({"example_id": ["e1", "e2"], "score": [0.25, 0.75]})
+print("written" if lake.write_results(where, run, table, pa.table({"score": [0.5]})) else "lost")
+"""
+
+
+def writer(bucket, run_id: str, kill: bool = False) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(bucket), run_id, "kill" if kill else "-"],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def visible(bucket) -> list:
+    return lake.find_runs(bucket, (lake.RESULTS,))[0]["results"]
+
+
+def test_a_writer_killed_before_its_manifest_leaves_no_run_and_changes_nothing_else(bucket):
+    synthetic_lake(bucket, {"alpha": 1.0}, [DAY], examples=2, sets={"house": ("helpfulness",)})
+    before = objects(bucket)
+    killed = writer(bucket, "20261201-killed", kill=True)
+    assert killed.wait(timeout=60) == -9
+    after = objects(bucket)
+    left = {name for name in after if "20261201-killed" in name}
+    assert left == {f"evalset=set/model=m/run_date=2026-12-01/run_id=20261201-killed/{t}.parquet"
+                    for t in ("scores", "summary")}  # uploaded, never committed
+    assert {k: v for k, v in after.items() if k not in left} == before  # nothing else changed
+    assert [run.parts[-4] for run in visible(bucket)] == ["evalset=house"]  # the killed run is not seen
+    again = writer(bucket, "20261201-next")
+    assert again.communicate(timeout=60)[0].strip() == "written"  # the next night's writer writes the unit
+    assert sorted(run.parts[-4] for run in visible(bucket)) == ["evalset=house", "evalset=set"]
+
+
+def test_two_writer_processes_racing_on_one_unit_leave_one_visible_run(bucket):
+    racers = [writer(bucket, f"20261201-racer{i}") for i in range(2)]
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
+    assert outcomes == ["lost", "written"]
+    [run] = visible(bucket)
+    assert {name.split("/")[3] for name in objects(bucket) if not name.startswith(".")} == {run.name}

@@ -76,6 +76,35 @@ def test_a_rerun_skips_the_units_whose_results_exist(night):
 
 
 @NIGHT
+def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_and_report_read_it(night, bucket):
+    from flows.nightly import nightly_flow
+    from prefpipe.analyst import analyst_connection, read_only_query
+    from prefpipe.report import write_report
+
+    local = night["settings"]
+    remote = local.with_(lake=bucket, **{name: bucket / name for name in ("results", "tables", "rewards", "analysis")},
+                         report=night["tmp"] / "bucket-report")
+    remote.check_lake(write=True)
+    board = nightly_flow(remote, run_date=date(2026, 11, 27))["leaderboard"]
+    assert {(r["model_id"], r["evalset"]) for r in board} == {(m, s) for m in "ab" for s in ("llmbar", "small")}
+    query = "SELECT model_id, evalset, example_id, score_gap FROM eval_scores WHERE run_date = DATE '2026-11-27'"
+
+    def scores(settings) -> dict:
+        con = analyst_connection(settings.results).con
+        return {row[:3]: row[3] for row in read_only_query(con, query + " AND run_id = (SELECT min(run_id) FROM "
+                                                                "eval_scores WHERE run_date = DATE '2026-11-27')")[1]}
+
+    here, there = scores(local), scores(remote)
+    assert len(here) > 100 and here.keys() == there.keys()
+    assert max(abs(here[k] - there[k]) for k in here) <= 1e-12
+    assert all(v.startswith("skipped") for v in nightly_flow(remote, run_date=date(2026, 11, 27))["units"].values())
+    assert read_only_query(analyst_connection(remote.results, remote.tables).con,
+                           "SELECT count(*) FROM models")[1] == [(2,)]  # the table copies went to the bucket too
+    index = write_report(remote, None, 0.02)
+    assert index.is_file() and 'href="models/a.html"' in index.read_text()
+
+
+@NIGHT
 def test_analysts_query_the_results_and_cannot_write(night):
     env = {"PREFPIPE_HOME": str(night["settings"].home)}
     for query in sorted((ROOT / "sql" / "queries").glob("*.sql")):
