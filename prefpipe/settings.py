@@ -84,8 +84,10 @@ class Settings:
             values["memory_limit"] = env["PREFPIPE_MEMORY_LIMIT"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         for key in PATHS:  # a bucket only where the lake is: the rest stays on this machine
-            values[key] = location(values[key], f"PREFPIPE_{key.upper()}") if key in ("lake", *LAKE) else Path(
-                values[key])
+            values[key] = location(values[key], f"PREFPIPE_{key.upper()}")
+            if isinstance(values[key], Bucket) and key not in ("lake", *LAKE):
+                raise InputError("stays on this machine: give a local folder (only the lake can be in a bucket)",
+                                 field=f"PREFPIPE_{key.upper()}", file=str(values[key]))
         settings = cls(**values)
         settings.check()
         return settings
