@@ -2,7 +2,7 @@
 sets and written), the leaderboard query over 30 nights of runs, and the morning report. The bucket is moto's
 S3-compatible server on a loopback port (real HTTP, as in the tests). Prints JSON: seconds and ratios.
 
-Usage: python benchmarks/lake.py [--models 20] [--sets 5] [--nights 30] [--examples 20]
+Usage: python benchmarks/lake.py [--models 20] [--sets 5] [--nights 30] [--examples 20] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,18 +24,24 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE / "tests"))
 
 
-def bucket_server() -> dict:
+def bucket_server() -> subprocess.Popen:
+    """moto's server in a process of its own (as a store runs apart from its clients), on a free loopback port."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    os.environ.update(env)
-    boto3.client("s3").create_bucket(Bucket="bench")
-    return env
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+    for _ in range(100):
+        try:
+            boto3.client("s3").create_bucket(Bucket="bench")
+            return server
+        except Exception:  # not listening yet
+            time.sleep(0.2)
+    raise SystemExit("moto's server did not start")
 
 
 def timed(work) -> float:
@@ -47,11 +56,12 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=5)
     parser.add_argument("--nights", type=int, default=30)
     parser.add_argument("--examples", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2, help="nights of the nightly per lake, alternating")
     args = parser.parse_args()
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    bucket_server()
+    server = bucket_server()
     from helpers import LLMBAR, first_rows
 
     from prefpipe import store
@@ -69,16 +79,18 @@ def main() -> None:
     models = [tiny_reward_model(tmp / f"m{i}", seed=i, positions=2048) for i in range(args.models)]
     sets = [first_rows(LLMBAR, args.examples, tmp / f"set{i}.jsonl") for i in range(args.sets)]
     evaluate_model(models[0], "warm", sets[0], "warm", tmp / "warm", run_id="warm")  # imports, threads
+    store.check_bucket(lakes["bucket"], write=True)  # as `prefpipe nightly` does before its flow starts
 
-    def night(root, day: date) -> None:  # the nightly's units, as its tasks run them (without Prefect)
+    def night(root, day: date) -> None:  # the nightly's units, on threads as its task runner runs them
         run_id = new_run_id(day)
-        for i, model in enumerate(models):
-            for j, evalset in enumerate(sets):
-                evaluate_model(model, f"m{i}", evalset, f"set{j}", root / "results", run_id=run_id, run_date=day)
+        with ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4)) as pool:  # Python's default, as Prefect's
+            list(pool.map(lambda unit: evaluate_model(models[unit[0]], f"m{unit[0]}", sets[unit[1]], f"set{unit[1]}",
+                                                      root / "results", run_id=run_id, run_date=day),
+                          [(i, j) for i in range(len(models)) for j in range(len(sets))]))
 
     figures: dict = {"models": args.models, "sets": args.sets, "nights": args.nights}
     nightly = {name: [] for name in lakes}
-    for k in range(3):  # alternating, each night a new date
+    for k in range(args.repeats):  # alternating, each night a new date
         for name, root in lakes.items():
             nightly[name].append(timed(lambda root=root, k=k: night(root, date(2026, 10, 1) + timedelta(k))))
     figures["nightly_s"] = {name: statistics.median(v) for name, v in nightly.items()}
@@ -109,6 +121,7 @@ def main() -> None:
     figures["report_s"] = reports
     figures["report_ratio"] = reports["bucket"] / reports["local"]
     print(json.dumps(figures, indent=1))
+    server.terminate()
 
 
 if __name__ == "__main__":

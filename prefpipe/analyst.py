@@ -24,7 +24,7 @@ from typing import NamedTuple
 import duckdb
 
 from prefpipe.errors import InputError
-from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS, find_runs
+from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS, find_runs, night_tables
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
 from prefpipe.store import Bucket, Location, filesystem, mirror_of
@@ -80,8 +80,13 @@ def analyst_connection(results: Location, tables: Location | None = None,
             of_root, stray = find_runs(root, kinds)
             found |= of_root
             foreign += stray
+    compact = night_tables(results, runs) if only is None and runs else None
     for kind in KINDS:  # the views of each kind that has runs
-        if found.get(kind.name):
+        if kind is RESULTS and compact is not None:
+            for variable, table in kind.variables.items():
+                con.execute(f"SET VARIABLE {variable} = ?", [[str(f) for f in compact[table]]])
+            run_script(con, kind.views)
+        elif found.get(kind.name):
             _files(con, found[kind.name], **kind.variables)
             run_script(con, kind.views)
     if copy is not None:  # a view per table, then the warehouse's own views over them

@@ -12,14 +12,15 @@ from typing import Annotated
 
 import typer
 
-from prefpipe.cli_options import EXCLUDE_OPTION, WarehouseOpt, changing_warehouse, open_warehouse
+from prefpipe.cli_options import EXCLUDE_OPTION, LakeOpt, WarehouseOpt, changing_warehouse, open_warehouse
 from prefpipe.config import TrainConfig
 from prefpipe.contamination import set_names
-from prefpipe.errors import PrefpipeError
+from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.migrate import migrate
 from prefpipe.names import check_name
 from prefpipe.prefect_server import prefect_session
 from prefpipe.settings import Settings
+from prefpipe.store import Bucket
 from prefpipe.text import format_table
 
 models_app = typer.Typer(help="The model registry: list (default), add, activate, deactivate, normalise.",
@@ -103,15 +104,28 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
                                                               )] = None,
                replace: Annotated[bool, typer.Option("--replace", help="Replace the model registered under this "
                                                      "id (and its training record).")] = False,
-               warehouse: WarehouseOpt = None) -> None:
+               publish: Annotated[bool, typer.Option("--publish", help="Upload it now to the lake's bucket, for "
+                                                     "workers that share no disk (the nightly does it otherwise)."
+                                                     )] = False,
+               warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Register a model trained elsewhere (active for the nightly evaluation)."""
+    from prefpipe.lake import publish_model
     from prefpipe.registry import add_model
 
     check_name(name)
-    with changing_warehouse(Settings.from_env(warehouse=warehouse)) as wh:
+    settings = Settings.from_env(warehouse=warehouse, lake=lake)
+    if publish:
+        if not isinstance(settings.results, Bucket):
+            raise InputError("publishing needs a lake in a bucket (PREFPIPE_LAKE or --lake s3://...)",
+                             field="--publish")
+        settings.check_lake(write=True)
+    with changing_warehouse(settings) as wh:
         add_model(wh, path, name, reference, replace=replace)
     kind = f"DPO policy against {reference}" if reference else "reward model"
     typer.echo(f"{name}: registered ({path}, {kind}), active")
+    for folder in (path, reference) if publish else ():
+        if folder is not None:
+            typer.echo(f"published {folder} to {publish_model(settings.results, Path(folder))}")
 
 
 @models_app.command("deactivate")

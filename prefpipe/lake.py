@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -31,17 +32,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefpipe import store
-from prefpipe.files import content_hash, write_whole
+from prefpipe.files import content_hash, folder_hash, write_whole
 from prefpipe.names import NAME
 from prefpipe.store import Bucket, Location
 
 DATE, RUN = r"\d{4}-\d{2}-\d{2}", NAME  # the values of the run_date and run_id levels
 CREATED = b"prefpipe.written_ns"  # in the metadata of every Parquet file of a run: when the run was written
-MANIFEST = "_manifest.json"  # written last into a run: its files, sizes and checksums; a run without it is unseen
+PUBLISHED = ".published"  # under a bucket's results: the models and sets that its workers fetch
+MANIFEST = "_manifest.json"
+INDEX = ".index"  # under the results: their tables compacted per night (`night_tables`), rebuilt when runs are added  # written last into a run: its files, sizes and checksums; a run without it is unseen
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def written_at(results: Location, run: Run) -> float | None:
     pair = f"evalset={run.evalset}/model={run.model_id}"
     times = []
     if isinstance(results, Bucket):
-        objects = store.listing(results / pair) if _exists(results / pair) else {}
+        objects = store.listing(results / pair)
         runs = {name.rsplit("/", 1)[0] for name in objects if name.endswith(f"/{MANIFEST}") and name.count("/") == 2}
         for manifest in store.manifests(results / pair, sorted(runs), MANIFEST).values():
             unit = (manifest or {}).get("unit") or {}
@@ -244,9 +248,32 @@ def written_at(results: Location, run: Run) -> float | None:
     return max(times, default=None)
 
 
-def _exists(folder: Bucket) -> bool:
-    with store.lake_errors(folder, "listing the lake"):
-        return store.filesystem().exists(folder.key)
+def publish_model(results: Bucket, folder: Path) -> str:
+    """A model folder published beside a bucket's results, for workers that share no disk: its URL, named by
+    its content hash (what `evaluate_model` records as the model's version)."""
+    return str(store.publish(folder, results / PUBLISHED / "models" / folder_hash(folder), MANIFEST))
+
+
+def publish_file(results: Bucket, path: Path) -> str:
+    """An evaluation set's file published beside a bucket's results: its URL, under its sha256."""
+    return str(store.publish(path, results / PUBLISHED / "evalsets" / content_hash(path), MANIFEST) / path.name)
+
+
+def local_copy(value: str | None) -> Path | None:
+    """What a unit names: a path of this machine as it is, or a published model folder or set file (a URL):
+    this machine's copy, fetched once and checked against the hash that names it."""
+    if value is None or not str(value).startswith(store.SCHEME):
+        return None if value is None else Path(value)
+    where = Bucket(str(value))
+    if where.parent.parent.name == "evalsets":
+        local, digest = store.fetch(where.parent, MANIFEST) / where.name, where.parent.name
+        found = content_hash(local)
+    else:
+        local, digest = store.fetch(where, MANIFEST), where.name
+        found = folder_hash(local)
+    if found != digest:
+        raise store.LakeError(f"{value}: its files hash to {found[:12]}…, not to the hash that names it")
+    return local
 
 
 def samples_cache(results: Location) -> Path:
@@ -317,10 +344,10 @@ def _disk_runs(root: Path, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path
 def _bucket_runs(root: Bucket, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
     """As `_disk_runs`, from one listing of the bucket; the whole runs are copied to this machine once."""
     depth = len(kinds[0].levels)
-    runs: dict[str, dict[str, int]] = {}
+    runs: dict[str, dict[str, store.Object]] = {}
     kind_of: dict[str, Kind] = {}
     foreign: set[str] = set()
-    for name, size in store.listing(root).items():
+    for name, found in store.listing(root).items():
         parts = name.split("/")
         if any(part.startswith(".") for part in parts):  # staging, claims, probes
             continue
@@ -332,15 +359,47 @@ def _bucket_runs(root: Bucket, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[
                 break
         if fits and len(parts) > depth:
             folder = "/".join(parts[:depth])
-            runs.setdefault(folder, {})["/".join(parts[depth:])] = size
+            runs.setdefault(folder, {})["/".join(parts[depth:])] = found
             kind_of[folder] = fits[0]
         elif fits:
             foreign.add(name)
     whole, broken = store.mirror_runs(root, runs, MANIFEST)
+    swept = store.sweep(root, {run: runs[run] for run in broken if MANIFEST not in runs[run]})
+    broken = [run for run in broken if run not in swept]
     found: dict[str, list[Path]] = {kind.name: [] for kind in kinds}
     for folder in sorted(whole):
         found[kind_of[folder].name].append(whole[folder])
     return found, [root / name for name in sorted(foreign | set(broken))]
+
+
+def night_tables(results: Location, runs: list[Path]) -> dict[str, list[Path]] | None:
+    """The tables (scores, summary) of the results RUNS, compacted into one file each per night: a leaderboard
+    over 3,000 runs reads 60 files, not 6,000. An index, kept beside the lake (in `.index/`, or in this machine's
+    copy of a bucket's runs) and named by the runs it holds: a night whose runs change gets a new one (runs never
+    change, they are only added). None where no index can be written (a lake this user may only read)."""
+    folder = (store.mirror_of(results) if isinstance(results, Bucket) else Path(results)) / INDEX
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    nights: dict[str, list[Path]] = {}
+    for run in runs:
+        nights.setdefault(run.parent.name.partition("=")[2], []).append(run)
+    files: dict[str, list[Path]] = {table: [] for table in RESULTS.tables}
+    for night, of_night in sorted(nights.items()):
+        key = hashlib.sha256("\n".join(sorted(map(str, of_night))).encode()).hexdigest()[:16]
+        for table in RESULTS.tables:
+            compact = folder / f"{night}-{key}-{table}.parquet"
+            if not compact.is_file():
+                staged = folder / f".{compact.name}.{uuid.uuid4().hex}"
+                with duckdb.connect() as con:
+                    con.read_parquet([str(run / f"{table}.parquet") for run in of_night], hive_partitioning=True,
+                                     union_by_name=True).write_parquet(str(staged))
+                os.replace(staged, compact)  # whole or not at all; two readers may both build it
+            files[table].append(compact)
+    return files
 
 
 def _one_per_unit(runs: list[Path]) -> list[Path]:

@@ -18,13 +18,15 @@ import hashlib
 import json
 import os
 import re
-from contextlib import contextmanager
+import time
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from prefpipe.errors import InputError, PrefpipeError
-from prefpipe.files import content_hash
+from prefpipe.files import STALE_STAGING_S, content_hash
 
 SCHEME = "s3://"
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ATTEMPTS = 5, 60, 2  # of one request; PREFPIPE_S3_TIMEOUT overrides both
@@ -56,6 +58,10 @@ class Bucket:
     @property
     def name(self) -> str:
         return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> Bucket:
+        return Bucket(self.url.rsplit("/", 1)[0])
 
     def resolve(self) -> Bucket:
         return self
@@ -138,26 +144,84 @@ def check_bucket(where: Bucket, write: bool) -> None:
             fs.rm_file(probe)
 
 
-def listing(where: Bucket) -> dict[str, int]:
-    """Every object under WHERE (path relative to it -> size), in one recursive listing."""
+class Object(NamedTuple):
+    size: int
+    modified: float  # seconds since the epoch
+
+
+def listing(where: Bucket) -> dict[str, Object]:
+    """Every object under WHERE (path relative to it -> size and time written), in one recursive listing."""
     fs = filesystem()
     with lake_errors(where, "listing the lake"):
         found = fs.find(where.key, detail=True, refresh=True)
-    return {name.removeprefix(where.key + "/"): info["size"] for name, info in found.items()
-            if info.get("type") != "directory"}
+    return {name.removeprefix(where.key + "/"): Object(info["size"], _seconds(info.get("LastModified")))
+            for name, info in found.items() if info.get("type") != "directory"}
+
+
+def _seconds(modified: object) -> float:
+    return modified.timestamp() if hasattr(modified, "timestamp") else time.time()
+
+
+def sweep(root: Bucket, folders: dict[str, dict[str, Object]]) -> list[str]:
+    """Remove the FOLDERS (runs without a whole manifest, under ROOT) whose newest object is older than a day:
+    what killed writers left. A younger one may belong to a writer at work now, on any machine."""
+    now, swept = time.time(), []
+    for folder, objects in folders.items():
+        if objects and now - max(o.modified for o in objects.values()) > STALE_STAGING_S:
+            remove(root / folder)
+            swept.append(folder)
+    return swept
 
 
 def upload_run(staging: Path, where: Bucket, manifest: str) -> None:
     """Upload the run staged in STAGING to WHERE: its files, then MANIFEST, created only if absent (a second
     writer of the same run gets FileExistsError, and its files never become visible)."""
+    files = {str(p.relative_to(staging)): p for p in sorted(staging.rglob("*")) if p.is_file() and p.name != manifest}
+    _upload(where, files, manifest, (staging / manifest).read_bytes(), "writing a run")
+
+
+def _upload(where: Bucket, files: dict[str, Path], manifest: str, text: bytes, doing: str, once: bool = False
+            ) -> None:
+    """FILES, then MANIFEST created only if absent; ONCE: nothing at all when the manifest is there (a run's
+    id is new, so its manifest is not: one request saved per run)."""
     fs = filesystem()
-    files = sorted(p for p in staging.rglob("*") if p.is_file() and p.name != manifest)
-    with lake_errors(where, "writing a run"):
-        if fs.exists(f"{where.key}/{manifest}"):
+    with lake_errors(where, doing):
+        if once and fs.exists(f"{where.key}/{manifest}"):
             raise FileExistsError(where)
         if files:
-            fs.put([str(p) for p in files], [f"{where.key}/{p.relative_to(staging)}" for p in files])
-        fs.pipe_file(f"{where.key}/{manifest}", (staging / manifest).read_bytes(), mode="create")
+            fs.put([str(p) for p in files.values()], [f"{where.key}/{name}" for name in files])
+        fs.pipe_file(f"{where.key}/{manifest}", text, mode="create")
+
+
+def publish(local: Path, where: Bucket, manifest: str) -> Bucket:
+    """Upload LOCAL (a folder's files, or one file) to WHERE once, for workers that share no disk with this
+    machine; WHERE is named by LOCAL's content hash, so what is there already is the same and is kept."""
+    files = {p.name: p for p in sorted(local.iterdir()) if p.is_file()} if local.is_dir() else {local.name: local}
+    text = json.dumps({"files": {name: {"bytes": p.stat().st_size, "sha256": content_hash(p)}
+                                 for name, p in files.items()}}).encode()
+    with suppress(FileExistsError):
+        _upload(where, files, manifest, text, "publishing", once=True)
+    return where
+
+
+def fetch(where: Bucket, manifest: str) -> Path:
+    """This machine's copy of what `publish` put at WHERE (a folder), fetched once into the cache and checked
+    against its manifest's sha256s."""
+    local = cache_dir() / "published" / where.key
+    fetched = local.with_name(local.name + ".fetched")  # written last: the copy is whole
+    if not fetched.is_file():
+        files = (_parsed(read_bytes(where / manifest)) or {}).get("files")
+        if not files:
+            raise LakeError(f"{where}: not a published model or set (no manifest)")
+        local.mkdir(parents=True, exist_ok=True)
+        wanted = [name for name, f in files.items() if not _holds(local / name, f)]
+        with lake_errors(where, "fetching"):
+            if wanted:
+                filesystem().get([f"{where.key}/{name}" for name in wanted], [str(local / name) for name in wanted])
+        if not all(_holds(local / name, f) for name, f in files.items()):
+            raise LakeError(f"{where}: its bytes differ from its manifest (sha256): changed after it was published")
+        fetched.write_text(json.dumps(sorted(files)))
+    return local
 
 
 def create(where: Bucket, data: bytes) -> bool:
@@ -219,7 +283,7 @@ def manifests(root: Bucket, runs: list[str], manifest: str) -> dict[str, dict | 
     return found
 
 
-def mirror_runs(root: Bucket, runs: dict[str, dict[str, int]], manifest: str) -> tuple[dict[str, Path], list[str]]:
+def mirror_runs(root: Bucket, runs: dict[str, dict[str, Object]], manifest: str) -> tuple[dict[str, Path], list[str]]:
     """Copy the whole ones of RUNS (folder under ROOT -> its objects and sizes, from `listing`) into this
     machine's mirror of ROOT, once: a run is whole when its MANIFEST's files are all listed at their sizes; each
     fetched file is checked against the manifest's sha256, and the manifest is written last, as a run is. Returns
@@ -234,7 +298,8 @@ def mirror_runs(root: Bucket, runs: dict[str, dict[str, int]], manifest: str) ->
             whole[run] = mirror / run
             continue
         files = (read.get(run) or {}).get("files")
-        if files is None or any(objects.get(name) != f["bytes"] for name, f in files.items()):
+        if files is None or any(name not in objects or objects[name].size != f["bytes"]
+                                for name, f in files.items()):
             broken.append(run)
             continue
         whole[run] = mirror / run

@@ -60,12 +60,12 @@ def latest_tables(tables: Location) -> Path | None:
     return copies[-1] if copies else None
 
 
-def _bucket_copies(tables: Bucket) -> dict[str, dict[str, int]]:
-    copies: dict[str, dict[str, int]] = {}
-    for name, size in store.listing(tables).items():
+def _bucket_copies(tables: Bucket) -> dict[str, dict[str, store.Object]]:
+    copies: dict[str, dict[str, store.Object]] = {}
+    for name, found in store.listing(tables).items():
         folder, _, file = name.partition("/")
         if file and not folder.startswith("."):
-            copies.setdefault(folder, {})[file] = size
+            copies.setdefault(folder, {})[file] = found
     return copies
 
 

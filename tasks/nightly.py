@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import evaluation, registry, tables
+from prefpipe import evaluation, lake, registry, tables
 from prefpipe.analyst import analyst_connection
 from prefpipe.config import Combination
 from prefpipe.errors import PrefpipeError
 from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
-from prefpipe.store import Location, read_table
+from prefpipe.store import Bucket, Location, read_table
 from prefpipe.training_data import model_contamination
 from prefpipe.warehouse import Warehouse
 from tasks import retry_unless_input_error
@@ -60,13 +61,35 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
             contaminated = None if None in seen else {e["name"]: sorted({x for s in seen for x in s[e["name"]]})
                                                       for e in evalsets}
             contenders.append(Contender(combo.name, contaminated, combo=combo, components=components))
-        return contenders, evalsets
+    if isinstance(settings.results, Bucket):
+        return published(settings.results, contenders, evalsets)
+    return contenders, evalsets
+
+
+def published(results: Bucket, contenders: list[Contender], evalsets: list[dict]) -> tuple[list[Contender],
+                                                                                             list[dict]]:
+    """The units' models and sets published beside a bucket's results (once: named by their hashes), and named
+    by URL, so that a worker needs only the bucket and its credentials (`localized` fetches them there)."""
+    model = cache(lambda folder: None if folder is None else lake.publish_model(results, Path(folder)))
+    contenders = [replace(c, path=model(c.path), reference=model(c.reference), components=None if c.components is None
+                          else {m: (model(f), model(r)) for m, (f, r) in c.components.items()}) for c in contenders]
+    return contenders, [e | {"path": lake.publish_file(results, Path(e["path"]))} for e in evalsets]
+
+
+def localized(contender: Contender, evalset: dict) -> tuple[Contender, dict]:
+    """The unit with this machine's copies of what it names by URL (a path of this machine stays as it is)."""
+    copy = lake.local_copy
+    return replace(contender, path=copy(contender.path), reference=copy(contender.reference),
+                   components=None if contender.components is None else {
+                       m: (copy(f), copy(r)) for m, (f, r) in contender.components.items()}), evalset | {
+        "path": copy(evalset["path"])}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="score {contender.id} on {evalset[name]}")
 def score_unit(results: Location, contender: Contender, evalset: dict, run_id: str, run_date: date, force: bool,
                started: float, tables_dir: Location) -> str:
     """One model or combination on one set: a new run folder in the lake, or skipped when these results exist."""
+    contender, evalset = localized(contender, evalset)
     run = {"run_id": run_id, "run_date": run_date, "force": force, "fmt": evalset["format"], "started": started,
            "contaminated": None if contender.contaminated is None else contender.contaminated[evalset["name"]]}
     unit = f"{contender.id} on {evalset['name']}: {evalset['examples']} examples"

@@ -172,7 +172,7 @@ def visible(bucket) -> list:
     return lake.find_runs(bucket, (lake.RESULTS,))[0]["results"]
 
 
-def test_a_writer_killed_before_its_manifest_leaves_no_run_and_changes_nothing_else(bucket):
+def test_a_writer_killed_before_its_manifest_leaves_no_run_and_changes_nothing_else(bucket, monkeypatch):
     synthetic_lake(bucket, {"alpha": 1.0}, [DAY], examples=2, sets={"house": ("helpfulness",)})
     before = objects(bucket)
     killed = writer(bucket, "20261201-killed", kill=True)
@@ -186,6 +186,10 @@ def test_a_writer_killed_before_its_manifest_leaves_no_run_and_changes_nothing_e
     again = writer(bucket, "20261201-next")
     assert again.communicate(timeout=60)[0].strip() == "written"  # the next night's writer writes the unit
     assert sorted(run.parts[-4] for run in visible(bucket)) == ["evalset=house", "evalset=set"]
+    assert left <= set(objects(bucket))  # young leftovers stay (their writer may be at work)...
+    monkeypatch.setattr(store, "STALE_STAGING_S", 0)
+    visible(bucket)
+    assert not left & set(objects(bucket))  # ...old ones are swept by the next reader
 
 
 def test_two_writer_processes_racing_on_one_unit_leave_one_visible_run(bucket):
@@ -194,3 +198,25 @@ def test_two_writer_processes_racing_on_one_unit_leave_one_visible_run(bucket):
     assert outcomes == ["lost", "written"]
     [run] = visible(bucket)
     assert {name.split("/")[3] for name in objects(bucket) if not name.startswith(".")} == {run.name}
+
+
+def test_a_model_is_published_once_by_its_hash_and_a_worker_gets_a_verified_copy(bucket, model_dir, tmp_path,
+                                                                                 monkeypatch):
+    from prefpipe.files import folder_hash
+
+    env = {"PREFPIPE_HOME": str(tmp_path / "home")}
+    done = run_cli("models", "add", str(model_dir), "--name", "tiny", "--publish", "--lake", str(bucket), env=env)
+    url = f"{bucket}/results/.published/models/{folder_hash(model_dir)}"
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == f"published {model_dir} to {url}", done
+    before = objects(bucket / "results/.published")
+    assert lake.publish_model(bucket / "results", model_dir) == url and objects(bucket / "results/.published") == before
+    monkeypatch.setenv("PREFPIPE_CACHE", str(tmp_path / "worker-cache"))  # another machine's cache
+    copy = lake.local_copy(url)
+    assert copy.is_relative_to(tmp_path / "worker-cache") and folder_hash(copy) == folder_hash(model_dir)
+    key = f"{store.Bucket(url).key}/config.json"
+    store.filesystem().pipe_file(key, store.filesystem().cat_file(key).replace(b"{", b"{ ", 1))  # changed there
+    monkeypatch.setenv("PREFPIPE_CACHE", str(tmp_path / "third-cache"))
+    with pytest.raises(store.LakeError, match="differ from its manifest"):
+        lake.local_copy(url)
+    refused = run_cli("models", "add", str(model_dir), "--name", "t2", "--publish", env=env)
+    assert refused.returncode != 0 and "needs a lake in a bucket" in refused.stderr and "\n" not in refused.stderr.strip()

@@ -152,3 +152,26 @@ def test_every_kind_finds_the_runs_written_at_its_partitions_and_nothing_else(tm
                                   for name, runs in found.items()} == {k.name: [k.partition(**values)] for k in kinds}
     with pytest.raises(TypeError, match="a results run's partition needs evalset, model"):
         lake.RESULTS.partition(run_date=day, run_id="r1")
+
+
+def test_the_per_night_index_reads_what_the_runs_hold_and_follows_added_runs(tmp_path):
+    from prefpipe.synth import synthetic_lake
+
+    results = tmp_path / "results"
+    nights = [date(2026, 11, 1), date(2026, 11, 2)]
+    synthetic_lake(results, {"alpha": 1.0, "beta": 0.3}, nights, examples=3)
+    queries = ("SELECT * FROM eval_scores ORDER BY ALL", "SELECT * FROM eval_summary ORDER BY ALL",
+               "SELECT * FROM leaderboard ORDER BY ALL")
+
+    def read(**kwargs) -> list:
+        con = analyst_connection(results, **kwargs).con
+        return [con.execute(q).fetchall() for q in queries]
+
+    partitions = ["/".join(run.parts[-4:]) for run in lake.result_runs(results)[0]]
+    compacted = read()
+    assert len(list((results / lake.INDEX).glob("*.parquet"))) == 4  # two nights, two tables
+    assert compacted == read(only=partitions)  # the runs' own files say the same
+    synthetic_lake(results, {"gamma": 0.5}, nights[1:], examples=3)  # a run added to a night
+    assert compacted != read() and read() == read(only=["/".join(run.parts[-4:])
+                                                        for run in lake.result_runs(results)[0]])
+    assert len(list((results / lake.INDEX).glob("2026-11-02-*-scores.parquet"))) == 2  # a new one for the night

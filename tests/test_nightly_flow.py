@@ -178,13 +178,17 @@ def test_a_drop_fails_the_run_naming_it_and_every_other_problem_and_the_report_s
             set_active(wh, "b", True)
 
 
-def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefect_harness, tmp_path, settings_factory):
+def test_nightly_units_run_on_dask_a_local_cluster_or_workers_that_share_only_a_bucket(
+        prefect_harness, tmp_path, settings_factory, bucket):
+    """A local cluster on a local lake; then a scheduler's workers with their own empty home and working folder,
+    on a lake in a bucket: they fetch the models and the set from the bucket, and score the same."""
     from datetime import date
 
     import pyarrow.parquet as pq
     from distributed import Client, LocalCluster
 
     from flows.nightly import nightly_flow
+    from prefpipe.analyst import analyst_connection
     from prefpipe.errors import InputError
     from prefpipe.registry import add_model, register_evalset
     from prefpipe.synth import tiny_reward_model
@@ -198,23 +202,30 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_a_scheduler_address(prefec
                   reference=tiny_reward_model(tmp_path / "reference", "causal-lm", seed=2, positions=2048))
         register_evalset(wh, settings.home, small, "small")
 
-    def margins(day: str) -> dict:
-        found = {}
-        for path in settings.results.glob(f"evalset=small/model=*/run_date={day}/*/scores.parquet"):
-            rows = pq.read_table(path).to_pylist()
-            found[rows[0]["model_id"]] = [round(r["score_gap"], 5) for r in rows]
-        return found
-
     local = nightly_flow(settings, task_runner="dask", run_date=date(2026, 11, 27))  # a local cluster
     assert sorted(local["units"]) == ["dpo on small", "rm on small"]
     assert not any(v.startswith("skipped") for v in local["units"].values())
-    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, processes=True) as cluster:
-        nightly_flow(settings, force=True, task_runner="dask", dask_address=cluster.scheduler_address,
-                     run_date=date(2026, 11, 28))
-        with Client(cluster) as client:  # the units went through this cluster's scheduler
-            assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter) > 0
-    first, second = margins("2026-11-27"), margins("2026-11-28")
-    assert sorted(first) == ["dpo", "rm"] and first == second and len(first["rm"]) == 30
+    first = {}
+    for path in settings.results.glob("evalset=small/model=*/run_date=2026-11-27/*/scores.parquet"):
+        rows = pq.read_table(path).to_pylist()
+        first[rows[0]["model_id"]] = [r["score_gap"] for r in rows]
+
+    worker = tmp_path / "worker"  # no path of the caller's: its own home, cache and working folder
+    worker.mkdir()
+    remote = settings.with_(results=bucket / "results", tables=bucket / "tables")
+    with (LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None, processes=True,
+                       env={"PREFPIPE_HOME": str(worker / "home"), "PREFPIPE_CACHE": ""}) as cluster,
+          Client(cluster) as client):
+        client.run(os.chdir, str(worker))
+        nightly_flow(remote, task_runner="dask", dask_address=cluster.scheduler_address, run_date=date(2026, 11, 28))
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter) > 0
+    fetched = list((worker / "home" / "cache" / "published").rglob("*.fetched"))
+    assert len(fetched) == 4  # the reward model, the policy, its reference and the set: from the bucket
+    rows = analyst_connection(remote.results).con.execute(
+        "SELECT model_id, score_gap FROM eval_scores ORDER BY model_id, example_id").fetchall()
+    second = {m: [g for model, g in rows if model == m] for m in ("dpo", "rm")}
+    assert sorted(first) == ["dpo", "rm"] and len(first["rm"]) == 30
+    assert all(sorted(first[m]) == pytest.approx(sorted(second[m]), abs=1e-12) for m in first)
     with pytest.raises(InputError, match=r"--task-runner: must be one of threads, dask, got 'ray'"):
         nightly_flow(settings, task_runner="ray")
     with pytest.raises(InputError, match=r"--dask-address: a Dask scheduler address needs --task-runner dask"):
