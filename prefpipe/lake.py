@@ -44,8 +44,8 @@ from prefpipe.store import Bucket, Location
 DATE, RUN = r"\d{4}-\d{2}-\d{2}", NAME  # the values of the run_date and run_id levels
 CREATED = b"prefpipe.written_ns"  # in the metadata of every Parquet file of a run: when the run was written
 PUBLISHED = ".published"  # under a bucket's results: the models and sets that its workers fetch
-MANIFEST = "_manifest.json"
-INDEX = ".index"  # under the results: their tables compacted per night (`night_tables`), rebuilt when runs are added  # written last into a run: its files, sizes and checksums; a run without it is unseen
+MANIFEST = "_manifest.json"  # written last into a run: its files, sizes and checksums; a run without it is unseen
+INDEX = ".index"  # under the results: their tables compacted per night (`night_tables`), new when runs are added
 
 
 @dataclass(frozen=True)
