@@ -2,7 +2,7 @@
 sets and written), the leaderboard query over 30 nights of runs, and the morning report. The bucket is moto's
 S3-compatible server on a loopback port (real HTTP, as in the tests). Prints JSON: seconds and ratios.
 
-Usage: python benchmarks/lake.py [--models 20] [--sets 5] [--nights 30] [--examples 20] [--repeats 2]
+Usage: python benchmarks/lake.py [--models 20] [--sets 5] [--nights 30] [--examples 100] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--sets", type=int, default=5)
     parser.add_argument("--nights", type=int, default=30)
-    parser.add_argument("--examples", type=int, default=20)
+    parser.add_argument("--examples", type=int, default=100, help="of LLMBar per set")
     parser.add_argument("--repeats", type=int, default=2, help="nights of the nightly per lake, alternating")
     args = parser.parse_args()
     import logging

@@ -24,7 +24,8 @@ from typing import NamedTuple
 import duckdb
 
 from prefpipe.errors import InputError
-from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS, find_runs, night_tables
+from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS
+from prefpipe.lake_runs import find_runs, night_tables
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
 from prefpipe.store import Bucket, Location, filesystem, mirror_of

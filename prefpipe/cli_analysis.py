@@ -15,7 +15,8 @@ import typer
 from prefpipe.cli_options import DEFAULTS, LakeOpt, changing_warehouse, open_warehouse
 from prefpipe.config import LSC_QUANTILE, Combination, TiltConfig, TradeoffConfig
 from prefpipe.errors import InputError
-from prefpipe.lake import REWARDS, find_runs, in_written_order
+from prefpipe.lake import REWARDS
+from prefpipe.lake_runs import find_runs, in_written_order
 from prefpipe.names import check_name
 from prefpipe.prefect_server import prefect_session
 from prefpipe.settings import Settings

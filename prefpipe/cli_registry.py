@@ -109,7 +109,7 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
                                                      )] = False,
                warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Register a model trained elsewhere (active for the nightly evaluation)."""
-    from prefpipe.lake import publish_model
+    from prefpipe.published import publish_model
     from prefpipe.registry import add_model
 
     check_name(name)

@@ -7,12 +7,15 @@
     analysis/analysis=tradeoff/run_date=YYYY-MM-DD/run_id=RUN/{samples,corpora}.parquet, tradeoff.png
 
 Each kind of run (results, rewards, tilt, tradeoff) is declared once here (`Kind`): its root, partition levels,
-tables, picture and analyst views; writers ask it for a run's partition, readers for its whole runs. Columns
-are documented in schemas/results.md. A run's folder is written under a hidden staging folder, its manifest
-(`_manifest.json`: every file with its size and sha256) written last, and renamed into place in one step, so
-a killed run leaves no partial partition; readers see a run only when its manifest's files are all there. A
+tables, picture and analyst views; writers ask it for a run's partition, readers (prefpipe.lake_runs) for its
+whole runs. Columns are documented in schemas/results.md. The root is a folder or a bucket (prefpipe.store). A
+run is written whole: on a disk under a hidden staging folder, its manifest (`_manifest.json`: every file with
+its size and sha256) written last, then renamed into place in one step; in a bucket, which has no rename, its
+files uploaded and its manifest created last, only if absent. Readers see a run only when its manifest's files
+are all there, so a killed writer leaves nothing that they read. A results run then claims its unit (model
+state, set version, code version, night), first writer wins, so that two machines never leave two runs of it. A
 rerun adds a new run folder instead of overwriting an old one (history is kept). How results are computed is
-prefpipe.evaluation's business; this module only stores and finds them.
+prefpipe.evaluation's business; this module only stores them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -32,18 +34,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefpipe import store
-from prefpipe.files import content_hash, folder_hash, write_whole
+from prefpipe.files import content_hash, write_whole
 from prefpipe.names import NAME
 from prefpipe.store import Bucket, Location
 
 DATE, RUN = r"\d{4}-\d{2}-\d{2}", NAME  # the values of the run_date and run_id levels
 CREATED = b"prefpipe.written_ns"  # in the metadata of every Parquet file of a run: when the run was written
-PUBLISHED = ".published"  # under a bucket's results: the models and sets that its workers fetch
 MANIFEST = "_manifest.json"  # written last into a run: its files, sizes and checksums; a run without it is unseen
 INDEX = ".index"  # under the results: their tables compacted per night (`night_tables`), new when runs are added
 
@@ -140,7 +140,10 @@ def write_results(results: Location, run: Run, scores: pa.Table, summary: pa.Tab
     folder = write_partition(results, run.partition(), {"scores": scores, "summary": summary, **more}, unit=unit)
     if claim_unit(results, unit, run.partition()):
         return folder
-    _remove(folder)
+    if isinstance(results, Bucket):
+        store.remove_run(results, run.partition())
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
     return None
 
 
@@ -164,11 +167,11 @@ def write_partition(root: Location, partition: str, tables: dict[str, pa.Table],
         (staging / MANIFEST).write_text(json.dumps({"partition": partition, "written_ns": stamp, "files": files}
                                                    | ({"unit": unit} if unit else {}), indent=1))
 
-    if isinstance(final, Bucket):
+    if isinstance(root, Bucket):
         with tempfile.TemporaryDirectory(prefix="prefpipe-run-") as staging:
             write(Path(staging))
             try:
-                store.upload_run(Path(staging), final, MANIFEST)
+                store.upload_run(Path(staging), root, partition, MANIFEST)
             except FileExistsError:
                 raise FileExistsError(f"{final}: that run is already there") from None
         return final
@@ -195,48 +198,13 @@ def claim_unit(results: Location, unit: dict, partition: str) -> bool:
         return json.loads(claim.read_bytes() or b"{}").get("run") == partition
 
 
-def _remove(folder: Location) -> None:
-    if isinstance(folder, Bucket):
-        store.remove(folder)
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def is_whole(run: Path, tables: tuple[str, ...]) -> bool:
-    """A run is whole when its manifest's files are all there at their sizes; a run written before manifests
-    (prefpipe 0.7, renamed into place whole) when its tables are."""
-    manifest = run / MANIFEST
-    if not manifest.is_file():
-        return all((run / f"{name}.parquet").is_file() for name in tables)
-    try:
-        files = json.loads(manifest.read_text())["files"]
-        return all((run / name).is_file() and (run / name).stat().st_size == f["bytes"] for name, f in files.items())
-    except (ValueError, KeyError, TypeError, OSError):
-        return False
-
-
-def in_written_order(runs: list[Path], kind: Kind) -> list[Path]:
-    """RUNS oldest first: by run date, then by when each was written (its manifest's time, else the time its
-    files record; a run id ends in random hex, so two runs of one day cannot be told apart by it). Runs written
-    before 0.6 record no time: they come first on their day, by id."""
-    def written(run: Path) -> int:
-        if (run / MANIFEST).is_file():
-            return int(json.loads((run / MANIFEST).read_text()).get("written_ns", 0))
-        metadata = pq.read_schema(run / f"{kind.tables[0]}.parquet").metadata or {}
-        return int(metadata.get(CREATED, b"0"))
-
-    return sorted(runs, key=lambda r: (r.parent.name, written(r), r.name))
-
-
 def written_at(results: Location, run: Run) -> float | None:
     """When the newest results of RUN's (model, set, code version) were written, on any date; None: never."""
     wanted = {k: str(v) for k, v in run.provenance().items() if k in ("model_hash", "evalset_hash", "code_version")}
     pair = f"evalset={run.evalset}/model={run.model_id}"
     times = []
     if isinstance(results, Bucket):
-        objects = store.listing(results / pair)
-        runs = {name.rsplit("/", 1)[0] for name in objects if name.endswith(f"/{MANIFEST}") and name.count("/") == 2}
-        for manifest in store.manifests(results / pair, sorted(runs), MANIFEST).values():
+        for manifest in store.manifests(results, store.runs_of(results, pair), MANIFEST).values():
             unit = (manifest or {}).get("unit") or {}
             if all(unit.get(k) == v for k, v in wanted.items()):
                 times.append(manifest["written_ns"] / 1e9)
@@ -246,34 +214,6 @@ def written_at(results: Location, run: Run) -> float | None:
         if row and row[0] == wanted:
             times.append(summary.stat().st_mtime)
     return max(times, default=None)
-
-
-def publish_model(results: Bucket, folder: Path) -> str:
-    """A model folder published beside a bucket's results, for workers that share no disk: its URL, named by
-    its content hash (what `evaluate_model` records as the model's version)."""
-    return str(store.publish(folder, results / PUBLISHED / "models" / folder_hash(folder), MANIFEST))
-
-
-def publish_file(results: Bucket, path: Path) -> str:
-    """An evaluation set's file published beside a bucket's results: its URL, under its sha256."""
-    return str(store.publish(path, results / PUBLISHED / "evalsets" / content_hash(path), MANIFEST) / path.name)
-
-
-def local_copy(value: str | None) -> Path | None:
-    """What a unit names: a path of this machine as it is, or a published model folder or set file (a URL):
-    this machine's copy, fetched once and checked against the hash that names it."""
-    if value is None or not str(value).startswith(store.SCHEME):
-        return None if value is None else Path(value)
-    where = Bucket(str(value))
-    if where.parent.parent.name == "evalsets":
-        local, digest = store.fetch(where.parent, MANIFEST) / where.name, where.parent.name
-        found = content_hash(local)
-    else:
-        local, digest = store.fetch(where, MANIFEST), where.name
-        found = folder_hash(local)
-    if found != digest:
-        raise store.LakeError(f"{value}: its files hash to {found[:12]}…, not to the hash that names it")
-    return local
 
 
 def samples_cache(results: Location) -> Path:
@@ -295,131 +235,3 @@ def unit_lock(results: Location, evalset: str, model_id: str):
     with open(folder / f"{model_id}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def result_runs(results: Location) -> tuple[list[Path], list[Location]]:
-    """The evaluation runs of the results lake, and the foreign folders found there."""
-    found, foreign = find_runs(results, (RESULTS,))
-    return found[RESULTS.name], foreign
-
-
-def find_runs(root: Location, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
-    """The whole runs of KINDS (which share ROOT) under ROOT, by kind, and whatever else stands where runs
-    belong (a foreign folder or file, a bad name or date, a run that is not whole): readers skip those and
-    report them, so one stray folder cannot break every query. The runs of a bucket are read from this
-    machine's copy of them (`store.mirror_runs`). Of two runs of one unit and night (two machines raced, see
-    `claim_unit`), the first written is the one found."""
-    if isinstance(root, Bucket):
-        found, foreign = _bucket_runs(root, kinds)
-    else:
-        found, foreign = _disk_runs(root, kinds)
-    if RESULTS.name in found:
-        found[RESULTS.name] = _one_per_unit(found[RESULTS.name])
-    return found, foreign
-
-
-def _disk_runs(root: Path, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
-    found: dict[str, list[Path]] = {kind.name: [] for kind in kinds}
-    foreign: list[Location] = []
-
-    def walk(folder: Path, depth: int, candidates: tuple[Kind, ...]) -> None:
-        for entry in sorted(folder.iterdir()):
-            if entry.name.startswith("."):  # staging folders, locks, claims, caches
-                continue
-            fits = tuple(k for k in candidates if entry.is_dir() and k.matches(depth, entry.name))
-            if not fits:
-                foreign.append(entry)
-            elif depth < len(fits[0].levels) - 1:
-                walk(entry, depth + 1, fits)
-            elif is_whole(entry, fits[0].tables):
-                found[fits[0].name].append(entry)
-            else:
-                foreign.append(entry)
-
-    if Path(root).is_dir():
-        walk(Path(root), 0, kinds)
-    return found, foreign
-
-
-def _bucket_runs(root: Bucket, kinds: tuple[Kind, ...]) -> tuple[dict[str, list[Path]], list[Location]]:
-    """As `_disk_runs`, from one listing of the bucket; the whole runs are copied to this machine once."""
-    depth = len(kinds[0].levels)
-    runs: dict[str, dict[str, store.Object]] = {}
-    kind_of: dict[str, Kind] = {}
-    foreign: set[str] = set()
-    for name, found in store.listing(root).items():
-        parts = name.split("/")
-        if any(part.startswith(".") for part in parts):  # staging, claims, probes
-            continue
-        fits = kinds
-        for level, part in enumerate(parts[:depth]):
-            fits = tuple(k for k in fits if k.matches(level, part))
-            if not fits:
-                foreign.add("/".join(parts[:level + 1]))
-                break
-        if fits and len(parts) > depth:
-            folder = "/".join(parts[:depth])
-            runs.setdefault(folder, {})["/".join(parts[depth:])] = found
-            kind_of[folder] = fits[0]
-        elif fits:
-            foreign.add(name)
-    whole, broken = store.mirror_runs(root, runs, MANIFEST)
-    swept = store.sweep(root, {run: runs[run] for run in broken if MANIFEST not in runs[run]})
-    broken = [run for run in broken if run not in swept]
-    found: dict[str, list[Path]] = {kind.name: [] for kind in kinds}
-    for folder in sorted(whole):
-        found[kind_of[folder].name].append(whole[folder])
-    return found, [root / name for name in sorted(foreign | set(broken))]
-
-
-def night_tables(results: Location, runs: list[Path]) -> dict[str, list[Path]] | None:
-    """The tables (scores, summary) of the results RUNS, compacted into one file each per night: a leaderboard
-    over 3,000 runs reads 60 files, not 6,000. An index, kept beside the lake (in `.index/`, or in this machine's
-    copy of a bucket's runs) and named by the runs it holds: a night whose runs change gets a new one (runs never
-    change, they are only added). None where no index can be written (a lake this user may only read)."""
-    folder = (store.mirror_of(results) if isinstance(results, Bucket) else Path(results)) / INDEX
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(folder, os.W_OK):
-        return None
-    nights: dict[str, list[Path]] = {}
-    for run in runs:
-        nights.setdefault(run.parent.name.partition("=")[2], []).append(run)
-    files: dict[str, list[Path]] = {table: [] for table in RESULTS.tables}
-    for night, of_night in sorted(nights.items()):
-        key = hashlib.sha256("\n".join(sorted(map(str, of_night))).encode()).hexdigest()[:16]
-        for table in RESULTS.tables:
-            compact = folder / f"{night}-{key}-{table}.parquet"
-            if not compact.is_file():
-                staged = folder / f".{compact.name}.{uuid.uuid4().hex}"
-                with duckdb.connect() as con:
-                    con.read_parquet([str(run / f"{table}.parquet") for run in of_night], hive_partitioning=True,
-                                     union_by_name=True).write_parquet(str(staged))
-                os.replace(staged, compact)  # whole or not at all; two readers may both build it
-            files[table].append(compact)
-    return files
-
-
-def _one_per_unit(runs: list[Path]) -> list[Path]:
-    """RUNS less the later runs of a unit and night that has two (two machines scored it at once; the loser
-    removes its run once it sees the other's claim). Runs written before 0.8 name no unit: each is kept."""
-    first: dict[str, tuple[int, str, Path]] = {}
-    kept = []
-    for run in runs:
-        manifest = _manifest(run)
-        if not manifest.get("unit"):
-            kept.append(run)
-            continue
-        key = json.dumps(manifest["unit"], sort_keys=True)
-        mine = (int(manifest.get("written_ns", 0)), run.name, run)
-        first[key] = min(first.get(key, mine), mine)
-    return sorted(kept + [run for _, _, run in first.values()])
-
-
-def _manifest(run: Path) -> dict:
-    try:
-        return json.loads((run / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}

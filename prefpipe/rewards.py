@@ -23,7 +23,8 @@ from prefpipe.candidates import Candidate, candidates_table
 from prefpipe.config import Combination
 from prefpipe.dpo import SequenceLogprob
 from prefpipe.errors import InputError
-from prefpipe.lake import REWARDS, find_runs, in_written_order, write_partition
+from prefpipe.lake import REWARDS, write_partition
+from prefpipe.lake_runs import find_runs, in_written_order
 from prefpipe.scoring import score_items, scorer
 from prefpipe.transforms import combination
 from prefpipe.versions import code_version

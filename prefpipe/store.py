@@ -18,7 +18,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
+import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +31,7 @@ from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.files import STALE_STAGING_S, content_hash
 
 SCHEME = "s3://"
+COMMITS = "_manifests"  # under a lake's root in a bucket: one object per committed run, its manifest
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S, ATTEMPTS = 5, 60, 2  # of one request; PREFPIPE_S3_TIMEOUT overrides both
 BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"  # S3's rule for bucket names
 PREFIX_PART = r"[A-Za-z0-9_][A-Za-z0-9_.=-]*"  # a folder of the prefix: no '..', no spaces, no wildcards
@@ -162,35 +165,50 @@ def _seconds(modified: object) -> float:
     return modified.timestamp() if hasattr(modified, "timestamp") else time.time()
 
 
-def sweep(root: Bucket, folders: dict[str, dict[str, Object]]) -> list[str]:
-    """Remove the FOLDERS (runs without a whole manifest, under ROOT) whose newest object is older than a day:
-    what killed writers left. A younger one may belong to a writer at work now, on any machine."""
-    now, swept = time.time(), []
-    for folder, objects in folders.items():
-        if objects and now - max(o.modified for o in objects.values()) > STALE_STAGING_S:
-            remove(root / folder)
-            swept.append(folder)
+def sweep(root: Bucket, depth: int) -> list[str]:
+    """Remove the run folders under ROOT (DEPTH levels deep) that were never committed and whose newest object
+    is older than a day: what killed writers left. A younger one may belong to a writer at work now, on any
+    machine. One listing of every object: the nightly does it once, readers never."""
+    committed, now = set(runs_of(root)), time.time()
+    folders: dict[str, list[Object]] = {}
+    for name, found in listing(root).items():
+        parts = name.split("/")
+        if len(parts) > depth and not any(part.startswith((".", COMMITS)) for part in parts[:depth]):
+            folders.setdefault("/".join(parts[:depth]), []).append(found)
+    swept = [folder for folder, objects in folders.items() if folder not in committed
+             and now - max(o.modified for o in objects) > STALE_STAGING_S]
+    for folder in swept:
+        remove(root / folder)
     return swept
 
 
-def upload_run(staging: Path, where: Bucket, manifest: str) -> None:
-    """Upload the run staged in STAGING to WHERE: its files, then MANIFEST, created only if absent (a second
-    writer of the same run gets FileExistsError, and its files never become visible)."""
+def upload_run(staging: Path, root: Bucket, partition: str, manifest: str) -> None:
+    """Upload the run staged in STAGING: its files under ROOT/PARTITION, then its MANIFEST as the commit,
+    `_manifests/PARTITION.json`, created only if absent: readers list those alone (one object a run, not
+    three), and a second writer of the same run gets FileExistsError."""
     files = {str(p.relative_to(staging)): p for p in sorted(staging.rglob("*")) if p.is_file() and p.name != manifest}
-    _upload(where, files, manifest, (staging / manifest).read_bytes(), "writing a run")
-
-
-def _upload(where: Bucket, files: dict[str, Path], manifest: str, text: bytes, doing: str, once: bool = False
-            ) -> None:
-    """FILES, then MANIFEST created only if absent; ONCE: nothing at all when the manifest is there (a run's
-    id is new, so its manifest is not: one request saved per run)."""
     fs = filesystem()
-    with lake_errors(where, doing):
-        if once and fs.exists(f"{where.key}/{manifest}"):
-            raise FileExistsError(where)
-        if files:
-            fs.put([str(p) for p in files.values()], [f"{where.key}/{name}" for name in files])
-        fs.pipe_file(f"{where.key}/{manifest}", text, mode="create")
+    with lake_errors(root / partition, "writing a run"):
+        fs.put([str(p) for p in files.values()], [f"{root.key}/{partition}/{name}" for name in files])
+        fs.pipe_file(commit(root, partition).key, (staging / manifest).read_bytes(), mode="create")
+
+
+def commit(root: Bucket, partition: str) -> Bucket:
+    """The object that commits the run at PARTITION of ROOT: its manifest."""
+    return root / COMMITS / f"{partition}.json"
+
+
+def runs_of(root: Bucket, under: str = "") -> list[str]:
+    """The committed runs under ROOT (their partitions; only those UNDER a partition prefix), from one listing
+    of their manifests."""
+    where = root / COMMITS / under if under else root / COMMITS
+    return [f"{under}/{name}".strip("/").removesuffix(".json") for name in listing(where) if name.endswith(".json")]
+
+
+def remove_run(root: Bucket, partition: str) -> None:
+    """Uncommit the run (readers stop seeing it), then remove its files."""
+    remove(commit(root, partition))
+    remove(root / partition)
 
 
 def publish(local: Path, where: Bucket, manifest: str) -> Bucket:
@@ -199,28 +217,37 @@ def publish(local: Path, where: Bucket, manifest: str) -> Bucket:
     files = {p.name: p for p in sorted(local.iterdir()) if p.is_file()} if local.is_dir() else {local.name: local}
     text = json.dumps({"files": {name: {"bytes": p.stat().st_size, "sha256": content_hash(p)}
                                  for name, p in files.items()}}).encode()
-    with suppress(FileExistsError):
-        _upload(where, files, manifest, text, "publishing", once=True)
+    fs = filesystem()
+    with lake_errors(where, "publishing"):
+        if not fs.exists(f"{where.key}/{manifest}"):
+            fs.put([str(p) for p in files.values()], [f"{where.key}/{name}" for name in files])
+            with suppress(FileExistsError):  # published by another machine meanwhile: the same bytes
+                fs.pipe_file(f"{where.key}/{manifest}", text, mode="create")
     return where
 
 
 def fetch(where: Bucket, manifest: str) -> Path:
     """This machine's copy of what `publish` put at WHERE (a folder), fetched once into the cache and checked
-    against its manifest's sha256s."""
+    against its manifest's sha256s; staged, then renamed into place, so that units fetching it at once on
+    threads or processes of this machine never see half of it."""
     local = cache_dir() / "published" / where.key
-    fetched = local.with_name(local.name + ".fetched")  # written last: the copy is whole
-    if not fetched.is_file():
-        files = (_parsed(read_bytes(where / manifest)) or {}).get("files")
-        if not files:
-            raise LakeError(f"{where}: not a published model or set (no manifest)")
-        local.mkdir(parents=True, exist_ok=True)
-        wanted = [name for name, f in files.items() if not _holds(local / name, f)]
+    if local.is_dir():
+        return local
+    files = (_parsed(read_bytes(where / manifest)) or {}).get("files")
+    if not files:
+        raise LakeError(f"{where}: not a published model or set (no manifest)")
+    local.parent.mkdir(parents=True, exist_ok=True)
+    staging = local.parent / f".staging-{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
         with lake_errors(where, "fetching"):
-            if wanted:
-                filesystem().get([f"{where.key}/{name}" for name in wanted], [str(local / name) for name in wanted])
-        if not all(_holds(local / name, f) for name, f in files.items()):
+            filesystem().get([f"{where.key}/{name}" for name in files], [str(staging / name) for name in files])
+        if not all(_holds(staging / name, f) for name, f in files.items()):
             raise LakeError(f"{where}: its bytes differ from its manifest (sha256): changed after it was published")
-        fetched.write_text(json.dumps(sorted(files)))
+        with suppress(OSError):  # another unit put its copy there first: the same bytes
+            staging.rename(local)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return local
 
 
@@ -265,17 +292,17 @@ def mirror_of(root: Bucket) -> Path:
 
 
 def manifests(root: Bucket, runs: list[str], manifest: str) -> dict[str, dict | None]:
-    """The manifests of RUNS (folders under ROOT), each read from the bucket once per machine (a manifest never
-    changes once written; kept beside the mirror); None for a run without a readable one."""
+    """The manifests of RUNS (committed folders under ROOT), each read from the bucket once per machine (a
+    manifest never changes once written; kept beside the mirror); None for a run without a readable one."""
     cached = mirror_of(root) / ".manifests"
     found: dict[str, dict | None] = {run: _parsed((cached / run / manifest).read_bytes())
                                       for run in runs if (cached / run / manifest).is_file()}
     new = [run for run in runs if run not in found]
     if new:
         with lake_errors(root, "reading the runs' manifests"):
-            texts = filesystem().cat([f"{root.key}/{run}/{manifest}" for run in new], on_error="return")
+            texts = filesystem().cat([commit(root, run).key for run in new], on_error="return")
         for run in new:
-            text = texts.get(f"{root.key}/{run}/{manifest}")
+            text = texts.get(commit(root, run).key)
             found[run] = _parsed(text)
             if found[run] is not None:
                 (cached / run).mkdir(parents=True, exist_ok=True)
@@ -283,42 +310,54 @@ def manifests(root: Bucket, runs: list[str], manifest: str) -> dict[str, dict | 
     return found
 
 
-def mirror_runs(root: Bucket, runs: dict[str, dict[str, Object]], manifest: str) -> tuple[dict[str, Path], list[str]]:
-    """Copy the whole ones of RUNS (folder under ROOT -> its objects and sizes, from `listing`) into this
-    machine's mirror of ROOT, once: a run is whole when its MANIFEST's files are all listed at their sizes; each
-    fetched file is checked against the manifest's sha256, and the manifest is written last, as a run is. Returns
-    the local folder of each whole run, and the folders that are not whole (being written, or left by a killed
-    writer)."""
+def mirror_runs(root: Bucket, runs: list[str], manifest: str) -> tuple[dict[str, Path], list[str]]:
+    """Copy the committed RUNS of ROOT into this machine's mirror of ROOT, once: each fetched file is checked
+    against its manifest's sha256, and the manifest is written last, as a run is. Returns the local folder of
+    each run, and the runs whose manifest cannot be read."""
     mirror = mirror_of(root)
     whole, broken, wanted = {}, [], []
-    read = manifests(root, [run for run, objects in runs.items() if manifest in objects
-                            and not (mirror / run / manifest).is_file()], manifest)
-    for run, objects in runs.items():
+    read = manifests(root, [run for run in runs if not (mirror / run / manifest).is_file()], manifest)
+    for run in runs:
         if (mirror / run / manifest).is_file():
             whole[run] = mirror / run
-            continue
-        files = (read.get(run) or {}).get("files")
-        if files is None or any(name not in objects or objects[name].size != f["bytes"]
-                                for name, f in files.items()):
+        elif (read.get(run) or {}).get("files") is None:
             broken.append(run)
-            continue
-        whole[run] = mirror / run
-        wanted += [(run, name, f) for name, f in files.items() if not _holds(mirror / run / name, f)]
-    if wanted:
-        for run, name, _ in wanted:
-            (mirror / run / name).parent.mkdir(parents=True, exist_ok=True)
-        with lake_errors(root, "reading the runs' files"):
-            filesystem().get([f"{root.key}/{run}/{name}" for run, name, _ in wanted],
-                             [str(mirror / run / name) for run, name, _ in wanted])
-    for run, name, f in wanted:
-        if not _holds(mirror / run / name, f):
-            (mirror / run / name).unlink(missing_ok=True)
-            raise LakeError(f"{root / run}/{name}: its bytes differ from its run's manifest (sha256): the object "
-                            "was changed after the run was written")
-    for run in read:
-        if run in whole:
-            (mirror / run / manifest).write_text(json.dumps(read[run]))
+        else:
+            whole[run] = mirror / run
+            wanted += [(run, name, f) for name, f in read[run]["files"].items()]
+    staging = mirror / f".staging-{uuid.uuid4().hex}"  # of this reader: another may fetch the same runs now
+    try:
+        if wanted:
+            for run, name, _ in wanted:
+                (staging / run / name).parent.mkdir(parents=True, exist_ok=True)
+            with lake_errors(root, "reading the runs' files"):
+                filesystem().get([f"{root.key}/{run}/{name}" for run, name, _ in wanted],
+                                 [str(staging / run / name) for run, name, _ in wanted])
+        for run, name, f in wanted:
+            if not _holds(staging / run / name, f):
+                raise LakeError(f"{root / run}/{name}: its bytes differ from its run's manifest (sha256): the "
+                                "object was changed after the run was written")
+        for run in read:
+            if run in whole:
+                (staging / run).mkdir(parents=True, exist_ok=True)
+                (staging / run / manifest).write_text(json.dumps(read[run]))  # last: the copy is whole
+                (mirror / run).parent.mkdir(parents=True, exist_ok=True)
+                _place(staging / run, mirror / run, manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return whole, broken
+
+
+def _place(staged: Path, final: Path, manifest: str) -> None:
+    """Rename a whole copy into place; another reader's whole copy there first is kept (the same bytes), a
+    partial one (no manifest: its reader was killed) replaced."""
+    try:
+        staged.rename(final)
+    except OSError:
+        if not (final / manifest).is_file():
+            shutil.rmtree(final, ignore_errors=True)
+            with suppress(OSError):
+                staged.rename(final)
 
 
 def _parsed(text: bytes | Exception | None) -> dict | None:

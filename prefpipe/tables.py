@@ -34,8 +34,8 @@ def publish_tables(con, tables: Location, keep: int = 2) -> Location:
 
     final = write_partition(tables, datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), {}, also=write)
     if isinstance(tables, Bucket):
-        for old in sorted(_bucket_copies(tables))[:-keep]:
-            store.remove(tables / old)
+        for old in sorted(store.runs_of(tables))[:-keep]:
+            store.remove_run(tables, old)
     else:
         for old in table_copies(tables)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
@@ -50,23 +50,13 @@ def table_copies(tables: Path) -> list[Path]:
 def latest_tables(tables: Location) -> Path | None:
     """The newest published copy of the warehouse tables, or None (from a bucket: this machine's copy of it)."""
     if isinstance(tables, Bucket):
-        copies = _bucket_copies(tables)
-        for name in sorted(copies, reverse=True):
-            whole, _ = store.mirror_runs(tables, {name: copies[name]}, MANIFEST)
+        for name in sorted(store.runs_of(tables), reverse=True):
+            whole, _ = store.mirror_runs(tables, [name], MANIFEST)
             if whole:
                 return whole[name]
         return None
     copies = table_copies(tables)
     return copies[-1] if copies else None
-
-
-def _bucket_copies(tables: Bucket) -> dict[str, dict[str, store.Object]]:
-    copies: dict[str, dict[str, store.Object]] = {}
-    for name, found in store.listing(tables).items():
-        folder, _, file = name.partition("/")
-        if file and not folder.startswith("."):
-            copies.setdefault(folder, {})[file] = found
-    return copies
 
 
 def prompt_json(prompt: object) -> str:

@@ -14,10 +14,11 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from prefpipe import evaluation, lake, registry, tables
+from prefpipe import evaluation, published, registry, store, tables
 from prefpipe.analyst import analyst_connection
 from prefpipe.config import Combination
 from prefpipe.errors import PrefpipeError
+from prefpipe.lake import RESULTS
 from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
@@ -62,23 +63,25 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
                                                       for e in evalsets}
             contenders.append(Contender(combo.name, contaminated, combo=combo, components=components))
     if isinstance(settings.results, Bucket):
-        return published(settings.results, contenders, evalsets)
+        for folder in store.sweep(settings.results, len(RESULTS.levels)):
+            print(f"removed {settings.results / folder}: a run that was never committed, left a day ago or more")
+        return publish_units(settings.results, contenders, evalsets)
     return contenders, evalsets
 
 
-def published(results: Bucket, contenders: list[Contender], evalsets: list[dict]) -> tuple[list[Contender],
-                                                                                             list[dict]]:
+def publish_units(results: Bucket, contenders: list[Contender], evalsets: list[dict]
+                  ) -> tuple[list[Contender], list[dict]]:
     """The units' models and sets published beside a bucket's results (once: named by their hashes), and named
     by URL, so that a worker needs only the bucket and its credentials (`localized` fetches them there)."""
-    model = cache(lambda folder: None if folder is None else lake.publish_model(results, Path(folder)))
+    model = cache(lambda folder: None if folder is None else published.publish_model(results, Path(folder)))
     contenders = [replace(c, path=model(c.path), reference=model(c.reference), components=None if c.components is None
                           else {m: (model(f), model(r)) for m, (f, r) in c.components.items()}) for c in contenders]
-    return contenders, [e | {"path": lake.publish_file(results, Path(e["path"]))} for e in evalsets]
+    return contenders, [e | {"path": published.publish_file(results, Path(e["path"]))} for e in evalsets]
 
 
 def localized(contender: Contender, evalset: dict) -> tuple[Contender, dict]:
     """The unit with this machine's copies of what it names by URL (a path of this machine stays as it is)."""
-    copy = lake.local_copy
+    copy = published.local_copy
     return replace(contender, path=copy(contender.path), reference=copy(contender.reference),
                    components=None if contender.components is None else {
                        m: (copy(f), copy(r)) for m, (f, r) in contender.components.items()}), evalset | {

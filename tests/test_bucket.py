@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from helpers import run_cli
 
-from prefpipe import lake, store
+from prefpipe import lake, lake_runs, published, store
 from prefpipe.analyst import analyst_connection, read_only_query
 from prefpipe.errors import InputError
 from prefpipe.settings import Settings
@@ -24,8 +24,13 @@ pytestmark = pytest.mark.xdist_group("bucket")  # one moto server per worker tha
 DAY = date(2026, 12, 1)
 
 
-def objects(where: store.Bucket) -> dict[str, int]:
+def objects(where: store.Bucket) -> dict[str, store.Object]:
     return store.listing(where) if store.filesystem().exists(where.key) else {}
+
+
+def run_folders(where: store.Bucket) -> set[str]:
+    """The results run folders that hold files (committed or not)."""
+    return {"/".join(name.split("/")[:4]) for name in objects(where) if not name.startswith((".", "_"))}
 
 
 def test_a_run_is_seen_only_once_its_manifest_is_written(bucket):
@@ -33,12 +38,15 @@ def test_a_run_is_seen_only_once_its_manifest_is_written(bucket):
     folder = lake.write_partition(bucket, lake.REWARDS.partition(run_date=DAY, run_id="20261201-aaaa"),
                                   {"candidates": table, "rewards": table})
     assert folder == bucket / "run_date=2026-12-01/run_id=20261201-aaaa"
+    assert set(objects(bucket)) == {f"run_date=2026-12-01/run_id=20261201-aaaa/{t}.parquet"
+                                    for t in ("candidates", "rewards")} | {
+        "_manifests/run_date=2026-12-01/run_id=20261201-aaaa.json"}  # the files, then the commit
     # a writer killed before its manifest: its files are there, its run is not
     store.filesystem().pipe_file(f"{bucket.key}/run_date=2026-12-01/run_id=20261201-bbbb/candidates.parquet", b"x")
-    found, foreign = lake.find_runs(bucket, (lake.REWARDS,))
+    found, foreign = lake_runs.find_runs(bucket, (lake.REWARDS,))
     [run] = found["rewards"]
     assert run.is_relative_to(store.mirror_of(bucket)) and lake.pq.read_table(run / "rewards.parquet") == table
-    assert foreign == [bucket / "run_date=2026-12-01/run_id=20261201-bbbb"]
+    assert foreign == []  # readers list only the commits
     with pytest.raises(FileExistsError, match="already there"):  # a run is never replaced
         lake.write_partition(bucket, lake.REWARDS.partition(run_date=DAY, run_id="20261201-aaaa"), {"rewards": table})
 
@@ -52,7 +60,7 @@ def test_a_changed_object_is_refused_not_read(bucket):
     data[-12] ^= 1  # same size, other bytes
     store.filesystem().pipe_file(key, bytes(data))
     with pytest.raises(store.LakeError, match="differ from its run's manifest"):
-        lake.find_runs(bucket, (lake.REWARDS,))
+        lake_runs.find_runs(bucket, (lake.REWARDS,))
 
 
 def test_two_writers_of_one_unit_and_night_leave_one_run(bucket):
@@ -66,10 +74,9 @@ def test_two_writers_of_one_unit_and_night_leave_one_run(bucket):
     with ThreadPoolExecutor(4) as pool:
         written = list(pool.map(write, [f"20261201-{i:04d}" for i in range(4)]))
     assert sum(folder is not None for folder in written) == 1
-    runs = {name.split("/")[3] for name in objects(bucket) if not name.startswith(".")}
-    assert len(runs) == 1 and len(lake.find_runs(bucket, (lake.RESULTS,))[0]["results"]) == 1
+    assert len(run_folders(bucket)) == 1 and len(lake_runs.find_runs(bucket, (lake.RESULTS,))[0]["results"]) == 1
     assert write("20261201-late") is None  # too late: removed
-    assert len({n.split("/")[3] for n in objects(bucket) if not n.startswith(".")}) == 1
+    assert len(run_folders(bucket)) == 1 and len(store.runs_of(bucket)) == 1
 
 
 def test_sql_reads_the_bucket_and_nothing_else(bucket, s3, tmp_path):
@@ -103,7 +110,8 @@ def test_table_copies_are_published_to_the_bucket_and_read_back(bucket, wh, inge
     for _ in range(3):
         newest = publish_tables(wh.con, bucket / "tables")
     copy = latest_tables(bucket / "tables")
-    assert copy.name == newest.name and len({n.split("/")[0] for n in objects(bucket / "tables")}) == 2
+    copies = {n.split("/")[0] for n in objects(bucket / "tables") if not n.startswith("_")}
+    assert copy.name == newest.name and copies == set(store.runs_of(bucket / "tables")) and len(copies) == 2
     con = analyst_connection(bucket / "results", bucket / "tables").con
     assert read_only_query(con, "SELECT count(*) FROM annotations")[1] == [(2,)]
 
@@ -148,12 +156,12 @@ WRITER = """
 import os, signal, sys
 import pyarrow as pa
 from datetime import date
-from prefpipe import lake, store
+from prefpipe import lake, lake_runs, published, store
 where, run_id, kill = store.location(sys.argv[1]), sys.argv[2], sys.argv[3] == "kill"
 fs = store.filesystem()
 real = fs.pipe_file
 def pipe_file(path, data, **kwargs):
-    if kill and path.endswith(lake.MANIFEST):
+    if kill and f"/{store.COMMITS}/" in path:
         os.kill(os.getpid(), signal.SIGKILL)  # every file uploaded, the manifest not yet: no cleanup runs
     return real(path, data, **kwargs)
 fs.pipe_file = pipe_file
@@ -169,7 +177,7 @@ def writer(bucket, run_id: str, kill: bool = False) -> subprocess.Popen:
 
 
 def visible(bucket) -> list:
-    return lake.find_runs(bucket, (lake.RESULTS,))[0]["results"]
+    return lake_runs.find_runs(bucket, (lake.RESULTS,))[0]["results"]
 
 
 def test_a_writer_killed_before_its_manifest_leaves_no_run_and_changes_nothing_else(bucket, monkeypatch):
@@ -186,10 +194,10 @@ def test_a_writer_killed_before_its_manifest_leaves_no_run_and_changes_nothing_e
     again = writer(bucket, "20261201-next")
     assert again.communicate(timeout=60)[0].strip() == "written"  # the next night's writer writes the unit
     assert sorted(run.parts[-4] for run in visible(bucket)) == ["evalset=house", "evalset=set"]
-    assert left <= set(objects(bucket))  # young leftovers stay (their writer may be at work)...
+    assert store.sweep(bucket, 4) == [] and left <= set(objects(bucket))  # young: its writer may be at work...
     monkeypatch.setattr(store, "STALE_STAGING_S", 0)
-    visible(bucket)
-    assert not left & set(objects(bucket))  # ...old ones are swept by the next reader
+    assert store.sweep(bucket, 4) == ["evalset=set/model=m/run_date=2026-12-01/run_id=20261201-killed"]
+    assert not left & set(objects(bucket)) and len(visible(bucket)) == 2  # ...a day old: swept, nothing else
 
 
 def test_two_writer_processes_racing_on_one_unit_leave_one_visible_run(bucket):
@@ -197,7 +205,7 @@ def test_two_writer_processes_racing_on_one_unit_leave_one_visible_run(bucket):
     outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
     assert outcomes == ["lost", "written"]
     [run] = visible(bucket)
-    assert {name.split("/")[3] for name in objects(bucket) if not name.startswith(".")} == {run.name}
+    assert run_folders(bucket) == {"/".join(run.parts[-4:])}
 
 
 def test_a_model_is_published_once_by_its_hash_and_a_worker_gets_a_verified_copy(bucket, model_dir, tmp_path,
@@ -209,14 +217,14 @@ def test_a_model_is_published_once_by_its_hash_and_a_worker_gets_a_verified_copy
     url = f"{bucket}/results/.published/models/{folder_hash(model_dir)}"
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == f"published {model_dir} to {url}", done
     before = objects(bucket / "results/.published")
-    assert lake.publish_model(bucket / "results", model_dir) == url and objects(bucket / "results/.published") == before
+    assert published.publish_model(bucket / "results", model_dir) == url and objects(bucket / "results/.published") == before
     monkeypatch.setenv("PREFPIPE_CACHE", str(tmp_path / "worker-cache"))  # another machine's cache
-    copy = lake.local_copy(url)
+    copy = published.local_copy(url)
     assert copy.is_relative_to(tmp_path / "worker-cache") and folder_hash(copy) == folder_hash(model_dir)
     key = f"{store.Bucket(url).key}/config.json"
     store.filesystem().pipe_file(key, store.filesystem().cat_file(key).replace(b"{", b"{ ", 1))  # changed there
     monkeypatch.setenv("PREFPIPE_CACHE", str(tmp_path / "third-cache"))
     with pytest.raises(store.LakeError, match="differ from its manifest"):
-        lake.local_copy(url)
+        published.local_copy(url)
     refused = run_cli("models", "add", str(model_dir), "--name", "t2", "--publish", env=env)
     assert refused.returncode != 0 and "needs a lake in a bucket" in refused.stderr and "\n" not in refused.stderr.strip()

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import LLMBAR, annotation
 
-from prefpipe import lake
+from prefpipe import lake, lake_runs
 from prefpipe.analyst import analyst_connection, read_only_query
 from prefpipe.evaluation import evaluate_model
 from prefpipe.tables import latest_tables, publish_tables, warehouse_tables
@@ -134,10 +134,10 @@ def test_only_runs_whose_manifest_files_are_all_there_are_read(tmp_path, model_d
     lost.mkdir()
     for name in ("_manifest.json", "scores.parquet"):
         (lost / name).write_bytes((whole / name).read_bytes())
-    runs, foreign = lake.result_runs(results)
+    runs, foreign = lake_runs.result_runs(results)
     assert sorted(r.name for r in runs) == ["run_id=legacy", "run_id=whole"]
     assert sorted(f.name for f in foreign) == ["run_id=cut", "run_id=lost"]
-    assert lake.in_written_order(runs, lake.RESULTS)[-1] == whole  # the manifest's time; legacy: the file's
+    assert lake_runs.in_written_order(runs, lake.RESULTS)[-1] == whole  # the manifest's time; legacy: the file's
 
 
 def test_every_kind_finds_the_runs_written_at_its_partitions_and_nothing_else(tmp_path):
@@ -147,7 +147,7 @@ def test_every_kind_finds_the_runs_written_at_its_partitions_and_nothing_else(tm
         lake.write_partition(tmp_path / kind.root, kind.partition(**values), {name: table for name in kind.tables})
     for root in {kind.root for kind in lake.KINDS}:
         kinds = tuple(k for k in lake.KINDS if k.root == root)
-        found, foreign = lake.find_runs(tmp_path / root, kinds)
+        found, foreign = lake_runs.find_runs(tmp_path / root, kinds)
         assert foreign == [] and {name: [r.relative_to(tmp_path / root).as_posix() for r in runs]
                                   for name, runs in found.items()} == {k.name: [k.partition(**values)] for k in kinds}
     with pytest.raises(TypeError, match="a results run's partition needs evalset, model"):
@@ -167,11 +167,11 @@ def test_the_per_night_index_reads_what_the_runs_hold_and_follows_added_runs(tmp
         con = analyst_connection(results, **kwargs).con
         return [con.execute(q).fetchall() for q in queries]
 
-    partitions = ["/".join(run.parts[-4:]) for run in lake.result_runs(results)[0]]
+    partitions = ["/".join(run.parts[-4:]) for run in lake_runs.result_runs(results)[0]]
     compacted = read()
     assert len(list((results / lake.INDEX).glob("*.parquet"))) == 4  # two nights, two tables
     assert compacted == read(only=partitions)  # the runs' own files say the same
     synthetic_lake(results, {"gamma": 0.5}, nights[1:], examples=3)  # a run added to a night
     assert compacted != read() and read() == read(only=["/".join(run.parts[-4:])
-                                                        for run in lake.result_runs(results)[0]])
+                                                        for run in lake_runs.result_runs(results)[0]])
     assert len(list((results / lake.INDEX).glob("2026-11-02-*-scores.parquet"))) == 2  # a new one for the night

@@ -219,7 +219,8 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_workers_that_share_only_a_
         client.run(os.chdir, str(worker))
         nightly_flow(remote, task_runner="dask", dask_address=cluster.scheduler_address, run_date=date(2026, 11, 28))
         assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter) > 0
-    fetched = list((worker / "home" / "cache" / "published").rglob("*.fetched"))
+    fetched = [p for p in (worker / "home" / "cache" / "published").rglob("*") if p.parent.name in ("models",
+                                                                                                   "evalsets")]
     assert len(fetched) == 4  # the reward model, the policy, its reference and the set: from the bucket
     rows = analyst_connection(remote.results).con.execute(
         "SELECT model_id, score_gap FROM eval_scores ORDER BY model_id, example_id").fetchall()

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 
 from prefpipe.analyst import analyst_connection
-from prefpipe.lake import ANALYSES, RESULTS, find_runs, in_written_order
+from prefpipe.lake import ANALYSES, RESULTS
+from prefpipe.lake_runs import find_runs, in_written_order
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
 from prefpipe.store import Location
