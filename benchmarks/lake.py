@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--sets", type=int, default=5)
-    parser.add_argument("--nights", type=int, default=30)
+    parser.add_argument("--nights", type=int, default=30, help="of history for the leaderboard; 0: none")
     parser.add_argument("--examples", type=int, default=100, help="of LLMBar per set")
     parser.add_argument("--repeats", type=int, default=2, help="nights of the nightly per lake, alternating")
     args = parser.parse_args()
@@ -96,6 +96,10 @@ def main() -> None:
     figures["nightly_s"] = {name: statistics.median(v) for name, v in nightly.items()}
     figures["nightly_overhead"] = figures["nightly_s"]["bucket"] / figures["nightly_s"]["local"] - 1
 
+    if not args.nights:  # the nightly alone
+        print(json.dumps(figures, indent=1))
+        server.terminate()
+        return
     days = [date(2026, 11, 1) + timedelta(n) for n in range(args.nights)]
     names = {f"m{i}": 0.5 + i / args.models for i in range(args.models)}
     sets_of = {f"set{j}": ("alpacaeval-easy", "llmbar-natural") for j in range(args.sets)}

@@ -104,21 +104,14 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
                                                               )] = None,
                replace: Annotated[bool, typer.Option("--replace", help="Replace the model registered under this "
                                                      "id (and its training record).")] = False,
-               publish: Annotated[bool, typer.Option("--publish", help="Upload it now to the lake's bucket, for "
-                                                     "workers that share no disk (the nightly does it otherwise)."
-                                                     )] = False,
+               publish: PublishOpt = False,
                warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Register a model trained elsewhere (active for the nightly evaluation)."""
     from prefpipe.published import publish_model
     from prefpipe.registry import add_model
 
     check_name(name)
-    settings = Settings.from_env(warehouse=warehouse, lake=lake)
-    if publish:
-        if not isinstance(settings.results, Bucket):
-            raise InputError("publishing needs a lake in a bucket (PREFPIPE_LAKE or --lake s3://...)",
-                             field="--publish")
-        settings.check_lake(write=True)
+    settings = _publishing(Settings.from_env(warehouse=warehouse, lake=lake), publish)
     with changing_warehouse(settings) as wh:
         add_model(wh, path, name, reference, replace=replace)
     kind = f"DPO policy against {reference}" if reference else "reward model"
@@ -126,6 +119,20 @@ def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequenc
     for folder in (path, reference) if publish else ():
         if folder is not None:
             typer.echo(f"published {folder} to {publish_model(settings.results, Path(folder))}")
+
+
+def _publishing(settings: Settings, publish: bool) -> Settings:
+    """SETTINGS, checked for --publish: a lake in a bucket that this user may write to."""
+    if publish:
+        if not isinstance(settings.results, Bucket):
+            raise InputError("publishing needs a lake in a bucket (PREFPIPE_LAKE or --lake s3://...)",
+                             field="--publish")
+        settings.check_lake(write=True)
+    return settings
+
+
+PublishOpt = Annotated[bool, typer.Option("--publish", help="Upload it now to the lake's bucket, for workers that "
+                                          "share no disk (the nightly does it otherwise).")]
 
 
 @models_app.command("deactivate")
@@ -157,14 +164,15 @@ def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-
                 fmt: Annotated[str, typer.Option("--format", help="auto|rewardbench|rewardbench2")] = "auto",
                 from_split: Annotated[str | None, typer.Option(help="Register the warehouse's curated pairs of "
                                                                "this split instead of a file.")] = None,
-                warehouse: WarehouseOpt = None) -> None:
+                publish: PublishOpt = False, warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Register an evaluation set (or a new version of it)."""
+    from prefpipe.published import publish_file
     from prefpipe.registry import register_evalset, register_split
 
     if (path is None) == (from_split is None):
         raise PrefpipeError("give a file or --from-split SPLIT (one of them)")
     check_name(name)
-    settings = Settings.from_env(warehouse=warehouse)
+    settings = _publishing(Settings.from_env(warehouse=warehouse, lake=lake), publish)
     with changing_warehouse(settings) as wh:
         for message in migrate(wh, settings.dedup):  # the set is checked against clusters of today's settings
             typer.echo(message)
@@ -174,6 +182,8 @@ def evalset_add(path: Annotated[Path | None, typer.Argument(help="A RewardBench-
     typer.echo(f"{row['name']}: version {row['version'][:12]} {state}: {row['examples']} examples, {row['format']}, "
                f"subsets {', '.join(row['subsets'])}; {row['contaminated']} examples match the warehouse's prompts "
                "or responses")
+    if publish:
+        typer.echo(f"published to {publish_file(settings.results, Path(row['path']))}")
 
 
 @evalset_app.command("list")

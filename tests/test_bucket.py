@@ -12,7 +12,7 @@ from datetime import date
 
 import pyarrow as pa
 import pytest
-from helpers import run_cli
+from helpers import LLMBAR, first_rows, run_cli
 
 from prefpipe import lake, lake_runs, published, store
 from prefpipe.analyst import analyst_connection, read_only_query
@@ -210,7 +210,7 @@ def test_two_writer_processes_racing_on_one_unit_leave_one_visible_run(bucket):
 
 def test_a_model_is_published_once_by_its_hash_and_a_worker_gets_a_verified_copy(bucket, model_dir, tmp_path,
                                                                                  monkeypatch):
-    from prefpipe.files import folder_hash
+    from prefpipe.files import content_hash, folder_hash
 
     env = {"PREFPIPE_HOME": str(tmp_path / "home")}
     done = run_cli("models", "add", str(model_dir), "--name", "tiny", "--publish", "--lake", str(bucket), env=env)
@@ -228,3 +228,9 @@ def test_a_model_is_published_once_by_its_hash_and_a_worker_gets_a_verified_copy
         published.local_copy(url)
     refused = run_cli("models", "add", str(model_dir), "--name", "t2", "--publish", env=env)
     assert refused.returncode != 0 and "needs a lake in a bucket" in refused.stderr and "\n" not in refused.stderr.strip()
+    small = first_rows(LLMBAR, 5, tmp_path / "small.jsonl")
+    done = run_cli("evalset", "add", str(small), "--name", "small", "--publish", "--lake", str(bucket), env=env)
+    assert done.returncode == 0, done
+    url = done.stdout.splitlines()[-1].removeprefix("published to ")
+    assert url.startswith(f"{bucket}/results/.published/evalsets/{content_hash(small)}/")
+    assert content_hash(published.local_copy(url)) == content_hash(small)

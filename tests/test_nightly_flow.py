@@ -227,6 +227,14 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_workers_that_share_only_a_
     second = {m: [g for model, g in rows if model == m] for m in ("dpo", "rm")}
     assert sorted(first) == ["dpo", "rm"] and len(first["rm"]) == 30
     assert all(sorted(first[m]) == pytest.approx(sorted(second[m]), abs=1e-12) for m in first)
+    analyst = {"PREFPIPE_HOME": str(tmp_path / "analyst"), "PREFPIPE_RESULTS": str(remote.results),
+               "PREFPIPE_TABLES": str(remote.tables)}  # a laptop: the bucket, and no path of the scheduler's
+    board = json.loads(run_cli("sql", "SELECT model_id, evalset FROM leaderboard GROUP BY ALL ORDER BY ALL",
+                               "--format", "json", env=analyst).stdout)
+    assert board == [{"model_id": "dpo", "evalset": "small"}, {"model_id": "rm", "evalset": "small"}]
+    report = tmp_path / "analyst-report"
+    assert run_cli("report", "--out", str(report), env=analyst).returncode == 0
+    assert 'href="models/rm.html"' in (report / "index.html").read_text()  # written from the bucket
     with pytest.raises(InputError, match=r"--task-runner: must be one of threads, dask, got 'ray'"):
         nightly_flow(settings, task_runner="ray")
     with pytest.raises(InputError, match=r"--dask-address: a Dask scheduler address needs --task-runner dask"):
