@@ -82,10 +82,10 @@ def main() -> None:
     store.check_bucket(lakes["bucket"], write=True)  # as `prefpipe nightly` does before its flow starts
 
     def night(root, day: date) -> None:  # the nightly's units, on threads as its task runner runs them
-        run_id = new_run_id(day)
+        run_id = new_run_id(day)  # forced: each night scores every unit again, as a night of new models would
         with ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4)) as pool:  # Python's default, as Prefect's
             list(pool.map(lambda unit: evaluate_model(models[unit[0]], f"m{unit[0]}", sets[unit[1]], f"set{unit[1]}",
-                                                      root / "results", run_id=run_id, run_date=day),
+                                                      root / "results", run_id=run_id, run_date=day, force=True),
                           [(i, j) for i in range(len(models)) for j in range(len(sets))]))
 
     figures: dict = {"models": args.models, "sets": args.sets, "nights": args.nights}

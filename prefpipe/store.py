@@ -211,46 +211,6 @@ def remove_run(root: Bucket, partition: str) -> None:
     remove(root / partition)
 
 
-def publish(local: Path, where: Bucket, manifest: str) -> Bucket:
-    """Upload LOCAL (a folder's files, or one file) to WHERE once, for workers that share no disk with this
-    machine; WHERE is named by LOCAL's content hash, so what is there already is the same and is kept."""
-    files = {p.name: p for p in sorted(local.iterdir()) if p.is_file()} if local.is_dir() else {local.name: local}
-    text = json.dumps({"files": {name: {"bytes": p.stat().st_size, "sha256": content_hash(p)}
-                                 for name, p in files.items()}}).encode()
-    fs = filesystem()
-    with lake_errors(where, "publishing"):
-        if not fs.exists(f"{where.key}/{manifest}"):
-            fs.put([str(p) for p in files.values()], [f"{where.key}/{name}" for name in files])
-            with suppress(FileExistsError):  # published by another machine meanwhile: the same bytes
-                fs.pipe_file(f"{where.key}/{manifest}", text, mode="create")
-    return where
-
-
-def fetch(where: Bucket, manifest: str) -> Path:
-    """This machine's copy of what `publish` put at WHERE (a folder), fetched once into the cache and checked
-    against its manifest's sha256s; staged, then renamed into place, so that units fetching it at once on
-    threads or processes of this machine never see half of it."""
-    local = cache_dir() / "published" / where.key
-    if local.is_dir():
-        return local
-    files = (_parsed(read_bytes(where / manifest)) or {}).get("files")
-    if not files:
-        raise LakeError(f"{where}: not a published model or set (no manifest)")
-    local.parent.mkdir(parents=True, exist_ok=True)
-    staging = local.parent / f".staging-{uuid.uuid4().hex}"
-    staging.mkdir()
-    try:
-        with lake_errors(where, "fetching"):
-            filesystem().get([f"{where.key}/{name}" for name in files], [str(staging / name) for name in files])
-        if not all(_holds(staging / name, f) for name, f in files.items()):
-            raise LakeError(f"{where}: its bytes differ from its manifest (sha256): changed after it was published")
-        with suppress(OSError):  # another unit put its copy there first: the same bytes
-            staging.rename(local)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return local
-
-
 def create(where: Bucket, data: bytes) -> bool:
     """Write a small object only if none is there; False when one is."""
     try:
@@ -295,7 +255,7 @@ def manifests(root: Bucket, runs: list[str], manifest: str) -> dict[str, dict | 
     """The manifests of RUNS (committed folders under ROOT), each read from the bucket once per machine (a
     manifest never changes once written; kept beside the mirror); None for a run without a readable one."""
     cached = mirror_of(root) / ".manifests"
-    found: dict[str, dict | None] = {run: _parsed((cached / run / manifest).read_bytes())
+    found: dict[str, dict | None] = {run: parsed((cached / run / manifest).read_bytes())
                                       for run in runs if (cached / run / manifest).is_file()}
     new = [run for run in runs if run not in found]
     if new:
@@ -303,7 +263,7 @@ def manifests(root: Bucket, runs: list[str], manifest: str) -> dict[str, dict | 
             texts = filesystem().cat([commit(root, run).key for run in new], on_error="return")
         for run in new:
             text = texts.get(commit(root, run).key)
-            found[run] = _parsed(text)
+            found[run] = parsed(text)
             if found[run] is not None:
                 (cached / run).mkdir(parents=True, exist_ok=True)
                 (cached / run / manifest).write_bytes(text)
@@ -334,7 +294,7 @@ def mirror_runs(root: Bucket, runs: list[str], manifest: str) -> tuple[dict[str,
                 filesystem().get([f"{root.key}/{run}/{name}" for run, name, _ in wanted],
                                  [str(staging / run / name) for run, name, _ in wanted])
         for run, name, f in wanted:
-            if not _holds(staging / run / name, f):
+            if not holds(staging / run / name, f):
                 raise LakeError(f"{root / run}/{name}: its bytes differ from its run's manifest (sha256): the "
                                 "object was changed after the run was written")
         for run in read:
@@ -360,7 +320,7 @@ def _place(staged: Path, final: Path, manifest: str) -> None:
                 staged.rename(final)
 
 
-def _parsed(text: bytes | Exception | None) -> dict | None:
+def parsed(text: bytes | Exception | None) -> dict | None:
     """A manifest, or None when it is missing or not one (its files each with bytes and sha256)."""
     if not isinstance(text, bytes):
         return None
@@ -372,5 +332,5 @@ def _parsed(text: bytes | Exception | None) -> dict | None:
         return None
 
 
-def _holds(path: Path, f: dict) -> bool:
+def holds(path: Path, f: dict) -> bool:
     return path.is_file() and path.stat().st_size == f["bytes"] and content_hash(path) == f["sha256"]
