@@ -11,7 +11,7 @@ from prefpipe.errors import PrefpipeError
 from prefpipe.lake import new_run_id
 from prefpipe.settings import Settings, check_threshold
 from prefpipe.store import Location
-from tasks.nightly import publish_leaderboard, read_registry, score_unit, write_morning_report
+from tasks.nightly import publish_leaderboard, read_registry, score_unit, sweep_leftovers, write_morning_report
 from tasks.runners import check_task_runner, make_task_runner
 
 
@@ -33,8 +33,11 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     print(f"run {run_id}: {len(contenders) - combos} active models and {combos} combinations x {len(evalsets)} "
           f"evaluation sets on {task_runner}{f' at {dask_address}' if dask_address else ''}")
     runner = make_task_runner(task_runner, dask_address, len(units))
+    sweeping = sweep_leftovers.submit(settings.results)  # on this flow's threads, beside the units
     outcomes, failed = nightly_units.with_options(task_runner=runner)(  # absolute: workers may run elsewhere
         settings.results.resolve(), units, run_id, run_date, force, started, settings.tables.resolve())
+    if isinstance(swept := sweeping.result(raise_on_failure=False), BaseException):  # housekeeping: not a failure
+        print(f"the bucket's leftovers were not swept: {swept}")
     board, regressions = publish_leaderboard(settings, threshold, run_id, contenders)
     report, report_problem = write_morning_report(settings, threshold, run_id)
     problems = [*([f"{len(failed)} unit(s) failed: " + "; ".join(failed)] if failed else []),

@@ -97,7 +97,11 @@ def filesystem():
     """The process's s3fs filesystem: the standard AWS configuration, short timeouts, few retries."""
     import s3fs  # 0.3 s: only for a bucket
 
-    timeout = float(os.environ.get("PREFPIPE_S3_TIMEOUT", 0)) or None
+    try:
+        timeout = float(os.environ.get("PREFPIPE_S3_TIMEOUT") or 0) or None
+    except ValueError:
+        raise InputError(f"must be a number of seconds, got {os.environ['PREFPIPE_S3_TIMEOUT']!r}",
+                         field="PREFPIPE_S3_TIMEOUT") from None
     fs = s3fs.S3FileSystem(skip_instance_cache=True, config_kwargs={
         "connect_timeout": timeout or CONNECT_TIMEOUT_S, "read_timeout": timeout or READ_TIMEOUT_S,
         "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})

@@ -63,10 +63,20 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
                                                       for e in evalsets}
             contenders.append(Contender(combo.name, contaminated, combo=combo, components=components))
     if isinstance(settings.results, Bucket):
-        for folder in store.sweep(settings.results, len(RESULTS.levels)):
-            print(f"removed {settings.results / folder}: a run that was never committed, left a day ago or more")
         return publish_units(settings.results, contenders, evalsets)
     return contenders, evalsets
+
+
+@task(cache_policy=NO_CACHE)
+def sweep_leftovers(results: Location) -> list[str]:
+    """In a bucket lake, remove the run folders that killed writers left uncommitted a day ago or more (one
+    listing of every object: it runs beside the units). On a disk each writer sweeps its own staging folder."""
+    if not isinstance(results, Bucket):
+        return []
+    swept = store.sweep(results, len(RESULTS.levels))
+    for folder in swept:
+        print(f"removed {results / folder}: a run that was never committed, left a day ago or more")
+    return swept
 
 
 def publish_units(results: Bucket, contenders: list[Contender], evalsets: list[dict]

@@ -120,6 +120,11 @@ def test_a_bucket_lake_is_configured_by_url_and_bad_urls_are_refused(monkeypatch
     monkeypatch.setenv("PREFPIPE_LAKE", "s3://lake/team/")
     settings = Settings.from_env(home="h")
     assert settings.results == store.Bucket("s3://lake/team/results") and settings.warehouse.name == "warehouse.duckdb"
+    monkeypatch.setenv("PREFPIPE_S3_TIMEOUT", "soon")
+    store.filesystem.cache_clear()
+    with pytest.raises(InputError, match="PREFPIPE_S3_TIMEOUT: must be a number of seconds, got 'soon'"):
+        store.filesystem()
+    monkeypatch.delenv("PREFPIPE_S3_TIMEOUT")
     with pytest.raises(InputError, match=r"PREFPIPE_WAREHOUSE.*only the lake can be in a bucket"):
         Settings.from_env(home="h", warehouse="s3://lake/w.duckdb")
     for bad, why in (("s3://Lake/x", "bucket name"), ("s3://lake/../x", "prefix"), ("gs://lake", "s3://"),

@@ -76,8 +76,10 @@ def test_a_rerun_skips_the_units_whose_results_exist(night):
 
 
 @NIGHT
-def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_and_report_read_it(night, bucket):
+def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_and_report_read_it(
+        night, bucket, monkeypatch):
     from flows.nightly import nightly_flow
+    from prefpipe import store
     from prefpipe.analyst import analyst_connection, read_only_query
     from prefpipe.report import write_report
 
@@ -97,7 +99,11 @@ def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_an
     here, there = scores(local), scores(remote)
     assert len(here) > 100 and here.keys() == there.keys()
     assert max(abs(here[k] - there[k]) for k in here) <= 1e-12
+    left = f"{bucket.key}/results/evalset=small/model=a/run_date=2026-11-20/run_id=20261120-killed/scores.parquet"
+    store.filesystem().pipe_file(left, b"what a killed writer left")
+    monkeypatch.setattr(store, "STALE_STAGING_S", 0)  # as if a day old
     assert all(v.startswith("skipped") for v in nightly_flow(remote, run_date=date(2026, 11, 27))["units"].values())
+    assert not store.filesystem().exists(left)  # swept by the nightly, beside its units
     assert read_only_query(analyst_connection(remote.results, remote.tables).con,
                            "SELECT count(*) FROM models")[1] == [(2,)]  # the table copies went to the bucket too
     index = write_report(remote, None, 0.02)
