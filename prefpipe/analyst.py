@@ -82,13 +82,12 @@ def analyst_connection(results: Location, tables: Location | None = None,
             found |= of_root
             foreign += stray
     compact = night_tables(results, runs) if only is None and runs else None
-    for kind in KINDS:  # the views of each kind that has runs
-        if kind is RESULTS and compact is not None:
+    for kind in KINDS:  # the views of each kind that has runs (the results' compacted per night where they can be)
+        if found.get(kind.name):
+            files = compact if kind is RESULTS and compact else {
+                table: [run / f"{table}.parquet" for run in found[kind.name]] for table in kind.tables}
             for variable, table in kind.variables.items():
-                con.execute(f"SET VARIABLE {variable} = ?", [[str(f) for f in compact[table]]])
-            run_script(con, kind.views)
-        elif found.get(kind.name):
-            _files(con, found[kind.name], **kind.variables)
+                con.execute(f"SET VARIABLE {variable} = ?", [[str(f) for f in files[table]]])
             run_script(con, kind.views)
     if copy is not None:  # a view per table, then the warehouse's own views over them
         for table in sorted(copy.glob("*.parquet")):
@@ -98,12 +97,6 @@ def analyst_connection(results: Location, tables: Location | None = None,
             run_script(con, script)
     con.execute("SET lock_configuration = true")
     return Analyst(con, runs, foreign)
-
-
-def _files(con: duckdb.DuckDBPyConnection, runs: list[Path], **files: str) -> None:
-    """The variables that views read: for each, the list of RUNS' files of that name."""
-    for variable, name in files.items():
-        con.execute(f"SET VARIABLE {variable} = ?", [[str(run / f"{name}.parquet") for run in runs]])
 
 
 def read_only_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:

@@ -164,9 +164,9 @@ def nightly(force: Annotated[bool, typer.Option(help="Score again units that alr
     from tasks.runners import check_task_runner
 
     settings = Settings.from_env(warehouse=warehouse, lake=lake)
-    settings.check_lake(write=True)
     check_task_runner(task_runner, dask_address)
-    check_threshold(threshold)  # before Prefect starts
+    check_threshold(threshold)
+    settings.check_lake(write=True)  # before Prefect starts
     with prefect_session(settings):
         board = nightly_flow(settings, force=force, threshold=threshold, task_runner=task_runner,
                              dask_address=dask_address)["leaderboard"]

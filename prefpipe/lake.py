@@ -140,10 +140,7 @@ def write_results(results: Location, run: Run, scores: pa.Table, summary: pa.Tab
     folder = write_partition(results, run.partition(), {"scores": scores, "summary": summary, **more}, unit=unit)
     if claim_unit(results, unit, run.partition()):
         return folder
-    if isinstance(results, Bucket):
-        store.remove_run(results, run.partition())
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_run(results, run.partition())
     return None
 
 
@@ -180,6 +177,14 @@ def write_partition(root: Location, partition: str, tables: dict[str, pa.Table],
     return write_whole(root, final, write)
 
 
+def remove_run(root: Location, partition: str) -> None:
+    """Remove a run: in a bucket its commit first (readers stop seeing it), then its files."""
+    if isinstance(root, Bucket):
+        store.remove_run(root, partition)
+    else:
+        shutil.rmtree(root / partition, ignore_errors=True)
+
+
 def claim_unit(results: Location, unit: dict, partition: str) -> bool:
     """Claim UNIT (a model state on a set version, with one code version, on one night) for the run at
     PARTITION, first writer wins: a small object created only if absent (`If-None-Match: *` in a bucket,
@@ -207,7 +212,7 @@ def written_at(results: Location, run: Run) -> float | None:
         for manifest in store.manifests(results, store.runs_of(results, pair), MANIFEST).values():
             unit = (manifest or {}).get("unit") or {}
             if all(unit.get(k) == v for k, v in wanted.items()):
-                times.append(manifest["written_ns"] / 1e9)
+                times.append(manifest.get("written_ns", 0) / 1e9)
         return max(times, default=None)
     for summary in (results / pair).glob("run_date=*/run_id=*/summary.parquet"):
         row = pq.read_table(summary, columns=list(wanted)).slice(0, 1).to_pylist()

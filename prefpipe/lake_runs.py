@@ -38,7 +38,7 @@ def in_written_order(runs: list[Path], kind: Kind) -> list[Path]:
     before 0.6 record no time: they come first on their day, by id."""
     def written(run: Path) -> int:
         if (run / MANIFEST).is_file():
-            return int(json.loads((run / MANIFEST).read_text()).get("written_ns", 0))
+            return int(_manifest(run).get("written_ns", 0))
         metadata = pq.read_schema(run / f"{kind.tables[0]}.parquet").metadata or {}
         return int(metadata.get(CREATED, b"0"))
 

@@ -5,14 +5,13 @@ table that the DDL (sql/ddl/) makes: the list of tables lives there alone."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from prefpipe import store
-from prefpipe.lake import MANIFEST, write_partition
+from prefpipe.lake import MANIFEST, remove_run, write_partition
 from prefpipe.sql import sql
 from prefpipe.store import Bucket, Location
 
@@ -33,12 +32,9 @@ def publish_tables(con, tables: Location, keep: int = 2) -> Location:
             con.table(name).write_parquet(str(staging / f"{name}.parquet"))
 
     final = write_partition(tables, datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ"), {}, also=write)
-    if isinstance(tables, Bucket):
-        for old in sorted(store.runs_of(tables))[:-keep]:
-            store.remove_run(tables, old)
-    else:
-        for old in table_copies(tables)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+    copies = store.runs_of(tables) if isinstance(tables, Bucket) else [p.name for p in table_copies(tables)]
+    for old in sorted(copies)[:-keep]:
+        remove_run(tables, old)
     return final
 
 
