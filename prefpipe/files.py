@@ -60,15 +60,17 @@ def replace_whole(final: Path, write: Callable[[Path], None]) -> Path:
 
 
 def sweep_staging(folder: Path, older_than_s: float = STALE_STAGING_S) -> None:
-    """Remove what killed writers left in FOLDER (hidden staging folders, never read as results). Only old
-    ones: a young one may belong to a writer at work now, on this machine or another."""
+    """Remove what killed writers left in FOLDER (hidden staging folders or files, never read as results). Only
+    old ones: a young one may belong to a writer at work now, on this machine or another."""
     for staging in folder.glob(".staging-*"):
         try:
             written = staging.stat().st_mtime
         except FileNotFoundError:  # its writer renamed it into place (or removed it) since the glob
             continue
-        if time.time() - written > older_than_s:
+        if time.time() - written > older_than_s and staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
+        elif time.time() - written > older_than_s:
+            staging.unlink(missing_ok=True)
 
 
 def umask() -> int:

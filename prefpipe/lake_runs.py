@@ -15,6 +15,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from prefpipe import store
+from prefpipe.files import sweep_staging
 from prefpipe.lake import CREATED, INDEX, MANIFEST, RESULTS, Kind
 from prefpipe.store import Bucket, Location
 
@@ -122,6 +123,7 @@ def night_tables(results: Location, runs: list[Path]) -> dict[str, list[Path]] |
         return None
     if not os.access(folder, os.W_OK):
         return None
+    sweep_staging(folder)  # what a killed reader left
     nights: dict[str, list[Path]] = {}
     for run in runs:
         nights.setdefault(run.parent.name.partition("=")[2], []).append(run)
@@ -131,7 +133,7 @@ def night_tables(results: Location, runs: list[Path]) -> dict[str, list[Path]] |
         for table in RESULTS.tables:
             compact = folder / f"{night}-{key}-{table}.parquet"
             if not compact.is_file():
-                staged = folder / f".{compact.name}.{uuid.uuid4().hex}"
+                staged = folder / f".staging-{uuid.uuid4().hex}-{compact.name}"
                 with duckdb.connect() as con:
                     con.read_parquet([str(run / f"{table}.parquet") for run in of_night], hive_partitioning=True,
                                      union_by_name=True).write_parquet(str(staged))

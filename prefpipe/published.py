@@ -10,7 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from prefpipe import store
-from prefpipe.files import content_hash, folder_hash
+from prefpipe.files import content_hash, folder_hash, sweep_staging
 from prefpipe.lake import MANIFEST
 from prefpipe.store import Bucket
 
@@ -71,6 +71,7 @@ def fetch(where: Bucket) -> Path:
     if not files:
         raise store.LakeError(f"{where}: not a published model or set (no manifest)")
     local.parent.mkdir(parents=True, exist_ok=True)
+    sweep_staging(local.parent)  # what a killed fetch left
     staging = local.parent / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from prefpipe.errors import InputError, PrefpipeError
-from prefpipe.files import STALE_STAGING_S, content_hash
+from prefpipe.files import STALE_STAGING_S, content_hash, sweep_staging
 
 SCHEME = "s3://"
 COMMITS = "_manifests"  # under a lake's root in a bucket: one object per committed run, its manifest
@@ -289,6 +289,8 @@ def mirror_runs(root: Bucket, runs: list[str], manifest: str) -> tuple[dict[str,
         else:
             whole[run] = mirror / run
             wanted += [(run, name, f) for name, f in read[run]["files"].items()]
+    mirror.mkdir(parents=True, exist_ok=True)
+    sweep_staging(mirror)  # what a killed reader left
     staging = mirror / f".staging-{uuid.uuid4().hex}"  # of this reader: another may fetch the same runs now
     try:
         if wanted:

@@ -4,6 +4,7 @@ bad configuration, in bounded time, with nothing half-written."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -47,6 +48,11 @@ def test_a_run_is_seen_only_once_its_manifest_is_written(bucket):
     [run] = found["rewards"]
     assert run.is_relative_to(store.mirror_of(bucket)) and lake.pq.read_table(run / "rewards.parquet") == table
     assert foreign == []  # readers list only the commits
+    left = store.mirror_of(bucket) / ".staging-dead"  # what a reader killed while copying runs left
+    (left / "run").mkdir(parents=True)
+    os.utime(left, (0, 0))
+    lake_runs.find_runs(bucket, (lake.REWARDS,))
+    assert not left.exists()
     with pytest.raises(FileExistsError, match="already there"):  # a run is never replaced
         lake.write_partition(bucket, lake.REWARDS.partition(run_date=DAY, run_id="20261201-aaaa"), {"rewards": table})
 

@@ -175,3 +175,8 @@ def test_the_per_night_index_reads_what_the_runs_hold_and_follows_added_runs(tmp
     assert compacted != read() and read() == read(only=["/".join(run.parts[-4:])
                                                         for run in lake_runs.result_runs(results)[0]])
     assert len(list((results / lake.INDEX).glob("2026-11-02-*-scores.parquet"))) == 2  # a new one for the night
+    left = results / lake.INDEX / ".staging-dead-2026-11-01-x-scores.parquet"  # a reader killed while compacting
+    left.write_bytes(b"half")
+    os.utime(left, (0, 0))
+    read()
+    assert not left.exists()
