@@ -81,13 +81,13 @@ def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_an
     from flows.nightly import nightly_flow
     from prefpipe import store
     from prefpipe.analyst import analyst_connection, read_only_query
-    from prefpipe.report import write_report
 
     local = night["settings"]
     remote = local.with_(lake=bucket, **{name: bucket / name for name in ("results", "tables", "rewards", "analysis")},
                          report=night["tmp"] / "bucket-report")
     remote.check_lake(write=True)
-    board = nightly_flow(remote, run_date=date(2026, 11, 27))["leaderboard"]
+    done = nightly_flow(remote, run_date=date(2026, 11, 27))
+    board = done["leaderboard"]
     assert {(r["model_id"], r["evalset"]) for r in board} == {(m, s) for m in "ab" for s in ("llmbar", "small")}
     query = "SELECT model_id, evalset, example_id, score_gap FROM eval_scores WHERE run_date = DATE '2026-11-27'"
 
@@ -106,8 +106,8 @@ def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_an
     assert not store.filesystem().exists(left)  # swept by the nightly, beside its units
     assert read_only_query(analyst_connection(remote.results, remote.tables).con,
                            "SELECT count(*) FROM models")[1] == [(2,)]  # the table copies went to the bucket too
-    index = write_report(remote, None, 0.02)
-    assert index.is_file() and 'href="models/a.html"' in index.read_text()
+    index = done["report"]  # the night's morning report, written from the bucket
+    assert index == remote.report / "index.html" and 'href="models/a.html"' in index.read_text()
 
 
 @NIGHT
@@ -201,7 +201,7 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_workers_that_share_only_a_
 
     settings = settings_factory(tmp_path)
     llmbar = LLMBAR
-    small = first_rows(llmbar, 30, tmp_path / "small.jsonl")
+    small = first_rows(llmbar, 20, tmp_path / "small.jsonl")
     with Warehouse.open(settings) as wh:
         add_model(wh, tiny_reward_model(tmp_path / "rm", positions=2048), "rm")
         add_model(wh, tiny_reward_model(tmp_path / "policy", "causal-lm", seed=1, positions=2048), "dpo",
@@ -231,7 +231,7 @@ def test_nightly_units_run_on_dask_a_local_cluster_or_workers_that_share_only_a_
     rows = analyst_connection(remote.results).con.execute(
         "SELECT model_id, score_gap FROM eval_scores ORDER BY model_id, example_id").fetchall()
     second = {m: [g for model, g in rows if model == m] for m in ("dpo", "rm")}
-    assert sorted(first) == ["dpo", "rm"] and len(first["rm"]) == 30
+    assert sorted(first) == ["dpo", "rm"] and len(first["rm"]) == 20
     assert all(sorted(first[m]) == pytest.approx(sorted(second[m]), abs=1e-12) for m in first)
     analyst = {"PREFPIPE_HOME": str(tmp_path / "analyst"), "PREFPIPE_RESULTS": str(remote.results),
                "PREFPIPE_TABLES": str(remote.tables)}  # a laptop: the bucket, and no path of the scheduler's
