@@ -2,7 +2,7 @@
 sets and written), the leaderboard query over 30 nights of runs, and the morning report. The bucket is moto's
 S3-compatible server on a loopback port (real HTTP, as in the tests). Prints JSON: seconds and ratios.
 
-Usage: python benchmarks/lake.py [--models 20] [--sets 5] [--nights 30] [--examples 100] [--repeats 2]
+Usage: python benchmarks/lake.py [--models 20] [--sets 5] [--nights 30] [--examples 0 (all 419)] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def bucket_server() -> subprocess.Popen:
     raise SystemExit("moto's server did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used so far (Linux), to tell the store's share of a night from the client's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(work) -> float:
     started = time.perf_counter()
     work()
@@ -55,8 +61,8 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--sets", type=int, default=5)
     parser.add_argument("--nights", type=int, default=30, help="of history for the leaderboard; 0: none")
-    parser.add_argument("--examples", type=int, default=100, help="of LLMBar per set")
-    parser.add_argument("--repeats", type=int, default=2, help="nights of the nightly per lake, alternating")
+    parser.add_argument("--examples", type=int, default=0, help="of LLMBar per set; 0: the whole sample (419)")
+    parser.add_argument("--repeats", type=int, default=3, help="nights of the nightly per lake, alternating")
     args = parser.parse_args()
     import logging
 
@@ -76,25 +82,36 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="prefpipe-lake-bench-"))
     os.environ["PREFPIPE_CACHE"] = str(tmp / "cache")
     lakes = {"local": tmp / "lake", "bucket": store.Bucket("s3://bench/lake")}
-    models = [tiny_reward_model(tmp / f"m{i}", seed=i, positions=2048) for i in range(args.models)]
-    sets = [first_rows(LLMBAR, args.examples, tmp / f"set{i}.jsonl") for i in range(args.sets)]
-    evaluate_model(models[0], "warm", sets[0], "warm", tmp / "warm", run_id="warm")  # imports, threads
+    models = [[tiny_reward_model(tmp / f"m{i}-{k}", seed=1000 * k + i, positions=2048) for i in range(args.models)]
+              for k in range(args.repeats)]  # a night of new model states: every unit is new, none forced
+    sets = [first_rows(LLMBAR, args.examples or None, tmp / f"set{i}.jsonl") for i in range(args.sets)]
+    evaluate_model(models[0][0], "warm", sets[0], "warm", tmp / "warm", run_id="warm")  # imports, threads
     store.check_bucket(lakes["bucket"], write=True)  # as `prefpipe nightly` does before its flow starts
 
-    def night(root, day: date) -> None:  # the nightly's units, on threads as its task runner runs them
-        run_id = new_run_id(day)  # forced: each night scores every unit again, as a night of new models would
+    def night(root, k: int) -> None:  # the nightly's units, on threads as its task runner runs them
+        day = date(2026, 10, 1) + timedelta(k)
+        run_id = new_run_id(day)
         with ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4)) as pool:  # Python's default, as Prefect's
-            list(pool.map(lambda unit: evaluate_model(models[unit[0]], f"m{unit[0]}", sets[unit[1]], f"set{unit[1]}",
-                                                      root / "results", run_id=run_id, run_date=day, force=True),
-                          [(i, j) for i in range(len(models)) for j in range(len(sets))]))
+            written = list(pool.map(lambda unit: evaluate_model(
+                models[k][unit[0]], f"m{unit[0]}", sets[unit[1]], f"set{unit[1]}", root / "results", run_id=run_id,
+                run_date=day), [(i, j) for i in range(args.models) for j in range(args.sets)]))
+        assert None not in written, "a unit was skipped: the night must write every unit"
 
-    figures: dict = {"models": args.models, "sets": args.sets, "nights": args.nights}
-    nightly = {name: [] for name in lakes}
-    for k in range(args.repeats):  # alternating, each night a new date
+    figures: dict = {"models": args.models, "sets": args.sets, "nights": args.nights,
+                     "examples": len(sets[0].read_text().splitlines())}
+    nightly, client_cpu, store_cpu = ({name: [] for name in lakes} for _ in range(3))
+    for k in range(args.repeats):  # alternating, each night a new date and new model states
         for name, root in lakes.items():
-            nightly[name].append(timed(lambda root=root, k=k: night(root, date(2026, 10, 1) + timedelta(k))))
+            client, store_before = time.process_time(), cpu_seconds(server.pid)
+            nightly[name].append(timed(lambda root=root, k=k: night(root, k)))
+            client_cpu[name].append(time.process_time() - client)
+            store_cpu[name].append(cpu_seconds(server.pid) - store_before)
     figures["nightly_s"] = {name: statistics.median(v) for name, v in nightly.items()}
     figures["nightly_overhead"] = figures["nightly_s"]["bucket"] / figures["nightly_s"]["local"] - 1
+    # where the overhead goes: this process's CPU (scoring, and the client's requests), and the store's (moto's,
+    # which shares this machine's cores here; a real store's does not)
+    figures["client_cpu_s"] = {name: statistics.median(v) for name, v in client_cpu.items()}
+    figures["store_cpu_s"] = statistics.median(store_cpu["bucket"])
 
     if not args.nights:  # the nightly alone
         print(json.dumps(figures, indent=1))

@@ -33,7 +33,7 @@ def nightly_flow(settings: Settings | None = None, force: bool = False, threshol
     print(f"run {run_id}: {len(contenders) - combos} active models and {combos} combinations x {len(evalsets)} "
           f"evaluation sets on {task_runner}{f' at {dask_address}' if dask_address else ''}")
     runner = make_task_runner(task_runner, dask_address, len(units))
-    sweeping = sweep_leftovers.submit(settings.results)  # on this flow's threads, beside the units
+    sweeping = sweep_leftovers.submit(settings)  # on this flow's threads, beside the units
     outcomes, failed = nightly_units.with_options(task_runner=runner)(  # absolute: workers may run elsewhere
         settings.results.resolve(), units, run_id, run_date, force, started, settings.tables.resolve())
     if isinstance(swept := sweeping.result(raise_on_failure=False), BaseException):  # housekeeping: not a failure

@@ -28,7 +28,7 @@ from prefpipe.lake import ANALYSES, KINDS, RESULTS, REWARDS
 from prefpipe.lake_runs import find_runs, night_tables
 from prefpipe.settings import Settings
 from prefpipe.sql import run_script, sql
-from prefpipe.store import Bucket, Location, filesystem, mirror_of
+from prefpipe.store import Bucket, Location, filesystem, httpfs_secret, mirror_of
 from prefpipe.tables import latest_tables
 
 # Query nodes that only read; INSERT_QUERY_NODE, UPDATE_QUERY_NODE, DELETE_QUERY_NODE (in a CTE) and any
@@ -71,7 +71,7 @@ def analyst_connection(results: Location, tables: Location | None = None,
     readable += [f"{p}/" for p in roots if isinstance(p, Bucket)] + [f"{mirror_of(p)}/" for p in roots
                                                                        if isinstance(p, Bucket)]
     if any(isinstance(p, Bucket) for p in roots):
-        con.register_filesystem(filesystem())
+        read_buckets(con)
     con.execute("SET allowed_directories = ?", [readable])
     con.execute("SET enable_external_access = false")
     con.execute("SET VARIABLE regression_threshold = ?", [regression_threshold])
@@ -97,6 +97,20 @@ def analyst_connection(results: Location, tables: Location | None = None,
             run_script(con, script)
     con.execute("SET lock_configuration = true")
     return Analyst(con, runs, foreign)
+
+
+def read_buckets(con: duckdb.DuckDBPyConnection) -> str:
+    """Let CON read s3:// (before its sandbox is set): with DuckDB's httpfs extension where it is installed on
+    this machine (README: "A lake in a bucket"), given a temporary secret from the standard AWS configuration;
+    else through fsspec's s3fs, registered as a filesystem. Returns which."""
+    installed = con.sql("SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'").fetchall()
+    secret = httpfs_secret() if installed == [(True,)] else None
+    if secret is None:
+        con.register_filesystem(filesystem())
+        return "fsspec"
+    con.execute("LOAD httpfs")
+    con.execute(secret)
+    return "httpfs"
 
 
 def read_only_query(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[tuple]]:

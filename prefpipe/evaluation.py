@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -57,11 +58,9 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
     each model's (folder, DPO reference or None). On a set, a prompt's references are its completions (a set
     marks none as reference), with `warehouse` the warehouse's responses to it (from the copies in TABLES), with
     `samples` the reference LM's samples (cached in the lake: `lake.samples_cache`)."""
-    parts = [combo.as_json()] + [f"{m}:{folder_hash(p)}:{folder_hash(r) if r else ''}" for m, (p, r) in
-                                 sorted(components.items())]
     fmt, examples = read_evalset_format(evalset_path, fmt)
-    run = Run(run_id, run_date or date.today(), combo.name, hashlib.sha256("\n".join(parts).encode()).hexdigest(),
-              evalset, content_hash(evalset_path), code_version())
+    run = Run(run_id, run_date or date.today(), combo.name, combo_state(combo, components), evalset,
+              content_hash(evalset_path), code_version())
 
     def write() -> Path:
         scores, references = _combo_scores(combo, components, examples, results, tables, device)
@@ -69,6 +68,15 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
                              references=pa.Table.from_pylist([run.provenance() | row for row in references]))
 
     return _write_once(results, run, force, started, write)
+
+
+def combo_state(combo: Combination, components: dict[str, tuple[Path, Path | None]]) -> str:
+    """A combination's model hash: its definition and the contents (not the paths) of its models and reference
+    LM, so that every machine, with its own copies, names the same state alike."""
+    identity = combo if combo.reference_lm is None else replace(combo, reference_lm=folder_hash(combo.reference_lm))
+    parts = [identity.as_json()] + [f"{m}:{folder_hash(p)}:{folder_hash(r) if r else ''}" for m, (p, r) in
+                                    sorted(components.items())]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _write_once(results: Location, run: Run, force: bool, started: float | None, write: Callable[[], Location | None]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.files import STALE_STAGING_S, content_hash, sweep_staging
@@ -107,6 +108,33 @@ def filesystem():
         "retries": {"max_attempts": ATTEMPTS, "mode": "standard"}})
     fs.retries = ATTEMPTS  # s3fs's own retries of a request, on top of botocore's (default 5, with backoff)
     return fs
+
+
+def httpfs_secret() -> str | None:
+    """A DuckDB `CREATE TEMPORARY SECRET` for its httpfs extension, from the same standard AWS configuration that
+    s3fs reads (variables, profiles, endpoint); None without credentials. The statement holds the secret: it is
+    executed, never logged (DuckDB redacts it in `duckdb_secrets()`)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        return None
+    credentials = credentials.get_frozen_credentials()
+    client = session.create_client("s3", region_name=session.get_config_variable("region") or "us-east-1")
+    endpoint = urlsplit(client.meta.endpoint_url)
+    options = {"KEY_ID": credentials.access_key, "SECRET": credentials.secret_key,
+               "SESSION_TOKEN": credentials.token, "REGION": client.meta.region_name, "ENDPOINT": endpoint.netloc,
+               "USE_SSL": endpoint.scheme == "https",
+               "URL_STYLE": "vhost" if endpoint.netloc.endswith("amazonaws.com") else "path"}  # MinIO, moto, Ceph
+    quoted = ", ".join(f"{k} {str(v).lower() if isinstance(v, bool) else repr_sql(v)}"
+                       for k, v in options.items() if v is not None)
+    return f"CREATE TEMPORARY SECRET prefpipe_lake (TYPE s3, {quoted})"
+
+
+def repr_sql(text: str) -> str:
+    """TEXT as an SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from prefpipe import evaluation, published, registry, store, tables
 from prefpipe.analyst import analyst_connection
 from prefpipe.config import Combination
 from prefpipe.errors import PrefpipeError
-from prefpipe.lake import RESULTS
+from prefpipe.lake import KINDS
 from prefpipe.report import write_report
 from prefpipe.settings import Settings
 from prefpipe.sql import sql
@@ -68,31 +68,36 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
 
 
 @task(cache_policy=NO_CACHE)
-def sweep_leftovers(results: Location) -> list[str]:
-    """In a bucket lake, remove the run folders that killed writers left uncommitted a day ago or more (one
-    listing of every object: it runs beside the units). On a disk each writer sweeps its own staging folder."""
-    if not isinstance(results, Bucket):
-        return []
-    swept = store.sweep(results, len(RESULTS.levels))
+def sweep_leftovers(settings: Settings) -> list[str]:
+    """In a bucket lake, remove the run folders (results, rewards, analyses) that killed writers left uncommitted
+    a day ago or more (one listing of every object of each root: it runs beside the units). On a disk each
+    writer sweeps its own staging folder."""
+    roots = {root: len(kind.levels) for kind in KINDS if isinstance(root := getattr(settings, kind.root), Bucket)}
+    swept = [root / folder for root, depth in roots.items() for folder in store.sweep(root, depth)]
     for folder in swept:
-        print(f"removed {results / folder}: a run that was never committed, left a day ago or more")
-    return swept
+        print(f"removed {folder}: a run that was never committed, left a day ago or more")
+    return [str(folder) for folder in swept]
 
 
 def publish_units(results: Bucket, contenders: list[Contender], evalsets: list[dict]
                   ) -> tuple[list[Contender], list[dict]]:
-    """The units' models and sets published beside a bucket's results (once: named by their hashes), and named
-    by URL, so that a worker needs only the bucket and its credentials (`localized` fetches them there)."""
+    """The units' models (a combination's reference LM too) and sets published beside a bucket's results (once:
+    named by their hashes), and named by URL, so that a worker needs only the bucket and its credentials
+    (`localized` fetches them there)."""
     model = cache(lambda folder: None if folder is None else published.publish_model(results, Path(folder)))
     contenders = [replace(c, path=model(c.path), reference=model(c.reference), components=None if c.components is None
-                          else {m: (model(f), model(r)) for m, (f, r) in c.components.items()}) for c in contenders]
+                          else {m: (model(f), model(r)) for m, (f, r) in c.components.items()},
+                          combo=c.combo and replace(c.combo, reference_lm=model(c.combo.reference_lm)))
+                  for c in contenders]
     return contenders, [e | {"path": published.publish_file(results, Path(e["path"]))} for e in evalsets]
 
 
 def localized(contender: Contender, evalset: dict) -> tuple[Contender, dict]:
     """The unit with this machine's copies of what it names by URL (a path of this machine stays as it is)."""
     copy = published.local_copy
-    return replace(contender, path=copy(contender.path), reference=copy(contender.reference),
+    lm = contender.combo and contender.combo.reference_lm
+    combo = contender.combo and replace(contender.combo, reference_lm=lm and str(copy(lm)))
+    return replace(contender, path=copy(contender.path), reference=copy(contender.reference), combo=combo,
                    components=None if contender.components is None else {
                        m: (copy(f), copy(r)) for m, (f, r) in contender.components.items()}), evalset | {
         "path": copy(evalset["path"])}

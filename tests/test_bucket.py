@@ -10,13 +10,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 from helpers import LLMBAR, first_rows, run_cli
 
 from prefpipe import lake, lake_runs, published, store
-from prefpipe.analyst import analyst_connection, read_only_query
+from prefpipe.analyst import analyst_connection, read_buckets, read_only_query
 from prefpipe.errors import InputError
 from prefpipe.settings import Settings
 from prefpipe.synth import synthetic_lake
@@ -107,6 +109,45 @@ def test_sql_reads_the_bucket_and_nothing_else(bucket, s3, tmp_path):
     assert done.returncode == 0 and "alpha" in done.stdout and "house" in done.stdout, done
 
 
+def test_httpfs_gets_the_standard_configuration_as_one_temporary_secret(s3, monkeypatch):
+    """Where DuckDB's httpfs is installed, the analyst reads s3:// with it (the test above then runs through it):
+    its secret comes from the same AWS variables as s3fs's, quoted, in one statement DuckDB parses."""
+    for name, value in s3["admin"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "it's")
+    secret = store.httpfs_secret()
+    [statement] = duckdb.connect().extract_statements(secret)
+    assert statement.type.name == "CREATE" and secret.startswith("CREATE TEMPORARY SECRET")
+    endpoint = s3["admin"]["AWS_ENDPOINT_URL"].removeprefix("http://")
+    for part in ("KEY_ID 'it''s'", f"SECRET '{s3['admin']['AWS_SECRET_ACCESS_KEY']}'", "REGION 'us-east-1'",
+                 f"ENDPOINT '{endpoint}'", "USE_SSL false", "URL_STYLE 'path'"):
+        assert part in secret
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    assert store.httpfs_secret() is None  # no credentials: fsspec reads (and says so if it cannot)
+    installed = duckdb.connect().sql("SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "it's")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    assert read_buckets(duckdb.connect()) == ("httpfs" if installed.fetchall() == [(True,)] else "fsspec")
+
+
+def test_a_combinations_reference_lm_goes_to_workers_through_the_bucket(bucket, model_dir, tmp_path, monkeypatch):
+    from prefpipe.config import Combination
+    from prefpipe.evaluation import combo_state
+    from tasks.nightly import Contender, localized, publish_units
+
+    combo = Combination("sampled", ("a",), reference_lm=str(model_dir))
+    here = Contender("sampled", None, combo=combo, components={"a": (model_dir, None)})
+    [sent], _ = publish_units(bucket / "results", [here], [])
+    assert sent.combo.reference_lm.startswith(f"{bucket}/results/.published/models/")
+    monkeypatch.setenv("PREFPIPE_CACHE", str(tmp_path / "worker-cache"))  # another machine
+    there, _ = localized(sent, {"path": None})
+    assert Path(there.combo.reference_lm).is_relative_to(tmp_path / "worker-cache")
+    assert combo_state(there.combo, there.components) == combo_state(combo, here.components)  # one unit everywhere
+
+
 def test_table_copies_are_published_to_the_bucket_and_read_back(bucket, wh, ingest):
     from helpers import annotation
 
@@ -165,8 +206,10 @@ def test_a_bad_configuration_fails_in_one_line_in_bounded_time_and_writes_nothin
 
 WRITER = """
 import os, signal, sys
+import duckdb
 import pyarrow as pa
 from datetime import date
+from pathlib import Path
 from prefpipe import lake, lake_runs, published, store
 where, run_id, kill = store.location(sys.argv[1]), sys.argv[2], sys.argv[3] == "kill"
 fs = store.filesystem()

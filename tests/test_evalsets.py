@@ -28,20 +28,24 @@ def test_every_llmbar_input_that_fits_scores_as_plain_transformers_on_its_whole_
     model, tokenizer = load_reward_model(base), AutoTokenizer.from_pretrained(base)
     scores = score_examples(model, tokenizer, examples, max_tokens=64 * 256)  # batches of many texts
     plain = AutoModelForSequenceClassification.from_pretrained(base).eval()
-    fits = tight = longer = 0
+    tight = longer = 0
+    same_length: dict[int, list] = {}  # texts of one length run together: no padding, each its whole text
+    for e, (chosen, rejected) in zip(examples, scores, strict=True):
+        for text, ours in zip(e.chosen + e.rejected, chosen + rejected, strict=True):
+            ids = tokenizer(render_text(tokenizer, e.prompt, text))["input_ids"]
+            if len(ids) > 512:
+                longer += 1
+                continue
+            same_length.setdefault(len(ids), []).append((ids, ours, e.example_id))
+            prompt_tokens = len(tokenizer(prompt_and_response(tokenizer, e.prompt, text)[0],
+                                          add_special_tokens=False)["input_ids"])
+            tight += 512 - len(ids) < prompt_tokens  # where the old builder cut the prompt of an input that fit
     with torch.inference_mode():
-        for e, (chosen, rejected) in zip(examples, scores, strict=True):
-            for text, ours in zip(e.chosen + e.rejected, chosen + rejected, strict=True):
-                whole = tokenizer(render_text(tokenizer, e.prompt, text), return_tensors="pt")
-                length = whole["input_ids"].shape[1]
-                if length > 512:
-                    longer += 1
-                    continue
-                assert abs(plain(**whole).logits[0, 0].item() - ours) <= 1e-4, (e.example_id, length)
-                fits += 1
-                prompt_tokens = len(tokenizer(prompt_and_response(tokenizer, e.prompt, text)[0],
-                                              add_special_tokens=False)["input_ids"])
-                tight += 512 - length < prompt_tokens  # where the old builder cut the prompt of an input that fit
+        for length, group in same_length.items():
+            logits = plain(input_ids=torch.tensor([ids for ids, _, _ in group])).logits[:, 0]
+            for (_, ours, example_id), whole in zip(group, logits.tolist(), strict=True):
+                assert abs(whole - ours) <= 1e-4, (example_id, length)
+    fits = sum(len(group) for group in same_length.values())
     assert fits + longer == 2 * len(examples) and longer > 0 and tight >= 10, (fits, longer, tight)
     one_by_one = score_examples(model, tokenizer, examples[:20], max_tokens=1)  # each text alone in its batch
     assert torch.allclose(torch.tensor(one_by_one), torch.tensor(scores[:20]), atol=1e-4)

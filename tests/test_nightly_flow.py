@@ -99,11 +99,14 @@ def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_an
     here, there = scores(local), scores(remote)
     assert len(here) > 100 and here.keys() == there.keys()
     assert max(abs(here[k] - there[k]) for k in here) <= 1e-12
-    left = f"{bucket.key}/results/evalset=small/model=a/run_date=2026-11-20/run_id=20261120-killed/scores.parquet"
-    store.filesystem().pipe_file(left, b"what a killed writer left")
+    killed = "run_date=2026-11-20/run_id=20261120-killed"  # what killed writers of each kind of run left
+    left = [f"{remote.results.key}/evalset=small/model=a/{killed}/scores.parquet",
+            f"{remote.rewards.key}/{killed}/rewards.parquet", f"{remote.analysis.key}/analysis=tilt/{killed}/x.png"]
+    for name in left:
+        store.filesystem().pipe_file(name, b"what a killed writer left")
     monkeypatch.setattr(store, "STALE_STAGING_S", 0)  # as if a day old
     assert all(v.startswith("skipped") for v in nightly_flow(remote, run_date=date(2026, 11, 27))["units"].values())
-    assert not store.filesystem().exists(left)  # swept by the nightly, beside its units
+    assert not any(store.filesystem().exists(name) for name in left)  # swept by the nightly, beside its units
     assert read_only_query(analyst_connection(remote.results, remote.tables).con,
                            "SELECT count(*) FROM models")[1] == [(2,)]  # the table copies went to the bucket too
     index = done["report"]  # the night's morning report, written from the bucket
