@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -124,6 +124,33 @@ def tiny_reward_model(path: Path | str, kind: str = "encoder", *, hidden: int = 
     else:
         config.num_labels = 1
         AutoModelForSequenceClassification.from_config(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)
+
+
+JUDGE_CHAT = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+              "{% if add_generation_prompt %}assistant: {% endif %}")
+
+
+def tiny_judge(path: Path | str, *, hidden: int = 32, layers: int = 2, positions: int = 1024, seed: int = 0,
+               vocab_size: int | None = None) -> Path:
+    """A small random GPT-2 language model with a chat template and a word-level tokenizer that reads the
+    synthetic vocabulary, the judge prompts' words and the verdict tokens "[[", "A", "B", "]]" (cased, decoded
+    without spaces, so that a verdict reads "[[A]]"): a generative judge for tests and benchmarks. VOCAB_SIZE:
+    its embedding's rows (default: the tokenizer's; GPT-2's is 50257), for a model shaped like a real one."""
+    words = sorted({*GOOD, *BAD, *NEUTRAL, *TOPICS, *"0123456789", *":?.()", "[[", "]]", "A", "B", "C", "D"})
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), pre_tokenizers.Digits(True)])
+    backend.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
+                                        eos_token="[EOS]")
+    tokenizer.chat_template = JUDGE_CHAT
+    torch.manual_seed(seed)
+    config = GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=positions, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0, vocab_size=max(len(vocab), vocab_size or 0), pad_token_id=0,
+                        eos_token_id=vocab["[EOS]"], bos_token_id=vocab["[EOS]"])
+    AutoModelForCausalLM.from_config(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return Path(path)
 

@@ -1,0 +1,231 @@
+"""Generative judges: a local causal LM prompted to choose between two answers, as RewardBench prompts its
+generative reward models, judged in both orders.
+
+Upstream strings and rules (tests/test_judges.py pins them): rewardbench 0.1.4 (PyPI; its latest release),
+rewardbench/generative.py: `prompt_v2` (the system prompt) and `MTBENCH_V2["prompt_template"]` (MT-Bench's
+pairwise judge, "pair-v2"); `process_judgement`, its default branch: "[[A]]" is looked for first, then "[[B]]",
+anything else is no verdict ("error"); `ratings_prompt` and the rating parse of `_get_single_rating` (a trailing
+whole number 1-10, else -1); rewardbench/generative_v2.py: `ratings_prompt_ties`.
+
+How a pair is scored:
+- Each pair is judged twice: the chosen answer first as A, then as B. The credit is 1 when both orders pick the
+  chosen answer, 0 when both pick the other, and 0.5 when they disagree or a verdict is missing. Upstream
+  (scripts/run_generative.py) judges one random order and counts a missing verdict as 0.5 (a tie): both orders
+  make the credit deterministic and cancel position bias, so a judge that always says A scores 0.5 exactly.
+- `logprob`: one forward pass per order, the next-token log-probabilities of "A" and "B" after the judge's
+  prompt and the verdict's opening "[["; the verdict is the likelier letter (equal: none), the score gap the mean
+  over the two orders of log p(chosen's letter) - log p(other's letter).
+- `generate`: greedy decoding with settings stated in full (`do_sample=False`, one beam, `max_new_tokens`;
+  nothing from the model's generation config), the verdict parsed from the text; the log-probabilities are
+  computed as in `logprob` and stored beside it. The score gap is (votes for chosen - votes for the other) / 2.
+- A prompt that does not fit the model's context even with both answers cut to nothing is not judged: a
+  tie (0.5), counted (`too_long`), as rewardbench counts a judge's error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig
+
+from prefpipe.dpo import check_causal_lm
+from prefpipe.errors import InputError
+from prefpipe.inputs import transcript
+from prefpipe.loading import load_causal_lm, load_tokenizer
+from prefpipe.model import SCORE_TOKENS, length_batches, max_positions, pad
+
+# rewardbench 0.1.4, rewardbench/generative.py: prompt_v2 and MTBENCH_V2["prompt_template"]
+PAIRWISE_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to "
+    "the user question displayed below. You should choose the assistant that follows the user's instructions and "
+    "answers the user's question better. Your evaluation should consider factors such as the helpfulness, "
+    "relevance, accuracy, depth, creativity, and level of detail of their responses. Begin your evaluation by "
+    "comparing the two responses and provide a short explanation. Avoid any position biases and ensure that the "
+    "order in which the responses were presented does not influence your decision. Do not allow the length of the "
+    "responses to influence your evaluation. Do not favor certain names of the assistants. Be as objective as "
+    "possible. After providing your explanation, output your final verdict by strictly following this format: "
+    '"[[A]]" if assistant A is better, "[[B]]" if assistant B is better.'
+)
+PAIRWISE_USER = (
+    "[User Question]\n{question}\n\n[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's "
+    "Answer]\n\n[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+# rewardbench 0.1.4: generative.py ratings_prompt; generative_v2.py ratings_prompt_ties (RewardBench 2's Ties)
+_RATING = (
+    "\n### Task Description\nPlease act as an impartial judge and evaluate the quality of the response provided by "
+    "an\nAI assistant to the user query displayed below.\n\nNotes:\n1- Your evaluation should consider factors such "
+    "as the helpfulness, relevance, {factors} of the response.\n2- Begin your evaluation by providing a short "
+    "explanation.\n3- Be as objective as possible. After providing your explanation, please rate the response on a "
+    "scale of 1 to 10. For your rating, only give a number between 1 and 10 (inclusive), do not use any markdown, "
+    "and do not put any text after your final rating.\n\n[Query]\n{{prompt}}\n\n[Response]\n{{completion}}\n\n"
+    "[Your judgement]"
+)
+RATING_USER = _RATING.format(factors="accuracy, depth, creativity, and level of detail")
+RATING_USER_TIES = _RATING.format(factors="and accuracy of the response, but need not consider depth or level of "
+                                          "detail")
+VERDICT_OPENING = "[["  # of "[[A]]": the logprob mode reads the letter that follows it
+LETTERS = ("A", "B")
+SCORINGS = ("logprob", "generate")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A judge's prompt: its system message and its user message (formatted with question, answer_a, answer_b)."""
+
+    name: str
+    system: str
+    user: str
+
+
+TEMPLATES = {"rewardbench": Template("rewardbench", PAIRWISE_SYSTEM, PAIRWISE_USER)}
+
+
+def template(name: str) -> Template:
+    if name not in TEMPLATES:
+        raise InputError(f"unknown judge template {name!r}; known: {', '.join(TEMPLATES)}", field="--judge-template")
+    return TEMPLATES[name]
+
+
+def verdict(text: str) -> str | None:
+    """The answer a judge's text picks, "A" or "B", or None (rewardbench's "error"): its `process_judgement`."""
+    return "A" if "[[A]]" in text else "B" if "[[B]]" in text else None
+
+
+def rating(text: str) -> int:
+    """A rating judge's score, 1-10, or -1 when its text does not end with one (rewardbench's parse)."""
+    found = re.search(r"\b([1-9]|10)\b\s*$", text.strip())
+    return int(found.group(1)) if found else -1
+
+
+def pair_credit(first: str | None, second: str | None) -> float:
+    """RewardBench's credit of a pair judged in both orders: FIRST with the chosen answer as A, SECOND as B."""
+    picked = (first == "A") + (second == "B")
+    against = (first == "B") + (second == "A")
+    return 1.0 if picked == 2 else 0.0 if against == 2 else 0.5
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One pair judged in both orders (chosen as A, then as B): each order's raw text (generate mode) and verdict,
+    its (log p(A), log p(B)) after the verdict's opening, and the credit and score gap of the pair."""
+
+    texts: tuple[str | None, str | None]
+    verdicts: tuple[str | None, str | None]
+    logprobs: tuple[tuple[float, float], tuple[float, float]] | None
+    credit: float
+    score_gap: float
+    too_long: bool = False
+
+
+class Judge:
+    """A local causal LM as a judge of (prompt, chosen, rejected) pairs."""
+
+    def __init__(self, path: Path | str, *, template_name: str = "rewardbench", scoring: str = "logprob",
+                 max_new_tokens: int = 512, device: str = "cpu", field: str = "PATH") -> None:
+        self.template = template(template_name)
+        if scoring not in SCORINGS:
+            raise InputError(f"must be one of {', '.join(SCORINGS)}, got {scoring!r}", field="--judge-scoring")
+        if max_new_tokens < 1:
+            raise InputError(f"must be at least 1, got {max_new_tokens}", field="--max-new-tokens")
+        check_causal_lm(path, field, "judges")
+        self.tokenizer = load_tokenizer(path)
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise InputError(f"the judge's tokenizer has no chat template; the {template_name} template needs one "
+                             "(a system and a user message)", file=path, field=field)
+        letters = [self.tokenizer.encode(letter, add_special_tokens=False) for letter in LETTERS]
+        if any(len(ids) != 1 for ids in letters) or letters[0] == letters[1]:
+            raise InputError("the judge's tokenizer must read A and B as one token each, two different ones",
+                             file=path, field=field)
+        self.letters = [ids[0] for ids in letters]
+        self.model, self.device = load_causal_lm(path).to(device), device
+        self.model.generation_config = GenerationConfig()  # nothing inherited: `generate` states every setting
+        self.scoring, self.max_new_tokens = scoring, max_new_tokens
+        self.trims = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    def room(self) -> int:
+        """The most prompt tokens: the model's positions less what the verdict needs after them."""
+        after = self.max_new_tokens if self.scoring == "generate" else len(self._ids(VERDICT_OPENING))
+        return (max_positions(self.model) or 1 << 30) - after
+
+    def judge(self, pairs: list[tuple[str | list[dict], str, str]], *, max_tokens: int = SCORE_TOKENS
+              ) -> list[Judgment]:
+        """Every (prompt, chosen, rejected) judged in both orders, in order."""
+        prompts = [[self.prompt(p, c, r), self.prompt(p, r, c)] for p, c, r in pairs]
+        fits = [i for i, both in enumerate(prompts) if None not in both]
+        flat = [ids for i in fits for ids in prompts[i]]
+        logprobs = self.letter_logprobs(flat, max_tokens=max_tokens)
+        texts = [self.generate(ids) for ids in flat] if self.scoring == "generate" else [None] * len(flat)
+        judged: list[Judgment] = [Judgment((None, None), (None, None), None, 0.5, 0.0, True)] * len(pairs)
+        for k, i in enumerate(fits):
+            (a1, b1), (a2, b2) = logprobs[2 * k], logprobs[2 * k + 1]
+            if self.scoring == "generate":
+                first, second = (verdict(t) for t in texts[2 * k:2 * k + 2])
+                votes = (first == "A") + (second == "B") - (first == "B") - (second == "A")
+                gap = votes / 2
+            else:
+                first, second = _likelier(a1, b1), _likelier(a2, b2)
+                gap = ((a1 - b1) + (b2 - a2)) / 2
+            judged[i] = Judgment((texts[2 * k], texts[2 * k + 1]), (first, second), ((a1, b1), (a2, b2)),
+                                 pair_credit(first, second), gap)
+        return judged
+
+    def prompt(self, question: str | list[dict], answer_a: str, answer_b: str) -> list[int] | None:
+        """The token ids of the judge's prompt (chat template, generation prompt), the answers cut from their ends
+        as far as needed to fit the model; None when even empty answers do not fit."""
+        text = question if isinstance(question, str) else transcript(question)
+        ids, answers = self._ids(self._render(text, answer_a, answer_b)), None
+        while (over := len(ids) - self.room()) > 0:
+            answers = answers or [self._ids(answer_a), self._ids(answer_b)]
+            if not any(answers):
+                return None
+            longer = max(range(2), key=lambda j: len(answers[j]))  # the longer answer gives up tokens first
+            answers[longer] = answers[longer][:max(0, len(answers[longer]) - over)]
+            ids = self._ids(self._render(text, *(self.tokenizer.decode(a) for a in answers)))
+        return ids
+
+    def _render(self, question: str, answer_a: str, answer_b: str) -> str:
+        messages = [{"role": "system", "content": self.template.system},
+                    {"role": "user", "content": self.template.user.format(question=question, answer_a=answer_a,
+                                                                          answer_b=answer_b)}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def letter_logprobs(self, prompts: list[list[int]], *, max_tokens: int = SCORE_TOKENS
+                        ) -> list[tuple[float, float]]:
+        """(log p(A), log p(B)) of the token after each prompt and the verdict's opening, in batches sorted by
+        length and right-padded (a real position never attends to a pad: a value does not depend on its batch)."""
+        inputs = [ids + self._ids(VERDICT_OPENING) for ids in prompts]
+        out: list[tuple[float, float]] = [(0.0, 0.0)] * len(inputs)
+        with torch.inference_mode():
+            for batch in length_batches([len(ids) for ids in inputs], max_tokens):
+                ids, mask = (t.to(self.device) for t in pad([inputs[i] for i in batch], self.tokenizer.pad_token_id))
+                last = mask.sum(-1) - 1
+                keep = torch.unique(last)  # the vocabulary projection of the positions read only
+                if self.trims:
+                    logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+                    column = torch.searchsorted(keep, last)
+                else:
+                    logits, column = self.model(input_ids=ids, attention_mask=mask).logits, last
+                rows = logits[torch.arange(len(batch), device=ids.device), column].float().log_softmax(-1)
+                for i, (a, b) in zip(batch, rows[:, self.letters].tolist(), strict=True):
+                    out[i] = (a, b)
+        return out
+
+    def generate(self, prompt: list[int]) -> str:
+        """The judge's greedy answer to one prompt (alone: no padding can change it)."""
+        settings = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=self.max_new_tokens,
+                                    pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id)
+        ids = torch.tensor([prompt], device=self.device)
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=settings)
+        return self.tokenizer.decode(out[0, len(prompt):], skip_special_tokens=True)
+
+
+def _likelier(a: float, b: float) -> str | None:
+    return "A" if a > b else "B" if b > a else None
