@@ -31,8 +31,8 @@ BUSY_S = 240  # the longest a CPU burner lives, should the test fail before it s
 
 @pytest.fixture
 def busy_machine():
-    """Starts a CPU-bound process per two cores (the suite's other workers load the rest), each bounded in time;
-    returns the function that stops them (also called when the test ends)."""
+    """Starts a CPU-bound process per core, each bounded in time; returns the function that stops them (also
+    called when the test ends)."""
     burners = []
 
     def stop() -> None:
@@ -42,7 +42,7 @@ def busy_machine():
 
     def start_burning():
         burn = f"import time\nend = time.monotonic() + {BUSY_S}\nwhile time.monotonic() < end: pass"
-        burners.extend(subprocess.Popen([sys.executable, "-c", burn]) for _ in range(max(1, os.cpu_count() // 2)))
+        burners.extend(subprocess.Popen([sys.executable, "-c", burn]) for _ in range(os.cpu_count()))
         return stop
 
     yield start_burning
@@ -96,7 +96,7 @@ def scores_of(folder) -> dict[str, list[float]]:
 
 def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_quiet_run(
         tmp_path, busy_machine, settings_factory):
-    batches = [synthetic_batch(tmp_path / f"b{i}.jsonl", 60, seed=i, bad_lines=0) for i in range(3)]
+    batches = [synthetic_batch(tmp_path / f"b{i}.jsonl", 60, seed=i, bad_lines=0) for i in range(2)]
     small, model = first_rows(LLMBAR, 20, tmp_path / "small.jsonl"), tiny_reward_model(tmp_path / "rm", positions=2048)
     busy = tmp_path / "busy"
     assert run_cli("models", "add", str(model), "--name", "rm", env={"PREFPIPE_HOME": str(busy)}).returncode == 0
@@ -104,7 +104,7 @@ def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_qu
     stop_burning = busy_machine()
     started = time.monotonic()
     try:
-        together = [start("ingest", str(b), env=env) for b in batches]  # four at once, on one home
+        together = [start("ingest", str(b), env=env) for b in batches]  # three at once, on one home
         together.append(start("evalset", "add", str(small), "--name", "small", env=env))
         outputs = [finish(c) for c in together]
         together = [start("nightly", env=env), start("report", "--out", str(busy / "own-report"), env=env)]
@@ -117,7 +117,7 @@ def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_qu
     log = (busy / "prefect" / "server.log").read_text()
     assert log.count("Check out the dashboard") == 1, log[-3000:]  # one server served all the flow commands
     assert _template().is_file()  # the next new home's server starts from a migrated copy of its database
-    assert all("loaded" in out for out in outputs[:3])
+    assert all("loaded" in out for out in outputs[:2])
     assert (busy / "report" / "index.html").is_file() and (busy / "own-report" / "index.html").is_file()
 
     quiet = settings_factory(tmp_path / "quiet")  # a quiet run of the same steps, through the library
@@ -130,7 +130,7 @@ def test_flow_commands_succeed_on_a_busy_machine_share_one_server_and_equal_a_qu
     got, want = scores(busy), scores_of(folder)
     assert got.keys() == want.keys() and len(got) == 20
     assert all(got[k] == pytest.approx(want[k], abs=1e-6) for k in want)
-    print(f"six commands under load in {busy_s:.0f} s")
+    print(f"five commands under load in {busy_s:.0f} s")
 
 
 class NotPrefect(http.server.BaseHTTPRequestHandler):
