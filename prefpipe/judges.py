@@ -29,14 +29,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import torch
 from transformers import GenerationConfig
 
 from prefpipe.dpo import check_causal_lm
 from prefpipe.errors import InputError
+from prefpipe.evalsets import Example
 from prefpipe.inputs import transcript
+from prefpipe.lake import Run
 from prefpipe.loading import load_causal_lm, load_tokenizer
 from prefpipe.model import SCORE_TOKENS, length_batches, max_positions, pad
+from prefpipe.results import result_tables
 
 # rewardbench 0.1.4, rewardbench/generative.py: prompt_v2 and MTBENCH_V2["prompt_template"]
 PAIRWISE_SYSTEM = (
@@ -111,14 +115,27 @@ def pair_credit(first: str | None, second: str | None) -> float:
 @dataclass(frozen=True)
 class Judgment:
     """One pair judged in both orders (chosen as A, then as B): each order's raw text (generate mode) and verdict,
-    its (log p(A), log p(B)) after the verdict's opening, and the credit and score gap of the pair."""
+    its (log p(A), log p(B)) after the verdict's opening, the pair's credit, and its scores (the chosen answer's,
+    the other's): the mean log-probability of each one's letter (logprob mode) or half its votes (generate)."""
 
     texts: tuple[str | None, str | None]
     verdicts: tuple[str | None, str | None]
     logprobs: tuple[tuple[float, float], tuple[float, float]] | None
     credit: float
-    score_gap: float
+    scores: tuple[float, float]
     too_long: bool = False
+
+    @property
+    def score_gap(self) -> float:
+        return self.scores[0] - self.scores[1]
+
+    def row(self) -> dict:
+        """The judgment as a row of the run's `judgments` table."""
+        (a1, b1), (a2, b2) = self.logprobs or ((None, None), (None, None))
+        return {"verdict_chosen_a": self.verdicts[0], "verdict_chosen_b": self.verdicts[1],
+                "text_chosen_a": self.texts[0], "text_chosen_b": self.texts[1], "logp_a_chosen_a": a1,
+                "logp_b_chosen_a": b1, "logp_a_chosen_b": a2, "logp_b_chosen_b": b2, "credit": self.credit,
+                "too_long": self.too_long}
 
 
 class Judge:
@@ -159,18 +176,17 @@ class Judge:
         flat = [ids for i in fits for ids in prompts[i]]
         logprobs = self.letter_logprobs(flat, max_tokens=max_tokens)
         texts = [self.generate(ids) for ids in flat] if self.scoring == "generate" else [None] * len(flat)
-        judged: list[Judgment] = [Judgment((None, None), (None, None), None, 0.5, 0.0, True)] * len(pairs)
+        judged: list[Judgment] = [Judgment((None, None), (None, None), None, 0.5, (0.0, 0.0), True)] * len(pairs)
         for k, i in enumerate(fits):
             (a1, b1), (a2, b2) = logprobs[2 * k], logprobs[2 * k + 1]
             if self.scoring == "generate":
                 first, second = (verdict(t) for t in texts[2 * k:2 * k + 2])
-                votes = (first == "A") + (second == "B") - (first == "B") - (second == "A")
-                gap = votes / 2
+                scores = (((first == "A") + (second == "B")) / 2, ((first == "B") + (second == "A")) / 2)
             else:
                 first, second = _likelier(a1, b1), _likelier(a2, b2)
-                gap = ((a1 - b1) + (b2 - a2)) / 2
+                scores = ((a1 + b2) / 2, (b1 + a2) / 2)
             judged[i] = Judgment((texts[2 * k], texts[2 * k + 1]), (first, second), ((a1, b1), (a2, b2)),
-                                 pair_credit(first, second), gap)
+                                 pair_credit(first, second), scores)
         return judged
 
     def prompt(self, question: str | list[dict], answer_a: str, answer_b: str) -> list[int] | None:
@@ -229,3 +245,17 @@ class Judge:
 
 def _likelier(a: float, b: float) -> str | None:
     return "A" if a > b else "B" if b > a else None
+
+
+def judge_tables(run: Run, examples: list[Example], judge: Judge, fmt: str, contaminated: list[str] | None = None
+                 ) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """A judge's run on a pairwise set (RewardBench v1 format, custom subsets too): the scores and summary tables
+    as a scorer's (`result_tables`, with the judge's credits) and its `judgments` (both orders of every pair)."""
+    if fmt == "rewardbench2":
+        raise InputError("a judge scores pairwise sets (RewardBench v1 format); RewardBench 2 sets need its rating "
+                         "prompt, not built yet", field="--judge")
+    judged = judge.judge([(e.prompt, e.chosen[0], e.rejected[0]) for e in examples])
+    scores, summary = result_tables(run, examples, [([j.scores[0]], [j.scores[1]]) for j in judged], fmt,
+                                    contaminated, credits=[j.credit for j in judged])
+    rows = [run.provenance() | {"example_id": e.example_id} | j.row() for e, j in zip(examples, judged, strict=True)]
+    return scores, summary, pa.Table.from_pylist(rows)

@@ -13,31 +13,35 @@ import pyarrow as pa
 from prefpipe.calibration import expected_calibration_error
 from prefpipe.evalsets import Example
 from prefpipe.lake import Run
-from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_scores, section_of
+from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_credit, pairwise_scores, section_of
 from prefpipe.scoring import Scores
 
 
 def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str,
-                  contaminated: list[str] | None = None) -> tuple[pa.Table, pa.Table]:
+                  contaminated: list[str] | None = None, credits: list[float] | None = None
+                  ) -> tuple[pa.Table, pa.Table]:
     """Per-example rows and summary rows (subset, section, score) of one model on one evaluation set; with
     CONTAMINATED (the examples its training data matched), their count and share, and the sections and scores
-    over the other examples (level `decontaminated`)."""
+    over the other examples (level `decontaminated`). CREDITS: each example's credit where the scorer gives its
+    own (a generative judge's, on a pairwise set); by default RewardBench's from the scores."""
+    credits = credits or [best_of_n_credit(c, r) if fmt == "rewardbench2" else pairwise_credit(c[0], r[0])
+                          for c, r in scores]
     rows = []
-    for e, (chosen, rejected) in zip(examples, scores, strict=True):
-        credit = best_of_n_credit(chosen, rejected) if fmt == "rewardbench2" else float(chosen[0] > rejected[0])
+    for e, (chosen, rejected), credit in zip(examples, scores, credits, strict=True):
         rows.append({"example_id": e.example_id, "subset": e.subset, "section": section_of(e.subset),
                      "chosen_scores": chosen, "rejected_scores": rejected,
                      "score_gap": max(chosen) - max(rejected), "credit": credit,
                      "chosen_chars": max(map(len, e.chosen)), "rejected_chars": max(map(len, e.rejected))})
-    summary = summarise(examples, scores, fmt)
+    summary = summarise(examples, scores, fmt, credits)
     if contaminated is not None:
         matched = set(contaminated)
-        clean = [(e, s) for e, s in zip(examples, scores, strict=True) if e.example_id not in matched]
+        clean = [(e, s, c) for e, s, c in zip(examples, scores, credits, strict=True) if e.example_id not in matched]
         summary += [("contamination", "contaminated_examples", float(len(examples) - len(clean))),
                     ("contamination", "contaminated_share", (len(examples) - len(clean)) / len(examples))]
         if clean:
-            summary += [("decontaminated", name, value) for level, name, value in
-                        summarise([e for e, _ in clean], [s for _, s in clean], fmt) if level in ("section", "score")]
+            kept = [list(column) for column in zip(*clean, strict=True)]
+            summary += [("decontaminated", name, value) for level, name, value in summarise(*kept[:2], fmt, kept[2])
+                        if level in ("section", "score")]
     summary += diagnostics(rows)
     counts = Counter(r["subset"] for r in rows)
     provenance = run.provenance()
@@ -48,12 +52,14 @@ def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str,
     return pa.Table.from_pylist([provenance | r for r in rows]), pa.Table.from_pylist(summary_rows)
 
 
-def summarise(examples: list[Example], scores: Scores, fmt: str) -> list[tuple[str, str, float]]:
-    """RewardBench's summary: (level, name, value) of the subsets, sections and final scores."""
+def summarise(examples: list[Example], scores: Scores, fmt: str, credits: list[float]
+              ) -> list[tuple[str, str, float]]:
+    """RewardBench's summary: (level, name, value) of the subsets, sections and final scores (CREDITS: each
+    pairwise example's)."""
     if fmt == "rewardbench2":
         got = best_of_n_scores([(e.subset, e.example_id, c, r) for e, (c, r) in zip(examples, scores, strict=True)])
         return [("subset", s, v) for s, v in got["subsets"].items()] + [("score", "score", got["score"])]
-    got = pairwise_scores([(e.subset, c[0], r[0]) for e, (c, r) in zip(examples, scores, strict=True)])
+    got = pairwise_scores([(e.subset, credit) for e, credit in zip(examples, credits, strict=True)])
     return ([("subset", s, v["accuracy"]) for s, v in got["subsets"].items()]
             + [("section", s, v) for s, v in got["sections"].items() if v is not None]
             + [("score", k, got[k]) for k in ("score", "score_with_prior_sets")])

@@ -38,13 +38,20 @@ def section_of(subset: str) -> str:
     return "Prior Sets" if subset in v1["prior_sets"] else "custom"
 
 
-def pairwise_scores(results: list[tuple[str, float, float]]) -> dict:
-    """RewardBench v1 from (subset, r(chosen), r(rejected)) rows: subsets, sections and the two scores.
+def pairwise_credit(chosen: float, rejected: float) -> float:
+    """A scorer's credit on a pair, as RewardBench's run_rm.py counts it: 1 when r(chosen) > r(rejected); a tie is
+    wrong. (A generative judge's credit is its own: prefpipe.judges.pair_credit.)"""
+    return float(chosen > rejected)
+
+
+def pairwise_scores(results: list[tuple[str, float]]) -> dict:
+    """RewardBench v1 from (subset, credit) rows (`pairwise_credit`, or a judge's 1, 0.5 or 0): subsets, sections
+    and the two scores.
 
     A section or score is None when a part of it is missing (RewardBench would count it as 0)."""
-    right: dict[str, list[bool]] = defaultdict(list)
-    for subset, chosen, rejected in results:
-        right[subset].append(chosen > rejected)
+    right: dict[str, list[float]] = defaultdict(list)
+    for subset, credit in results:
+        right[subset].append(credit)
     subsets = {s: {"examples": len(v), "accuracy": sum(v) / len(v)} for s, v in sorted(right.items())}
     counts = table()["rewardbench"]["example_counts"]
     sections: dict[str, float | None] = {}

@@ -186,3 +186,31 @@ def test_bad_judges_fail_in_one_line(tmp_path, judge_dir):
         with pytest.raises(InputError) as e:
             Judge(*args, **options)
         assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_judges_run_has_the_tables_of_a_scorers_with_its_credits_and_both_orders(judge_dir, tmp_path):
+    from datetime import date
+
+    from helpers import LLMBAR
+
+    from prefpipe.evalsets import read_evalset
+    from prefpipe.judges import judge_tables
+    from prefpipe.lake import Run
+
+    examples = read_evalset(LLMBAR)[:20]
+    run = Run("r1", date(2026, 12, 6), "judge", "hash", "llmbar", "sethash", "v")
+    judge = Judge(judge_dir)
+    handle = force(judge, lambda ids: "A")
+    try:
+        scores, summary, judgments = judge_tables(run, examples, judge, "rewardbench", contaminated=[])
+    finally:
+        handle.remove()
+    assert judgments.num_rows == 20 and set(judgments.column("credit").to_pylist()) == {0.5}
+    assert set(judgments.column("verdict_chosen_a").to_pylist()) == set(judgments.column("verdict_chosen_b")
+                                                                         .to_pylist()) == {"A"}
+    assert judgments.column("example_id").to_pylist() == [e.example_id for e in examples]
+    assert set(scores.column("credit").to_pylist()) == {0.5} and set(scores.column("score_gap").to_pylist()) == {0.0}
+    subsets = {r["name"]: r["value"] for r in summary.to_pylist() if r["level"] == "subset"}
+    assert subsets and set(subsets.values()) == {0.5}  # a tie is half, for a judge
+    with pytest.raises(InputError, match="RewardBench 2 sets need its rating prompt"):
+        judge_tables(run, examples, judge, "rewardbench2")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from prefpipe.rewardbench import (
     best_of_n_credit,
     best_of_n_scores,
+    pairwise_credit,
     pairwise_scores,
     section_of,
     ties_problems,
@@ -20,8 +21,10 @@ from prefpipe.rewardbench import (
 )
 
 
-def rows(subset: str, right: int, wrong: int, ties: int = 0) -> list[tuple[str, float, float]]:
-    return [(subset, 1.0, 0.0)] * right + [(subset, 0.0, 1.0)] * wrong + [(subset, 0.5, 0.5)] * ties
+def rows(subset: str, right: int, wrong: int, ties: int = 0) -> list[tuple[str, float]]:
+    """(subset, credit) rows of a classifier's pairs: RIGHT, WRONG and TIES (equal rewards)."""
+    scores = [(1.0, 0.0)] * right + [(0.0, 1.0)] * wrong + [(0.5, 0.5)] * ties
+    return [(subset, pairwise_credit(c, r)) for c, r in scores]
 
 
 def test_strict_accuracy_section_weights_and_both_final_scores():
@@ -55,6 +58,12 @@ def test_safety_weighs_xstest_as_rewardbench_does_today():
     assert pairwise_scores(results)["sections"]["Safety"] == pytest.approx(safety)
     swapped = (0.9 * 100 + 0.5 * 250 + 0.75 * 154 + 0.0 * 136) / 640  # the stale table gave this
     assert abs(safety - swapped) > 0.01
+
+
+def test_a_judges_tie_counts_half_where_a_classifiers_tie_counts_nothing():
+    judge = pairwise_scores([("alpacaeval-easy", 1.0), ("alpacaeval-easy", 0.5), ("alpacaeval-easy", 0.0)])
+    assert judge["subsets"]["alpacaeval-easy"]["accuracy"] == 0.5
+    assert pairwise_scores(rows("alpacaeval-easy", 1, 1, ties=1))["subsets"]["alpacaeval-easy"]["accuracy"] == 1 / 3
 
 
 def test_missing_sections_give_no_final_score():
