@@ -16,7 +16,8 @@ demo: $(VENV)/installed
 
 test: $(VENV)/installed browser  # lint first, so that CI catches it; three workers on two cores: many tests wait on servers and subprocesses
 	$(VENV)/bin/ruff check prefpipe flows tasks tests benchmarks
-	$(PY) -m pytest -n 3 --dist loadgroup
+	# idle torch threads sleep rather than spin: three workers on two cores would burn a core spinning
+	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n 3 --dist loadgroup
 
 test-fast: $(VENV)/installed  # without the integration tests marked slow (Prefect servers, subprocesses)
 	$(PY) -m pytest -m "not slow"

@@ -7,7 +7,7 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import LLMBAR
+from helpers import LLMBAR, first_rows
 from transformers import AutoModelForCausalLM
 
 from prefpipe.dpo import ImplicitReward
@@ -60,12 +60,13 @@ def test_a_dpo_policy_is_registered_with_its_reference_and_lands_in_the_lake(pai
     policy, reference = pair
     add_model(wh, policy, "dpo", reference=reference)
     assert active_models(wh) == [("dpo", str(policy.resolve()), str(reference.resolve()))]
-    folder = evaluate_model(policy, "dpo", LLMBAR, "llmbar", tmp_path / "results", run_id="r1",
+    llmbar = first_rows(LLMBAR, 100, tmp_path / "llmbar.jsonl")
+    folder = evaluate_model(policy, "dpo", llmbar, "llmbar", tmp_path / "results", run_id="r1",
                            run_date=date(2026, 11, 28), reference=reference)
     scores = pq.read_table(folder / "scores.parquet").to_pylist()
-    assert len(scores) == 419 and {r["model_id"] for r in scores} == {"dpo"}
+    assert len(scores) == 100 and {r["model_id"] for r in scores} == {"dpo"}
     # another reference is another model: its results are not taken for these
-    assert evaluate_model(policy, "dpo", LLMBAR, "llmbar", tmp_path / "results", run_id="r2",
+    assert evaluate_model(policy, "dpo", llmbar, "llmbar", tmp_path / "results", run_id="r2",
                          reference=policy) is not None
 
     reward_model = tiny_reward_model(tmp_path / "rm")
