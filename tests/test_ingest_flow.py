@@ -39,7 +39,7 @@ def test_a_load_killed_midway_leaves_all_or_nothing_and_a_rerun_matches_a_clean_
         prefect_harness, tmp_path, settings_factory):
     from prefect.settings import PREFECT_API_URL
 
-    batch = synthetic_batch(tmp_path / "big.jsonl", 40_000, seed=3)
+    batch = synthetic_batch(tmp_path / "big.jsonl", 25_000, seed=3)  # its load lasts long enough to be killed
     clean = ingest_flow([str(batch)], settings=settings_factory(tmp_path / "clean"))[0]
     env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFPIPE_WAREHOUSE": str(tmp_path / "w.duckdb"),
            "PREFPIPE_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
