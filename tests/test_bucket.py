@@ -126,6 +126,7 @@ def test_httpfs_gets_the_standard_configuration_as_one_temporary_secret(s3, monk
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance metadata service to ask, here
     assert store.httpfs_secret() is None  # no credentials: fsspec reads (and says so if it cannot)
     installed = duckdb.connect().sql("SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "it's")
