@@ -103,8 +103,8 @@ def read_buckets(con: duckdb.DuckDBPyConnection) -> str:
     """Let CON read s3:// (before its sandbox is set): with DuckDB's httpfs extension where it is installed on
     this machine (README: "A lake in a bucket"), given a temporary secret from the standard AWS configuration;
     else through fsspec's s3fs, registered as a filesystem. Returns which."""
-    installed = con.sql("SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'").fetchall()
-    secret = httpfs_secret() if installed == [(True,)] else None
+    [(installed,)] = con.execute(sql("analyst/httpfs_installed.sql")).fetchall()
+    secret = httpfs_secret() if installed else None
     if secret is None:
         con.register_filesystem(filesystem())
         return "fsspec"

@@ -67,9 +67,11 @@ def sweep_staging(folder: Path, older_than_s: float = STALE_STAGING_S) -> None:
             written = staging.stat().st_mtime
         except FileNotFoundError:  # its writer renamed it into place (or removed it) since the glob
             continue
-        if time.time() - written > older_than_s and staging.is_dir():
+        if time.time() - written <= older_than_s:
+            continue
+        if staging.is_dir():
             shutil.rmtree(staging, ignore_errors=True)
-        elif time.time() - written > older_than_s:
+        else:
             staging.unlink(missing_ok=True)
 
 

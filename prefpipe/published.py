@@ -73,13 +73,8 @@ def fetch(where: Bucket) -> Path:
     local.parent.mkdir(parents=True, exist_ok=True)
     sweep_staging(local.parent)  # what a killed fetch left
     staging = local.parent / f".staging-{uuid.uuid4().hex}"
-    staging.mkdir()
     try:
-        with store.lake_errors(where, "fetching"):
-            store.filesystem().get([f"{where.key}/{name}" for name in files], [str(staging / name) for name in files])
-        if not all(store.holds(staging / name, f) for name, f in files.items()):
-            raise store.LakeError(f"{where}: its bytes differ from its manifest (sha256): changed after it was "
-                                  "published")
+        store.get_checked(where, list(files.items()), staging, "its manifest")
         with suppress(OSError):  # another unit put its copy there first: the same bytes
             staging.rename(local)
     finally:

@@ -321,16 +321,7 @@ def mirror_runs(root: Bucket, runs: list[str], manifest: str) -> tuple[dict[str,
     sweep_staging(mirror)  # what a killed reader left
     staging = mirror / f".staging-{uuid.uuid4().hex}"  # of this reader: another may fetch the same runs now
     try:
-        if wanted:
-            for run, name, _ in wanted:
-                (staging / run / name).parent.mkdir(parents=True, exist_ok=True)
-            with lake_errors(root, "reading the runs' files"):
-                filesystem().get([f"{root.key}/{run}/{name}" for run, name, _ in wanted],
-                                 [str(staging / run / name) for run, name, _ in wanted])
-        for run, name, f in wanted:
-            if not holds(staging / run / name, f):
-                raise LakeError(f"{root / run}/{name}: its bytes differ from its run's manifest (sha256): the "
-                                "object was changed after the run was written")
+        get_checked(root, [(f"{run}/{name}", f) for run, name, f in wanted], staging, "its run's manifest")
         for run in read:
             if run in whole:
                 (staging / run).mkdir(parents=True, exist_ok=True)
@@ -340,6 +331,21 @@ def mirror_runs(root: Bucket, runs: list[str], manifest: str) -> tuple[dict[str,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return whole, broken
+
+
+def get_checked(root: Bucket, wanted: list[tuple[str, dict]], into: Path, manifest: str) -> None:
+    """Download each (path under ROOT, its entry in a manifest) of WANTED to the same path under INTO, and check
+    every file against its sha256: an object changed after it was written is refused in one line."""
+    if not wanted:
+        return
+    for name, _ in wanted:
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+    with lake_errors(root, "reading files"):
+        filesystem().get([f"{root.key}/{name}" for name, _ in wanted], [str(into / name) for name, _ in wanted])
+    for name, f in wanted:
+        if not holds(into / name, f):
+            raise LakeError(f"{root}/{name}: its bytes differ from {manifest} (sha256): the object was changed after "
+                            "it was written")
 
 
 def _place(staged: Path, final: Path, manifest: str) -> None:

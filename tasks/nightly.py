@@ -69,10 +69,11 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
 
 @task(cache_policy=NO_CACHE)
 def sweep_leftovers(settings: Settings) -> list[str]:
-    """In a bucket lake, remove the run folders (results, rewards, analyses) that killed writers left uncommitted
-    a day ago or more (one listing of every object of each root: it runs beside the units). On a disk each
-    writer sweeps its own staging folder."""
-    roots = {root: len(kind.levels) for kind in KINDS if isinstance(root := getattr(settings, kind.root), Bucket)}
+    """In a bucket lake, remove the run folders (results, rewards, analyses, table copies) that killed writers left
+    uncommitted a day ago or more (one listing of every object of each root: it runs beside the units). On a disk
+    each writer sweeps its own staging folder."""
+    depths = {getattr(settings, kind.root): len(kind.levels) for kind in KINDS} | {settings.tables: 1}
+    roots = {root: depth for root, depth in depths.items() if isinstance(root, Bucket)}
     swept = [root / folder for root, depth in roots.items() for folder in store.sweep(root, depth)]
     for folder in swept:
         print(f"removed {folder}: a run that was never committed, left a day ago or more")

@@ -101,7 +101,8 @@ def test_the_same_night_in_a_bucket_gives_the_same_scores_and_the_leaderboard_an
     assert max(abs(here[k] - there[k]) for k in here) <= 1e-12
     killed = "run_date=2026-11-20/run_id=20261120-killed"  # what killed writers of each kind of run left
     left = [f"{remote.results.key}/evalset=small/model=a/{killed}/scores.parquet",
-            f"{remote.rewards.key}/{killed}/rewards.parquet", f"{remote.analysis.key}/analysis=tilt/{killed}/x.png"]
+            f"{remote.rewards.key}/{killed}/rewards.parquet", f"{remote.analysis.key}/analysis=tilt/{killed}/x.png",
+            f"{remote.tables.key}/20261120T000000.000000Z/models.parquet"]
     for name in left:
         store.filesystem().pipe_file(name, b"what a killed writer left")
     monkeypatch.setattr(store, "STALE_STAGING_S", 0)  # as if a day old
