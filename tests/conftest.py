@@ -16,6 +16,10 @@ from prefpipe.warehouse import Warehouse
 # a command run in a subprocess without the test server starts its home's shared Prefect server: let it stop
 # soon after, rather than idle for a minute beside the other tests
 os.environ.setdefault("PREFPIPE_PREFECT_IDLE", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # three workers share two cores: one torch thread each, in-process
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
