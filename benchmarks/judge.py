@@ -61,14 +61,14 @@ def main() -> None:
     import torch
 
     from prefpipe.evalsets import read_evalset
-    from prefpipe.judges import Judge
+    from prefpipe.judges import Judge, JudgeSettings
     from prefpipe.synth import tiny_judge
 
     folder = tiny_judge(Path(tempfile.mkdtemp(prefix="prefpipe-judge-bench-")) / "judge", hidden=args.hidden,
                         layers=args.layers, positions=1024, vocab_size=50257, seed=0)  # GPT-2's vocabulary, context
     pairs = [(e.prompt, e.chosen[0], e.rejected[0]) for e in read_evalset(LLMBAR)[:args.examples]]
     judge = Judge(folder)
-    generator = Judge(folder, scoring="generate", max_new_tokens=args.new_tokens)
+    generator = Judge(folder, JudgeSettings(scoring="generate", max_new_tokens=args.new_tokens))
     judge.judge(pairs[:4]), loop(judge, pairs[:4])  # warm up
     times: dict[str, list[float]] = {"loop": [], "logprob": [], "generate": []}
     for _ in range(args.repeats):

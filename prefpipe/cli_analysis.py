@@ -234,8 +234,9 @@ def normalise(model_id: Annotated[str, typer.Argument(help="A registered reward 
     settings = Settings.from_env()
     with changing_warehouse(settings) as wh:
         source = model_record(wh, model_id)
-        if source["reference"]:
-            raise InputError("a DPO policy has no score head to normalise", file=model_id)
+        if source["kind"] != "classifier":
+            raise InputError(f"a {'DPO policy' if source['kind'] == 'dpo' else source['kind']} has no score head to "
+                             "normalise", file=model_id)
         check_free_name(wh.con, new, settings.models / new)  # before a model folder is written
         record = normalise_model(Path(source["path"]), settings.models / new, reference_items(wh, to), scale, to)
         register_normalised(wh, model_id, new, settings.models / new, record)

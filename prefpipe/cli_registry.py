@@ -96,25 +96,48 @@ def models(ctx: typer.Context, warehouse: WarehouseOpt = None) -> None:
 
 
 @models_app.command("add")
-def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequence-classification folder, or a "
-                                                  "DPO policy (a causal LM) with --reference.")],
+def models_add(path: Annotated[Path, typer.Argument(help="A Hugging Face sequence-classification folder, a DPO "
+                                                  "policy (a causal LM) with --reference, or a causal LM with a "
+                                                  "chat template with --judge.")],
                name: Annotated[str, typer.Option(help="The model id.")],
                reference: Annotated[Path | None, typer.Option(help="The DPO policy's reference causal LM: PATH is "
                                                               "scored by Σ log π − Σ log π_ref over the response."
                                                               )] = None,
+               judge: Annotated[bool, typer.Option("--judge", help="A generative judge: a causal LM prompted to "
+                                                   "choose between two answers (RewardBench's prompts), in both "
+                                                   "orders; on RewardBench 2 sets it rates each answer.")] = False,
+               judge_template: Annotated[str | None, typer.Option(help="The judge's prompts: rewardbench (default: "
+                                                                  "MT-Bench's pairwise judge, RewardBench 2's "
+                                                                  "rating prompt).")] = None,
+               judge_scoring: Annotated[str | None, typer.Option(help="logprob (default): the next-token "
+                                                                 "log-probabilities of A and B (of the ratings), one "
+                                                                 "forward pass, a continuous score; generate: greedy "
+                                                                 "decoding, the verdict parsed.")] = None,
+               max_new_tokens: Annotated[int | None, typer.Option(help="The most tokens a judge generates (generate "
+                                                                  "scoring; default 512).")] = None,
                replace: Annotated[bool, typer.Option("--replace", help="Replace the model registered under this "
                                                      "id (and its training record).")] = False,
                publish: PublishOpt = False,
                warehouse: WarehouseOpt = None, lake: LakeOpt = None) -> None:
     """Register a model trained elsewhere (active for the nightly evaluation)."""
+    from prefpipe.judges import JudgeSettings
     from prefpipe.published import publish_model
     from prefpipe.registry import add_model
 
     check_name(name)
     settings = _publishing(Settings.from_env(warehouse=warehouse, lake=lake), publish)
+    options = {"--judge-template": ("template", judge_template), "--judge-scoring": ("scoring", judge_scoring),
+               "--max-new-tokens": ("max_new_tokens", max_new_tokens)}
+    given = {key: value for key, value in options.values() if value is not None}
+    if given and not judge:
+        flag = next(flag for flag, (_, value) in options.items() if value is not None)
+        raise InputError("applies to a generative judge only: add --judge", field=flag)
+    judging = JudgeSettings(**given) if judge else None
     with changing_warehouse(settings) as wh:
-        add_model(wh, path, name, reference, replace=replace)
-    kind = f"DPO policy against {reference}" if reference else "reward model"
+        add_model(wh, path, name, reference, judge=judging, replace=replace)
+    kind = (f"DPO policy against {reference}" if reference else f"generative judge: {judging.template} template, "
+            f"{judging.scoring}" + (f", at most {judging.max_new_tokens} new tokens" if judging.scoring == "generate"
+                                    else "") if judging else "reward model")
     typer.echo(f"{name}: registered ({path}, {kind}), active")
     for folder in (path, reference) if publish else ():
         if folder is not None:

@@ -30,6 +30,9 @@ class Example:
     rejected: tuple[str, ...]
 
 
+Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
+
+
 def read_evalset(path: Path | str, fmt: str = "auto") -> list[Example]:
     """The examples of PATH; any bad row fails with its file, line, field and reason."""
     return read_evalset_format(path, fmt)[1]

@@ -18,12 +18,13 @@ import numpy as np
 import pyarrow as pa
 
 from prefpipe.config import Combination
-from prefpipe.evalsets import Example, read_evalset_format
+from prefpipe.evalsets import Example, Scores, read_evalset_format
 from prefpipe.files import content_hash, folder_hash
+from prefpipe.judges import Judge, JudgeSettings, judge_tables
 from prefpipe.lake import Run, samples_cache, unit_lock, write_results, written_at
 from prefpipe.results import result_tables
 from prefpipe.sampling import reference_samples
-from prefpipe.scoring import Scores, score_distinct, score_items, scorer
+from prefpipe.scoring import score_distinct, score_items, scorer
 from prefpipe.store import Location
 from prefpipe.tables import prompt_json, warehouse_responses
 from prefpipe.transforms import combination
@@ -32,21 +33,32 @@ from prefpipe.versions import code_version
 
 def evaluate_model(model_dir: Path, model_id: str, evalset_path: Path, evalset: str, results: Location, *,
                    run_id: str, run_date: date | None = None, force: bool = False, fmt: str = "auto",
-                   reference: Path | None = None, device: str = "cpu", started: float | None = None,
-                   contaminated: list[str] | None = None) -> Location | None:
+                   reference: Path | None = None, judge: JudgeSettings | None = None, device: str = "cpu",
+                   started: float | None = None, contaminated: list[str] | None = None) -> Location | None:
     """Score one model on one evaluation set and write the run folder; None when these results exist
     (same model, set and code version), or with `force` when a concurrent run wrote them after STARTED
-    (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward. CONTAMINATED:
-    the examples that its training data matched (None: not known), summarised and left out of a second score."""
+    (default: now). With REFERENCE, MODEL_DIR is a DPO policy, scored by its implicit reward; with JUDGE, a
+    generative judge (prefpipe.judges), its judgments written beside the scores. CONTAMINATED: the examples that
+    its training data matched (None: not known), summarised and left out of a second score."""
     model_hash = folder_hash(model_dir)
     if reference is not None:  # the policy and its reference: a change to either is another model
         model_hash = hashlib.sha256(f"{model_hash}:{folder_hash(reference)}".encode()).hexdigest()
+    if judge is not None:  # the judge's settings: another template or scoring is another judge
+        model_hash = hashlib.sha256(f"{model_hash}:{judge.as_json()}".encode()).hexdigest()
+    kind = "judge" if judge is not None else "dpo" if reference is not None else "classifier"
     fmt, examples = read_evalset_format(evalset_path, fmt)
     run = Run(run_id, run_date or date.today(), model_id, model_hash, evalset, content_hash(evalset_path),
-              code_version())
-    return _write_once(results, run, force, started, lambda: write_results(
-        results, run, *result_tables(run, examples, score_distinct(examples, scorer(model_dir, reference, device)),
-                                     fmt, contaminated), forced=force))
+              code_version(), kind)
+
+    def write() -> Location | None:
+        if judge is not None:
+            scores, summary, judgments = judge_tables(run, examples, Judge(model_dir, judge, device=device), fmt,
+                                                      contaminated)
+            return write_results(results, run, scores, summary, judgments=judgments, forced=force)
+        scores = score_distinct(examples, scorer(model_dir, reference, device))
+        return write_results(results, run, *result_tables(run, examples, scores, fmt, contaminated), forced=force)
+
+    return _write_once(results, run, force, started, write)
 
 
 def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | None]], evalset_path: Path,
@@ -60,7 +72,7 @@ def evaluate_combo(combo: Combination, components: dict[str, tuple[Path, Path | 
     `samples` the reference LM's samples (cached in the lake: `lake.samples_cache`)."""
     fmt, examples = read_evalset_format(evalset_path, fmt)
     run = Run(run_id, run_date or date.today(), combo.name, combo_state(combo, components), evalset,
-              content_hash(evalset_path), code_version())
+              content_hash(evalset_path), code_version(), "combination")
 
     def write() -> Path:
         scores, references = _combo_scores(combo, components, examples, results, tables, device)

@@ -20,13 +20,25 @@ How a pair is scored:
   computed as in `logprob` and stored beside it. The score gap is (votes for chosen - votes for the other) / 2.
 - A prompt that does not fit the model's context even with both answers cut to nothing is not judged: a
   tie (0.5), counted (`too_long`), as rewardbench counts a judge's error.
+
+RewardBench 2 sets (rewardbench 0.1.4, scripts/run_generative_v2.py with `--score_w_ratings`, and
+rewardbench/generative_v2.py `_get_single_rating`): each answer is rated on its own, the rating prompt as the only
+(user) message (`ratings_prompt_ties` in the Ties subset); an unreadable rating is -1. The ratings are the answers'
+scores: the best-of-n credit (prefpipe.rewardbench) splits a tie at the top as upstream does, 0.25 when all four
+are -1, and the Ties subset is scored from them by its own formula, as upstream returns its ratings to it.
+- `generate`: the rating is read from the greedy text.
+- `logprob`: the expected rating under the next-token distribution over the rating tokens ("1" ... "10", those the
+  tokenizer reads as one token), renormalised, right after the prompt: a continuous score (as G-Eval reads a
+  judge's score), which is also a judge's reward of one completion (`rewards score`, `analyse tilt`, combinations).
+- An answer whose prompt does not fit is rated -1, counted (`too_long`).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,6 +85,7 @@ RATING_USER_TIES = _RATING.format(factors="and accuracy of the response, but nee
                                           "detail")
 VERDICT_OPENING = "[["  # of "[[A]]": the logprob mode reads the letter that follows it
 LETTERS = ("A", "B")
+RATINGS = tuple(str(k) for k in range(1, 11))
 SCORINGS = ("logprob", "generate")
 
 
@@ -94,6 +107,47 @@ def template(name: str) -> Template:
     return TEMPLATES[name]
 
 
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How a judge is prompted and read: its template, its scoring (logprob | generate) and, for generate, the
+    most new tokens. The registry keeps them (models.judge); they are part of the judge's model hash."""
+
+    template: str = "rewardbench"
+    scoring: str = "logprob"
+    max_new_tokens: int = 512
+
+    def __post_init__(self) -> None:
+        template(self.template)
+        if self.scoring not in SCORINGS:
+            raise InputError(f"must be one of {', '.join(SCORINGS)}, got {self.scoring!r}", field="--judge-scoring")
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise InputError(f"must be a whole number of at least 1, got {self.max_new_tokens!r}",
+                             field="--max-new-tokens")
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> JudgeSettings | None:
+        return None if text is None else cls(**json.loads(text))
+
+
+def check_judge(path: Path | str, settings: JudgeSettings, field: str = "PATH"):
+    """PATH's tokenizer, with the token ids of "A", "B" and the ratings it reads as one token each; or a one-line
+    error unless PATH is a causal LM whose tokenizer has a chat template and reads A, B and 1-9 as one token each.
+    Loads no weights: the registry checks a judge with it before it records one."""
+    check_causal_lm(path, field, "judges")
+    tokenizer = load_tokenizer(path)
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"the judge's tokenizer has no chat template; the {settings.template} template needs one "
+                         "(a system and a user message)", file=path, field=field)
+    single = {t: ids[0] for t in LETTERS + RATINGS if len(ids := tokenizer.encode(t, add_special_tokens=False)) == 1}
+    if any(t not in single for t in LETTERS + RATINGS[:9]) or single["A"] == single["B"]:
+        raise InputError("the judge's tokenizer must read A, B and the ratings 1-9 as one token each",
+                         file=path, field=field)
+    return tokenizer, [single[t] for t in LETTERS], {int(t): single[t] for t in RATINGS if t in single}
+
+
 def verdict(text: str) -> str | None:
     """The answer a judge's text picks, "A" or "B", or None (rewardbench's "error"): its `process_judgement`."""
     return "A" if "[[A]]" in text else "B" if "[[B]]" in text else None
@@ -110,6 +164,20 @@ def pair_credit(first: str | None, second: str | None) -> float:
     picked = (first == "A") + (second == "B")
     against = (first == "B") + (second == "A")
     return 1.0 if picked == 2 else 0.0 if against == 2 else 0.5
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One answer rated on its own: the judge's text (generate mode), its rating (1-10, -1 when unreadable or not
+    rated), the expected rating under the rating tokens' next-token distribution, and whether it did not fit."""
+
+    text: str | None
+    rating: int
+    expected: float
+    too_long: bool = False
+
+    def score(self, scoring: str) -> float:
+        return float(self.rating) if scoring == "generate" or self.too_long else self.expected
 
 
 @dataclass(frozen=True)
@@ -141,32 +209,20 @@ class Judgment:
 class Judge:
     """A local causal LM as a judge of (prompt, chosen, rejected) pairs."""
 
-    def __init__(self, path: Path | str, *, template_name: str = "rewardbench", scoring: str = "logprob",
-                 max_new_tokens: int = 512, device: str = "cpu", field: str = "PATH") -> None:
-        self.template = template(template_name)
-        if scoring not in SCORINGS:
-            raise InputError(f"must be one of {', '.join(SCORINGS)}, got {scoring!r}", field="--judge-scoring")
-        if max_new_tokens < 1:
-            raise InputError(f"must be at least 1, got {max_new_tokens}", field="--max-new-tokens")
-        check_causal_lm(path, field, "judges")
-        self.tokenizer = load_tokenizer(path)
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise InputError(f"the judge's tokenizer has no chat template; the {template_name} template needs one "
-                             "(a system and a user message)", file=path, field=field)
-        letters = [self.tokenizer.encode(letter, add_special_tokens=False) for letter in LETTERS]
-        if any(len(ids) != 1 for ids in letters) or letters[0] == letters[1]:
-            raise InputError("the judge's tokenizer must read A and B as one token each, two different ones",
-                             file=path, field=field)
-        self.letters = [ids[0] for ids in letters]
+    def __init__(self, path: Path | str, settings: JudgeSettings = JudgeSettings(), *, device: str = "cpu",
+                 field: str = "PATH") -> None:
+        self.settings, self.template = settings, template(settings.template)
+        self.tokenizer, self.letters, self.ratings = check_judge(path, settings, field)
         self.model, self.device = load_causal_lm(path).to(device), device
         self.model.generation_config = GenerationConfig()  # nothing inherited: `generate` states every setting
-        self.scoring, self.max_new_tokens = scoring, max_new_tokens
+        self.scoring, self.max_new_tokens = settings.scoring, settings.max_new_tokens
         self.trims = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
-    def room(self) -> int:
-        """The most prompt tokens: the model's positions less what the verdict needs after them."""
-        after = self.max_new_tokens if self.scoring == "generate" else len(self._ids(VERDICT_OPENING))
-        return (max_positions(self.model) or 1 << 30) - after
+    def room(self, after: str = VERDICT_OPENING) -> int:
+        """The most prompt tokens: the model's positions less what the judge's answer needs after them (AFTER, the
+        text read before the logprob mode's token)."""
+        need = self.max_new_tokens if self.scoring == "generate" else len(self._ids(after))
+        return (max_positions(self.model) or 1 << 30) - need
 
     def judge(self, pairs: list[tuple[str | list[dict], str, str]], *, max_tokens: int = SCORE_TOKENS
               ) -> list[Judgment]:
@@ -190,34 +246,56 @@ class Judge:
         return judged
 
     def prompt(self, question: str | list[dict], answer_a: str, answer_b: str) -> list[int] | None:
-        """The token ids of the judge's prompt (chat template, generation prompt), the answers cut from their ends
-        as far as needed to fit the model; None when even empty answers do not fit."""
+        """The token ids of the judge's pairwise prompt (chat template, generation prompt), the answers cut from
+        their ends as far as needed to fit the model; None when even empty answers do not fit."""
+        return self._fitted(question, [answer_a, answer_b], lambda q, a, b: [
+            {"role": "system", "content": self.template.system},
+            {"role": "user", "content": self.template.user.format(question=q, answer_a=a, answer_b=b)}])
+
+    def rating_prompt(self, question: str | list[dict], answer: str, ties: bool = False) -> list[int] | None:
+        """The token ids of RewardBench 2's rating prompt of one answer (the Ties subset's with TIES), as `prompt`
+        fits it; the rating prompt is the only message, as upstream sends it."""
+        user = RATING_USER_TIES if ties else RATING_USER
+        return self._fitted(question, [answer], lambda q, a: [
+            {"role": "user", "content": user.format(prompt=q, completion=a)}], after="")
+
+    def _fitted(self, question: str | list[dict], answers: list[str], messages, after: str = VERDICT_OPENING
+                ) -> list[int] | None:
         text = question if isinstance(question, str) else transcript(question)
-        ids, answers = self._ids(self._render(text, answer_a, answer_b)), None
-        while (over := len(ids) - self.room()) > 0:
-            answers = answers or [self._ids(answer_a), self._ids(answer_b)]
-            if not any(answers):
+        room, ids, cut = self.room(after), self._render(messages(text, *answers)), None
+        while (over := len(ids) - room) > 0:
+            cut = cut or [self._ids(a) for a in answers]
+            if not any(cut):
                 return None
-            longer = max(range(2), key=lambda j: len(answers[j]))  # the longer answer gives up tokens first
-            answers[longer] = answers[longer][:max(0, len(answers[longer]) - over)]
-            ids = self._ids(self._render(text, *(self.tokenizer.decode(a) for a in answers)))
+            longer = max(range(len(cut)), key=lambda j: len(cut[j]))  # the longer answer gives up tokens first
+            cut[longer] = cut[longer][:max(0, len(cut[longer]) - over)]
+            ids = self._render(messages(text, *(self.tokenizer.decode(a) for a in cut)))
         return ids
 
-    def _render(self, question: str, answer_a: str, answer_b: str) -> str:
-        messages = [{"role": "system", "content": self.template.system},
-                    {"role": "user", "content": self.template.user.format(question=question, answer_a=answer_a,
-                                                                          answer_b=answer_b)}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def _render(self, messages: list[dict]) -> list[int]:
+        return self._ids(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def letter_logprobs(self, prompts: list[list[int]], *, max_tokens: int = SCORE_TOKENS
                         ) -> list[tuple[float, float]]:
-        """(log p(A), log p(B)) of the token after each prompt and the verdict's opening, in batches sorted by
-        length and right-padded (a real position never attends to a pad: a value does not depend on its batch)."""
-        inputs = [ids + self._ids(VERDICT_OPENING) for ids in prompts]
-        out: list[tuple[float, float]] = [(0.0, 0.0)] * len(inputs)
+        """(log p(A), log p(B)) of the token after each prompt and the verdict's opening."""
+        opening = self._ids(VERDICT_OPENING)
+        return [tuple(row) for row in self.next_token_logprobs([ids + opening for ids in prompts], self.letters,
+                                                               max_tokens=max_tokens)]
+
+    def expected_ratings(self, prompts: list[list[int]], *, max_tokens: int = SCORE_TOKENS) -> list[float]:
+        """The expected rating after each prompt: sum of k p(k) over the rating tokens, renormalised."""
+        values = torch.tensor(list(self.ratings), dtype=torch.float64)
+        rows = self.next_token_logprobs(prompts, list(self.ratings.values()), max_tokens=max_tokens)
+        return [float((torch.tensor(row, dtype=torch.float64).softmax(-1) * values).sum()) for row in rows]
+
+    def next_token_logprobs(self, inputs: list[list[int]], tokens: list[int], *, max_tokens: int = SCORE_TOKENS
+                            ) -> list[list[float]]:
+        """The log-probabilities of TOKENS as the token after each of INPUTS, in batches sorted by length and
+        right-padded (a real position never attends to a pad: a value does not depend on its batch)."""
+        out: list[list[float]] = [[]] * len(inputs)
         with torch.inference_mode():
             for batch in length_batches([len(ids) for ids in inputs], max_tokens):
                 ids, mask = (t.to(self.device) for t in pad([inputs[i] for i in batch], self.tokenizer.pad_token_id))
@@ -229,9 +307,31 @@ class Judge:
                 else:
                     logits, column = self.model(input_ids=ids, attention_mask=mask).logits, last
                 rows = logits[torch.arange(len(batch), device=ids.device), column].float().log_softmax(-1)
-                for i, (a, b) in zip(batch, rows[:, self.letters].tolist(), strict=True):
-                    out[i] = (a, b)
+                for i, row in zip(batch, rows[:, tokens].tolist(), strict=True):
+                    out[i] = row
         return out
+
+    def rate(self, items: list[tuple[str | list[dict], str, bool]], *, max_tokens: int = SCORE_TOKENS
+             ) -> list[Rating]:
+        """Every (prompt, answer, Ties subset or not) rated on its own, in order."""
+        prompts = [self.rating_prompt(p, a, ties) for p, a, ties in items]
+        fits = [i for i, ids in enumerate(prompts) if ids is not None]
+        expected = self.expected_ratings([prompts[i] for i in fits], max_tokens=max_tokens)
+        rated = [Rating(None, -1, -1.0, True)] * len(items)
+        for i, value in zip(fits, expected, strict=True):
+            text = self.generate(prompts[i]) if self.scoring == "generate" else None
+            rated[i] = Rating(text, rating(text) if text is not None else -1, value)
+        return rated
+
+    def __call__(self, items: list[tuple[str | list[dict], str]]) -> list[float]:
+        """A scorer (prefpipe.scoring): each (prompt, response)'s expected rating, the logprob mode's reward of one
+        completion; -1 for one that does not fit."""
+        prompts = [self.rating_prompt(p, a) for p, a in items]
+        fits = [i for i, ids in enumerate(prompts) if ids is not None]
+        scores = [-1.0] * len(items)
+        for i, value in zip(fits, self.expected_ratings([prompts[i] for i in fits]), strict=True):
+            scores[i] = value
+        return scores
 
     def generate(self, prompt: list[int]) -> str:
         """The judge's greedy answer to one prompt (alone: no padding can change it)."""
@@ -249,11 +349,22 @@ def _likelier(a: float, b: float) -> str | None:
 
 def judge_tables(run: Run, examples: list[Example], judge: Judge, fmt: str, contaminated: list[str] | None = None
                  ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """A judge's run on a pairwise set (RewardBench v1 format, custom subsets too): the scores and summary tables
-    as a scorer's (`result_tables`, with the judge's credits) and its `judgments` (both orders of every pair)."""
+    """A judge's run on a set: the scores and summary tables as a scorer's (`result_tables`) and its `judgments`.
+    A pairwise set (RewardBench v1 format, custom subsets too): every pair judged in both orders, with the judge's
+    credits; a RewardBench 2 set: every answer rated, the ratings as scores, one judgment row per answer."""
     if fmt == "rewardbench2":
-        raise InputError("a judge scores pairwise sets (RewardBench v1 format); RewardBench 2 sets need its rating "
-                         "prompt, not built yet", field="--judge")
+        items = [(e, text, chosen) for e in examples for chosen, texts in ((True, e.chosen), (False, e.rejected))
+                 for text in texts]
+        rated = iter(judge.rate([(e.prompt, text, e.subset == "Ties") for e, text, _ in items]))
+        scores, rows = [], []
+        for e in examples:
+            chosen, rejected = [next(rated) for _ in e.chosen], [next(rated) for _ in e.rejected]
+            scores.append(([r.score(judge.scoring) for r in chosen], [r.score(judge.scoring) for r in rejected]))
+            rows += [{"example_id": e.example_id, "answer": k, "chosen": k < len(chosen), "text": r.text,
+                      "rating": r.rating, "expected_rating": r.expected, "too_long": r.too_long}
+                     for k, r in enumerate(chosen + rejected)]
+        return (*result_tables(run, examples, scores, fmt, contaminated),
+                pa.Table.from_pylist([run.provenance() | row for row in rows]))
     judged = judge.judge([(e.prompt, e.chosen[0], e.rejected[0]) for e in examples])
     scores, summary = result_tables(run, examples, [([j.scores[0]], [j.scores[1]]) for j in judged], fmt,
                                     contaminated, credits=[j.credit for j in judged])

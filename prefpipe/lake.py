@@ -117,6 +117,7 @@ class Run:
     evalset: str
     evalset_hash: str
     code_version: str
+    model_kind: str = "classifier"  # classifier | dpo | judge | combination
 
     def partition(self) -> str:
         return RESULTS.partition(evalset=self.evalset, model=self.model_id, run_date=self.run_date, run_id=self.run_id)
@@ -127,7 +128,7 @@ class Run:
 
     def provenance(self) -> dict:
         """The columns every result row carries, so that any row joins back to what made it."""
-        return {k: getattr(self, k) for k in ("run_id", "run_date", "model_id", "model_hash", "evalset",
+        return {k: getattr(self, k) for k in ("run_id", "run_date", "model_id", "model_kind", "model_hash", "evalset",
                                               "evalset_hash", "code_version")}
 
 

@@ -14,6 +14,7 @@ from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset_format
 from prefpipe.export import export_pairs
 from prefpipe.files import content_hash
+from prefpipe.judges import JudgeSettings, check_judge
 from prefpipe.model_files import is_causal_lm, model_config
 from prefpipe.settings import HELD_OUT
 from prefpipe.sql import sql
@@ -23,9 +24,10 @@ HEADLINE = ("accuracy", "log_loss", "ece", "pairs")
 
 
 def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snapshot: dict, metrics: dict,
-                   reference: Path | None = None, *, replace: bool = False) -> None:
-    """Add the model. An id that is registered already is refused, so that its training record (loss,
-    pairs, metrics, data hash) is never erased silently; REPLACE replaces it (a resumed run does)."""
+                   reference: Path | None = None, *, judge: JudgeSettings | None = None, replace: bool = False) -> None:
+    """Add the model (a DPO policy with REFERENCE, a generative judge with JUDGE, else a classifier). An id that
+    is registered already is refused, so that its training record (loss, pairs, metrics, data hash) is never
+    erased silently; REPLACE replaces it (a resumed run does)."""
     path = Path(path).resolve()
     with wh.transaction() as con:
         is_model, is_combo, held_path, loss, pairs = _names(con, model_id)
@@ -42,7 +44,8 @@ def register_model(wh: Warehouse, model_id: str, path: Path, config: dict, snaps
                     [model_id, str(path), config["base"], config["loss"], json.dumps(config),
                      snapshot["batch_ids"], snapshot["pairs"]["train"], snapshot["hash"], json.dumps(headline),
                      None if reference is None else str(Path(reference).resolve()),
-                     json.dumps(snapshot["excluded"]) if snapshot.get("excluded") else None])
+                     json.dumps(snapshot["excluded"]) if snapshot.get("excluded") else None,
+                     "judge" if judge else "dpo" if reference else "classifier", judge and judge.as_json()])
 
 
 def list_models(wh: Warehouse) -> tuple[list[str], list[tuple]]:
@@ -90,23 +93,29 @@ def latest_evalsets(wh: Warehouse, name: str | None = None) -> list[dict]:
 # -- models trained elsewhere ---------------------------------------------------------------------------
 
 def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None = None, *,
-              replace: bool = False) -> None:
-    """Register a model trained elsewhere (active): a Hugging Face sequence-classification folder, or a
-    DPO policy (a causal LM) with its REFERENCE, scored by its implicit reward. An id in use is refused
-    unless REPLACE."""
-    if reference is not None:
+              judge: JudgeSettings | None = None, replace: bool = False) -> None:
+    """Register a model trained elsewhere (active): a Hugging Face sequence-classification folder, a DPO policy
+    (a causal LM) with its REFERENCE, scored by its implicit reward, or a generative judge (a causal LM with a
+    chat template) with JUDGE's settings, checked as the nightly will load it (no weights read). An id in use is
+    refused unless REPLACE."""
+    if judge is not None and reference is not None:
+        raise InputError("a judge has no reference model; give --judge or --reference, not both", field="--judge")
+    if judge is not None:
+        check_judge(path, judge)
+    elif reference is not None:
         check_pair(path, reference)
     else:
         values = model_config(path)
         config = Path(path) / "config.json"
         if is_causal_lm(values):
-            raise InputError("a causal LM, not a reward model: to score a DPO policy, give its --reference",
-                             file=config)
+            raise InputError("a causal LM, not a reward model: to score a DPO policy, give its --reference; to "
+                             "score it as a generative judge, --judge", file=config)
         labels = len(values.get("id2label") or {"0": "score"})
         if labels != 1:
             raise InputError(f"a reward model has one output (num_labels 1), this one has {labels}", file=config)
     register_model(wh, model_id, path, {"base": str(Path(path).resolve()), "loss": "dpo" if reference else None},
-                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {}, reference, replace=replace)
+                   {"batch_ids": [], "pairs": {"train": None}, "hash": None}, {}, reference, judge=judge,
+                   replace=replace)
 
 
 def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
@@ -116,24 +125,23 @@ def set_active(wh: Warehouse, model_id: str, active: bool) -> None:
         con.execute(sql("registry/set_active.sql"), [model_id, active])
 
 
-def active_models(wh: Warehouse) -> list[tuple[str, str, str | None]]:
-    """(model id, folder, reference folder of a DPO policy or None) of every active model."""
-    return wh.con.execute(sql("registry/active_models.sql")).fetchall()
+def active_models(wh: Warehouse) -> list[tuple[str, str, str | None, JudgeSettings | None]]:
+    """(model id, folder, reference folder of a DPO policy or None, a judge's settings or None) of every active
+    model."""
+    return [(m, path, ref, JudgeSettings.from_json(judge))
+            for m, path, ref, judge in wh.con.execute(sql("registry/active_models.sql")).fetchall()]
 
 
 # -- combinations of models ---------------------------------------------------------------------------------
 
 def add_combo(wh: Warehouse, combo: Combination, *, replace: bool = False) -> None:
-    """Register COMBO (active): its models must be registered, and its name must not be a model's."""
+    """Register COMBO (active): its models must be registered and reward each completion (`model_folders`), and
+    its name must not be a model's."""
+    model_folders(wh, list(combo.models), file=combo.name)
     with wh.transaction() as con:
-        known = {m for (m,) in con.execute(sql("registry/model_ids.sql")).fetchall()}
-        if combo.name in known:
+        if _names(con, combo.name)[0]:
             raise InputError("a model has this name; a combination is scored under its own", field="NAME",
                              file=combo.name)
-        missing = [m for m in combo.models if m not in known]
-        if missing:
-            raise InputError(f"no such model in the registry: {', '.join(missing)} (see `prefpipe models`)",
-                             field="--model", file=combo.name)
         if _names(con, combo.name)[1] and not replace:
             raise InputError("already registered; pass --replace to replace it", field="NAME", file=combo.name)
         con.execute(sql("registry/delete_combo.sql"), [combo.name])
@@ -149,15 +157,21 @@ def combos(wh: Warehouse, name: str | None = None, active_only: bool = False) ->
     return [Combination.from_row(dict(zip(columns, row, strict=True))) for row in rows]
 
 
-def model_folders(wh: Warehouse, model_ids: list[str]) -> dict[str, tuple[Path, Path | None]]:
-    """(folder, DPO reference or None) of each model of MODEL_IDS."""
-    found = {m: (Path(path), Path(ref) if ref else None) for m, path, ref in wh.con.execute(
-        sql("registry/model_folders.sql"), [model_ids]).fetchall()}
-    missing = [m for m in model_ids if m not in found]
+def model_folders(wh: Warehouse, model_ids: list[str], file: str | None = None
+                  ) -> dict[str, tuple[Path, Path | None]]:
+    """(folder, DPO reference or None) of each model of MODEL_IDS, which reward each completion (a judge by its
+    expected rating: `prefpipe.scoring.scorer`); a judge that scores by generation gives no such reward."""
+    rows = wh.con.execute(sql("registry/model_folders.sql"), [model_ids]).fetchall()
+    missing = [m for m in model_ids if m not in {row[0] for row in rows}]
     if missing:
         raise InputError(f"no such model in the registry: {', '.join(missing)} (see `prefpipe models`)",
-                         field="--model")
-    return found
+                         field="--model", file=file)
+    for model_id, _, _, judge in rows:
+        if (settings := JudgeSettings.from_json(judge)) is not None and settings.scoring != "logprob":
+            raise InputError("a judge that scores by generation gives no reward of one completion; register the "
+                             "folder again with --judge-scoring logprob (under another --name)", field="--model",
+                             file=model_id)
+    return {m: (Path(path), Path(ref) if ref else None) for m, path, ref, _ in rows}
 
 
 def register_normalised(wh: Warehouse, source_id: str, model_id: str, path: Path, record: dict) -> None:

@@ -11,10 +11,9 @@ from collections import Counter
 import pyarrow as pa
 
 from prefpipe.calibration import expected_calibration_error
-from prefpipe.evalsets import Example
+from prefpipe.evalsets import Example, Scores
 from prefpipe.lake import Run
 from prefpipe.rewardbench import best_of_n_credit, best_of_n_scores, pairwise_credit, pairwise_scores, section_of
-from prefpipe.scoring import Scores
 
 
 def result_tables(run: Run, examples: list[Example], scores: Scores, fmt: str,

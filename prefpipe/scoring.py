@@ -8,19 +8,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prefpipe.dpo import ImplicitReward
-from prefpipe.evalsets import Example
+from prefpipe.evalsets import Example, Scores
 from prefpipe.inputs import builder_for
+from prefpipe.judges import Judge
 from prefpipe.loading import load_reward_model, load_tokenizer
 from prefpipe.model import SCORE_TOKENS, score
+from prefpipe.model_files import is_causal_lm, model_config
 
-Scores = list[tuple[list[float], list[float]]]  # (chosen scores, rejected scores) per example
 Scorer = Callable[[list[tuple[str | list[dict], str]]], list[float]]  # rewards of (prompt, response) items
 
 
 def scorer(model_dir: Path, reference: Path | None, device: str = "cpu") -> Scorer:
-    """Rewards of (prompt, response) items: a reward model's, or a DPO policy's implicit reward."""
+    """Rewards of (prompt, response) items: a reward model's, a DPO policy's implicit reward, or a generative
+    judge's expected rating in logprob mode (a causal LM without a reference: the registry records no other,
+    and `registry.model_folders` refuses a judge that scores by generation)."""
     if reference is not None:
         return ImplicitReward(model_dir, reference, device)
+    if is_causal_lm(model_config(model_dir)):
+        return Judge(model_dir, device=device)
     return reward_scorer(load_reward_model(model_dir).to(device), load_tokenizer(model_dir), device=device)
 
 

@@ -18,6 +18,7 @@ from prefpipe import evaluation, published, registry, store, tables
 from prefpipe.analyst import analyst_connection
 from prefpipe.config import Combination
 from prefpipe.errors import PrefpipeError
+from prefpipe.judges import JudgeSettings
 from prefpipe.lake import KINDS
 from prefpipe.report import write_report
 from prefpipe.settings import Settings
@@ -30,14 +31,15 @@ from tasks import retry_unless_input_error
 
 @dataclass(frozen=True)
 class Contender:
-    """What the nightly scores on every set: a registered model (its folder, and a DPO policy's reference), or
-    a combination of models (COMBO, with each component's folders). CONTAMINATED: per set, the examples that
-    its training data matched (None: not known)."""
+    """What the nightly scores on every set: a registered model (its folder, and a DPO policy's reference or a
+    generative judge's settings), or a combination of models (COMBO, with each component's folders).
+    CONTAMINATED: per set, the examples that its training data matched (None: not known)."""
 
     id: str
     contaminated: dict[str, list[str]] | None
     path: str | None = None
     reference: str | None = None
+    judge: JudgeSettings | None = None
     combo: Combination | None = None
     components: dict[str, tuple[Path, Path | None]] | None = None
 
@@ -54,8 +56,8 @@ def read_registry(settings: Settings) -> tuple[list[Contender], list[dict]]:
     with Warehouse.open(settings) as wh:
         tables.publish_tables(wh.con, settings.tables)
         evalsets = registry.latest_evalsets(wh)
-        contenders = [Contender(model_id, model_contamination(wh.con, Path(path), evalsets), path, reference)
-                      for model_id, path, reference in registry.active_models(wh)]
+        contenders = [Contender(model_id, model_contamination(wh.con, Path(path), evalsets), path, reference, judge)
+                      for model_id, path, reference, judge in registry.active_models(wh)]
         for combo in registry.combos(wh, active_only=True):  # what any of its models trained on
             components = registry.model_folders(wh, list(combo.models))
             seen = [model_contamination(wh.con, folder, evalsets) for folder, _ in components.values()]
@@ -122,11 +124,17 @@ def score_unit(results: Location, contender: Contender, evalset: dict, run_id: s
             print(f"{contender.id} on {evalset['name']}: r_ref of each prompt and model from "
                   + ", ".join(f"{source} ({n})" for source, n in sorted(sources.items())))
     else:
-        reference = contender.reference
-        print(unit + (f" (DPO policy against {reference})" if reference else ""))
+        reference, judge = contender.reference, contender.judge
+        print(unit + (f" (DPO policy against {reference})" if reference else "")
+              + (f" (generative judge: {judge.template} template, {judge.scoring})" if judge else ""))
         folder = evaluation.evaluate_model(Path(contender.path), contender.id, Path(evalset["path"]),
-                                           evalset["name"], results,
+                                           evalset["name"], results, judge=judge,
                                            reference=None if reference is None else Path(reference), **run)
+        if folder is not None and judge is not None:
+            too_long = sum(read_table(folder / "judgments.parquet", columns=["too_long"]).column(0).to_pylist())
+            if too_long:
+                print(f"{contender.id} on {evalset['name']}: {too_long} prompt(s) too long for the judge's context "
+                      "even with the answers cut, scored as ties (judgments.parquet: too_long)")
     return "skipped (results exist for this model, set and code version)" if folder is None else str(folder)
 
 

@@ -95,7 +95,8 @@ def test_cli_evaluates_models_trained_elsewhere_on_an_empty_home(prefect_harness
     assert done.returncode == 0 and done.stdout.strip() == f"dpo: registered ({policy}, DPO policy against {reference}), active"
     done = run_cli("models", "add", str(policy), "--name", "no-reference", env=env)
     assert done.returncode == 1 and done.stderr.strip() == (
-        f"prefpipe: error: {policy / 'config.json'}: a causal LM, not a reward model: to score a DPO policy, give its --reference")
+        f"prefpipe: error: {policy / 'config.json'}: a causal LM, not a reward model: to score a DPO policy, give its --reference; to score it as a "
+        "generative judge, --judge")
     done = run_cli("models", "add", str(tmp_path / "gone"), "--name", "gone", env=env)
     assert done.stderr.strip() == f"prefpipe: error: {tmp_path / 'gone'}: no such model folder"
     done = run_cli("models", "add", str(folder), "--name", "dpo", env=env)  # the id is taken: its record is kept

@@ -59,7 +59,8 @@ def test_implicit_reward_equals_policy_minus_reference_log_probabilities_in_any_
 def test_a_dpo_policy_is_registered_with_its_reference_and_lands_in_the_lake(pair, wh, tmp_path):
     policy, reference = pair
     add_model(wh, policy, "dpo", reference=reference)
-    assert active_models(wh) == [("dpo", str(policy.resolve()), str(reference.resolve()))]
+    assert active_models(wh) == [("dpo", str(policy.resolve()), str(reference.resolve()), None)]
+    assert wh.con.execute("SELECT kind FROM models").fetchall() == [("dpo",)]
     llmbar = first_rows(LLMBAR, 100, tmp_path / "llmbar.jsonl")
     folder = evaluate_model(policy, "dpo", llmbar, "llmbar", tmp_path / "results", run_id="r1",
                            run_date=date(2026, 11, 28), reference=reference)

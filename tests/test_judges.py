@@ -12,7 +12,7 @@ import torch
 
 from prefpipe import judges
 from prefpipe.errors import InputError
-from prefpipe.judges import Judge, pair_credit, rating, verdict
+from prefpipe.judges import Judge, JudgeSettings, pair_credit, rating, verdict
 from prefpipe.synth import tiny_judge, tiny_reward_model
 
 WORDS = ["good", "bad", "the", "answer", "question", "about", "and", "of", "a", "very"]
@@ -91,11 +91,9 @@ def test_a_judgment_does_not_depend_on_its_batch(judge, pairs, max_tokens):
         assert a.verdicts == b.verdicts and a.score_gap == pytest.approx(b.score_gap, abs=1e-5)
 
 
-def force(judge: Judge, pick) -> torch.utils.hooks.RemovableHandle:
-    """A planted judge: a forward hook that makes the LM say what PICK(prompt ids) returns ("A" or "B"), as
-    "[[A]]" and the end when generating, and as the likelier letter after "[["."""
-    ids = {name: judge.tokenizer.convert_tokens_to_ids(name) for name in ("[[", "A", "B", "]]")}
-    eos = judge.tokenizer.eos_token_id
+def plant(judge: Judge, choose) -> torch.utils.hooks.RemovableHandle:
+    """A planted judge: a forward hook that makes the LM's next token CHOOSE(prompt ids, ids so far) at every
+    position read (the logprob modes' and each generation step's)."""
     prompts: dict[int, list[int]] = {}  # generation: each row's prompt, seen on its first step
 
     def hook(module, args, kwargs, output):
@@ -105,17 +103,33 @@ def force(judge: Judge, pick) -> torch.utils.hooks.RemovableHandle:
             seq = tokens[row, :length].tolist()
             if length > 1:
                 prompts[row] = seq
-            letter = ids[pick(prompts[row] if length == 1 else seq)]
-            after = {ids["[["]: letter, ids["A"]: ids["]]"], ids["B"]: ids["]]"], ids["]]"]: eos}
             keep = kwargs.get("logits_to_keep")  # the positions whose logits the model returned
             column = (int(torch.searchsorted(keep, torch.tensor(length - 1))) if isinstance(keep, torch.Tensor)
                       else length - 1 - (tokens.shape[1] - output.logits.shape[1]))
             logits = output.logits[row, column]
             logits.fill_(-30.0)
-            logits[after.get(seq[-1], ids["[["])] = 30.0
+            logits[choose(prompts[row] if length == 1 else seq, seq)] = 30.0
         return output
 
     return judge.model.register_forward_hook(hook, with_kwargs=True)
+
+
+def force(judge: Judge, pick) -> torch.utils.hooks.RemovableHandle:
+    """A planted pairwise judge: it says what PICK(prompt ids) returns ("A" or "B"), as "[[A]]" and the end when
+    generating, and as the likelier letter after "[["."""
+    ids = {name: judge.tokenizer.convert_tokens_to_ids(name) for name in ("[[", "A", "B", "]]")}
+    after = {ids["A"]: ids["]]"], ids["B"]: ids["]]"], ids["]]"]: judge.tokenizer.eos_token_id}
+    return plant(judge, lambda prompt, seq: ids[pick(prompt)] if seq[-1] == ids["[["] else after.get(seq[-1],
+                                                                                                        ids["[["]))
+
+
+def force_rating(judge: Judge, rate) -> torch.utils.hooks.RemovableHandle:
+    """A planted rating judge: it says RATE(prompt ids) (a digit 1-9, then the end), or "the" over and over when
+    that is None (no rating)."""
+    digits = set(judge.ratings.values())
+    word, eos = judge.tokenizer.convert_tokens_to_ids("the"), judge.tokenizer.eos_token_id
+    return plant(judge, lambda prompt, seq: eos if seq[-1] in digits else
+                 word if (r := rate(prompt)) is None else judge.ratings[r])
 
 
 def rb_pairs(n: int) -> list[tuple[str, str, str]]:
@@ -128,7 +142,7 @@ def rb_pairs(n: int) -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize("scoring", ["logprob", "generate"])
 def test_a_judge_that_always_says_a_scores_exactly_one_half(judge_dir, scoring):
-    judge = Judge(judge_dir, scoring=scoring, max_new_tokens=6)
+    judge = Judge(judge_dir, JudgeSettings(scoring=scoring, max_new_tokens=6))
     handle = force(judge, lambda ids: "A")
     try:
         out = judge.judge(rb_pairs(12))
@@ -158,7 +172,7 @@ def test_a_judge_that_picks_the_longer_answer_scores_what_a_length_oracle_scores
 
 
 def test_the_same_inputs_give_the_same_verdicts_twice_in_generate_mode(judge_dir):
-    judge = Judge(judge_dir, scoring="generate", max_new_tokens=5)
+    judge = Judge(judge_dir, JudgeSettings(scoring="generate", max_new_tokens=5))
     first, second = judge.judge(rb_pairs(3)), judge.judge(rb_pairs(3))
     assert first == second and all(None not in j.texts for j in first)
 
@@ -177,14 +191,14 @@ def test_answers_are_cut_to_fit_and_a_prompt_that_cannot_fit_is_a_counted_tie(tm
 def test_bad_judges_fail_in_one_line(tmp_path, judge_dir):
     classifier = tiny_reward_model(tmp_path / "rm")
     no_template = tiny_reward_model(tmp_path / "lm", "causal-lm")
-    cases = [((classifier,), {}, "judges are causal LMs; this folder holds"),
-             ((no_template,), {}, "the judge's tokenizer has no chat template; the rewardbench template needs one"),
-             ((judge_dir,), {"template_name": "mtbench"}, "unknown judge template 'mtbench'; known: rewardbench"),
-             ((judge_dir,), {"scoring": "vote"}, "must be one of logprob, generate, got 'vote'"),
-             ((judge_dir,), {"max_new_tokens": 0}, "must be at least 1, got 0")]
-    for args, options, message in cases:
+    cases = [(lambda: Judge(classifier), "judges are causal LMs; this folder holds"),
+             (lambda: Judge(no_template), "the judge's tokenizer has no chat template; the rewardbench template needs"),
+             (lambda: JudgeSettings(template="mtbench"), "unknown judge template 'mtbench'; known: rewardbench"),
+             (lambda: JudgeSettings(scoring="vote"), "must be one of logprob, generate, got 'vote'"),
+             (lambda: JudgeSettings(max_new_tokens=0), "must be a whole number of at least 1, got 0")]
+    for make, message in cases:
         with pytest.raises(InputError) as e:
-            Judge(*args, **options)
+            make()
         assert message in str(e.value) and "\n" not in str(e.value)
 
 
@@ -212,5 +226,155 @@ def test_a_judges_run_has_the_tables_of_a_scorers_with_its_credits_and_both_orde
     assert set(scores.column("credit").to_pylist()) == {0.5} and set(scores.column("score_gap").to_pylist()) == {0.0}
     subsets = {r["name"]: r["value"] for r in summary.to_pylist() if r["level"] == "subset"}
     assert subsets and set(subsets.values()) == {0.5}  # a tie is half, for a judge
-    with pytest.raises(InputError, match="RewardBench 2 sets need its rating prompt"):
-        judge_tables(run, examples, judge, "rewardbench2")
+
+
+def rb2_examples() -> list:
+    from prefpipe.evalsets import Example
+
+    answers = ["clear", "clear clear", "clear clear clear", "wrong", "very clear answer", "the answer", "wrong wrong"]
+    rows = [Example(f"f{i}", "Focus", f"question {i}", (answers[i % 7],), tuple(answers[(i + k) % 7] for k in (1, 2, 3)))
+            for i in range(6)]
+    ties = [Example("ref:1", "Ties", "name a colour", ("red",), ("a", "b")),
+            Example("tied:1", "Ties", "name a colour", ("red", "blue clear"), ("a",))]
+    return [*rows, Example("none", "Focus", "honest honest", ("clear",), ("wrong", "wrong", "wrong")), *ties]
+
+
+def test_rewardbench2_ratings_score_as_upstream_in_both_modes(judge_dir):
+    """Each answer rated alone with the rating prompt (the Ties one in Ties); the ratings are the scores, so the
+    credit is RewardBench 2's best-of-4 (ties at the top split; all four unreadable: 0.25)."""
+    from datetime import date
+
+    from prefpipe.judges import judge_tables
+    from prefpipe.lake import Run
+    from prefpipe.rewardbench import best_of_n_credit
+
+    examples = rb2_examples()
+    run = Run("r1", date(2026, 12, 6), "judge", "hash", "rb2", "sethash", "v", "judge")
+    for scoring in ("generate", "logprob"):
+        judge = Judge(judge_dir, JudgeSettings(scoring=scoring, max_new_tokens=4))
+        prompts = {tuple(judge.rating_prompt(e.prompt, t, ties=e.subset == "Ties")) for e in examples
+                   for t in e.chosen + e.rejected}
+        seen = set()
+
+        def rate(ids, judge=judge, seen=seen):
+            seen.add(tuple(ids))
+            text = judge.tokenizer.decode(ids)
+            return None if "honest" in text else min(9, 1 + text.count("clear"))
+
+        handle = force_rating(judge, rate)
+        try:
+            scores, summary, judgments = judge_tables(run, examples, judge, "rewardbench2")
+        finally:
+            handle.remove()
+        rows = judgments.to_pylist()
+        assert len(rows) == sum(len(e.chosen) + len(e.rejected) for e in examples)
+        unrated = -1.0 if scoring == "generate" else 5.0  # logprob: no digit likelier than another, the mean of 1-9
+        expected = {e.example_id: [unrated] * 4 if e.example_id == "none" else
+                    [float(min(9, 1 + t.count("clear"))) for t in e.chosen + e.rejected] for e in examples}
+        for row in scores.to_pylist():
+            got = row["chosen_scores"] + row["rejected_scores"]
+            want = expected[row["example_id"]]
+            assert got == pytest.approx(want, abs=1e-9), row["example_id"]
+            if row["subset"] != "Ties":
+                k = len(row["chosen_scores"])
+                assert row["credit"] == best_of_n_credit(want[:k], want[k:])
+        assert {r["example_id"]: r["credit"] for r in scores.to_pylist()}["none"] == 0.25
+        assert seen == prompts  # each answer alone, the Ties subset's with its own prompt
+        if scoring == "generate":
+            assert {r["rating"] for r in rows if r["example_id"] == "none"} == {-1}
+            assert all(r["text"] is not None for r in rows)
+        assert {r["level"] for r in summary.to_pylist()} >= {"subset", "score"}
+
+
+def test_the_expected_rating_is_a_hand_computation_and_a_scorer_of_completions(judge):
+    items = [("what is good ?", "good good answer"), ("a question", "bad")]
+    got = judge(items)
+    for (prompt, answer), value in zip(items, got, strict=True):
+        ids = torch.tensor([judge.rating_prompt(prompt, answer)])
+        with torch.inference_mode():
+            logits = judge.model(input_ids=ids).logits[0, -1].double()
+        ratings = sorted(judge.ratings)
+        p = logits[[judge.ratings[k] for k in ratings]].softmax(-1)
+        assert value == pytest.approx(float((p * torch.tensor(ratings, dtype=torch.float64)).sum()), abs=1e-5)
+        assert 1 <= value <= 9
+    assert judge(items[::-1]) == pytest.approx(got[::-1], abs=1e-6)  # its batch does not change a score
+
+
+def write_rb2(path):
+    import json
+
+    path.write_text("".join(json.dumps({"id": e.example_id, "prompt": e.prompt, "chosen": list(e.chosen),
+                                        "rejected": list(e.rejected), "subset": e.subset}) + "\n"
+                            for e in rb2_examples()))
+    return path
+
+
+@pytest.mark.slow
+def test_judges_and_classifiers_share_a_night_the_leaderboard_history_and_report(home, judge_dir, tmp_path):
+    """End to end: a logprob judge, a generate judge and two classifiers (and a combination of a classifier and the
+    logprob judge) on a RewardBench set and a RewardBench 2 set in one nightly; a rerun adds nothing; the logprob
+    judge rewards candidates for `rewards score` and `analyse tilt`; bad judges fail in one line, writing nothing."""
+    import json
+
+    import pyarrow.parquet as pq
+    from helpers import cli_ok, run_cli
+
+    from flows.nightly import nightly_flow
+
+    no_template = tiny_reward_model(tmp_path / "lm", "causal-lm")
+    out = cli_ok("models", "add", str(judge_dir), "--name", "judge", "--judge")
+    assert out.strip() == f"judge: registered ({judge_dir}, generative judge: rewardbench template, logprob), active"
+    out = cli_ok("models", "add", str(judge_dir), "--name", "judge-gen", "--judge", "--judge-scoring", "generate",
+                 "--max-new-tokens", "3")
+    assert "generative judge: rewardbench template, generate, at most 3 new tokens" in out
+    bad = [(("models", "add", str(judge_dir), "--name", "x", "--judge-scoring", "generate"),
+            "--judge-scoring: applies to a generative judge only: add --judge"),
+           (("models", "add", str(home.home.parent / "helpful"), "--name", "x", "--judge"),
+            "judges are causal LMs; this folder holds"),
+           (("models", "add", str(no_template), "--name", "x", "--judge"),
+            "the judge's tokenizer has no chat template"),
+           (("models", "add", str(judge_dir), "--name", "x", "--judge", "--judge-template", "mtbench"),
+            "--judge-template: unknown judge template 'mtbench'; known: rewardbench"),
+           (("models", "add", str(judge_dir), "--name", "x", "--judge", "--reference", str(judge_dir)),
+            "--judge: a judge has no reference model"),
+           (("models", "add", str(judge_dir), "--name", "x"), "to score it as a generative judge, --judge"),
+           (("combos", "add", "c", "--model", "helpful", "--model", "judge-gen"),
+            "judge-gen: --model: a judge that scores by generation gives no reward of one completion")]
+    for args, message in bad:
+        done = run_cli(*args)
+        assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
+            args, done.stderr)
+    cli_ok("combos", "add", "rm-and-judge", "--model", "helpful", "--model", "judge", "--min-references", "2")
+    cli_ok("evalset", "add", str(write_rb2(tmp_path / "rb2.jsonl")), "--name", "rb2")
+    listed = cli_ok("sql", "SELECT model_id, kind FROM models ORDER BY model_id", "--format", "csv")
+    assert listed.split() == ["model_id,kind", "harmless,classifier", "helpful,classifier", "judge,judge",
+                              "judge-gen,judge"]
+
+    first = nightly_flow(home)
+    kinds = {(r["model_id"], r["evalset"]): r["kind"] for r in first["leaderboard"]}
+    assert kinds == {(m, s): k for m, k in (("helpful", "classifier"), ("harmless", "classifier"), ("judge", "judge"),
+                                            ("judge-gen", "judge"), ("rm-and-judge", "combination"))
+                     for s in ("small", "rb2")}
+    for model, scoring in (("judge", "logprob"), ("judge-gen", "generate")):
+        [pairwise] = home.results.glob(f"evalset=small/model={model}/*/*/judgments.parquet")
+        rows = pq.read_table(pairwise).to_pylist()
+        assert len(rows) == 20 and all(r["logp_a_chosen_a"] is not None for r in rows if not r["too_long"])
+        assert all((r["text_chosen_a"] is not None) == (scoring == "generate") for r in rows)
+        [rated] = home.results.glob(f"evalset=rb2/model={model}/*/*/judgments.parquet")
+        assert pq.read_table(rated).num_rows == sum(len(e.chosen) + len(e.rejected) for e in rb2_examples())
+    history = json.loads(cli_ok("sql", "SELECT DISTINCT model_id, model_kind FROM history ORDER BY 1", "--format",
+                                "json"))
+    assert {r["model_id"]: r["model_kind"] for r in history}["judge-gen"] == "judge"
+    index = (home.report / "index.html").read_text()
+    assert '<a href="models/judge.html">judge</a>' in index and ">combination<" in index and ">judge<" in index
+    assert "<dt>kind</dt><dd>judge</dd>" in (home.report / "models" / "judge-gen.html").read_text()
+    second = nightly_flow(home)
+    assert all(v.startswith("skipped") for v in second["units"].values()) and len(second["units"]) == 10
+
+    assert "candidates of" in cli_ok("rewards", "score", "--from-split", "test", "--model", "judge")
+    rewards = json.loads(cli_ok("sql", "SELECT min(reward) AS lo, max(reward) AS hi, count(*) AS n FROM rewards",
+                                "--format", "json"))[0]
+    assert rewards["n"] > 0 and 1 <= rewards["lo"] <= rewards["hi"] <= 9  # expected ratings
+    assert cli_ok("analyse", "tilt", "--model", "judge").strip().endswith("frontier.png")
+    done = run_cli("rewards", "score", "--from-split", "test", "--model", "judge-gen")
+    assert done.returncode == 1 and "judge-gen: --model: a judge that scores by generation" in done.stderr

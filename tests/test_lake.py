@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from datetime import date
 
@@ -14,6 +15,7 @@ from helpers import LLMBAR, annotation
 from prefpipe import lake, lake_runs
 from prefpipe.analyst import analyst_connection, read_only_query
 from prefpipe.evaluation import evaluate_model
+from prefpipe.sql import sql
 from prefpipe.tables import latest_tables, publish_tables, warehouse_tables
 
 
@@ -86,11 +88,12 @@ def test_results_written_before_the_rename_read_as_score_gap(tmp_path, model_dir
     results = tmp_path / "results"
     new = evaluate_model(model_dir, "tiny", LLMBAR, "llmbar", results, run_id="new", run_date=date(2026, 11, 28))
     old = results / "evalset=llmbar" / "model=tiny" / "run_date=2026-11-27" / "run_id=old"
-    old.mkdir(parents=True)  # as prefpipe 0.1 wrote it: `margin`, and diagnostics margin_p10 ...
-    scores = pq.read_table(new / "scores.parquet")
+    old.mkdir(parents=True)  # as prefpipe 0.1 wrote it: `margin`, and diagnostics margin_p10 ..., no model_kind
+    scores = pq.read_table(new / "scores.parquet").drop_columns(["model_kind"])
     pq.write_table(scores.rename_columns(["margin" if c == "score_gap" else c for c in scores.column_names]),
                    old / "scores.parquet")
-    summary = pq.read_table(new / "summary.parquet").to_pylist()
+    summary = [{k: v for k, v in r.items() if k != "model_kind"} for r in pq.read_table(new / "summary.parquet")
+               .to_pylist()]
     pq.write_table(pa.Table.from_pylist([r | {"name": r["name"].replace("score_gap_", "margin_")} for r in summary]),
                    old / "summary.parquet")
     con = analyst_connection(results).con
@@ -99,6 +102,11 @@ def test_results_written_before_the_rename_read_as_score_gap(tmp_path, model_dir
                                         ("old", 419, pytest.approx(sum(scores["score_gap"].to_pylist())))]
     assert con.execute("SELECT DISTINCT name FROM eval_summary WHERE level = 'diagnostic' ORDER BY 1").fetchall() == [
         ("ece",), ("score_gap_p10",), ("score_gap_p50",), ("score_gap_p90",)]
+    assert con.execute("SELECT DISTINCT run_id, model_kind FROM history ORDER BY 1").fetchall() == [
+        ("new", "classifier"), ("old", None)]
+    shutil.rmtree(new)  # a lake of old runs only: the kind is not known
+    con = analyst_connection(results).con
+    assert con.execute(sql("queries/leaderboard.sql")).fetchall()[0][:3] == ("llmbar", "tiny", None)
 
 
 def test_writers_at_once_never_trip_over_each_others_staging_folders(tmp_path):

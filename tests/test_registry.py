@@ -53,7 +53,7 @@ def test_curated_pairs_of_a_split_become_an_evaluation_set(wh, settings, ingest,
 def test_models_trained_elsewhere_are_added_and_deactivated(wh, tmp_path):
     folder = tiny_reward_model(tmp_path / "elsewhere")
     add_model(wh, folder, "outside")
-    assert active_models(wh) == [("outside", str(folder.resolve()), None)]
+    assert active_models(wh) == [("outside", str(folder.resolve()), None, None)]
     set_active(wh, "outside", False)
     assert active_models(wh) == []
     with pytest.raises(InputError, match="no such model in the registry"):
@@ -65,7 +65,20 @@ def test_models_trained_elsewhere_are_added_and_deactivated(wh, tmp_path):
                                          "choose another --name, or pass --replace"):
         add_model(wh, other, "outside")
     add_model(wh, other, "outside", replace=True)
-    assert wh.con.execute("SELECT path, active FROM models").fetchall() == [(str(other.resolve()), True)]
+    assert wh.con.execute("SELECT path, active, kind FROM models").fetchall() == [(str(other.resolve()), True,
+                                                                                    "classifier")]
+
+
+def test_models_registered_before_0_9_get_their_kind(wh, settings, tmp_path):
+    from prefpipe.warehouse import Warehouse
+
+    add_model(wh, tiny_reward_model(tmp_path / "rm"), "rm")
+    wh.con.execute("INSERT INTO models (model_id, path, base, reference) VALUES ('policy', 'p', 'b', 'ref')")
+    wh.con.execute("UPDATE models SET kind = NULL")  # as 0.8 left them
+    wh.close()
+    with Warehouse.open(settings) as again:
+        assert again.con.execute("SELECT model_id, kind FROM models ORDER BY 1").fetchall() == [
+            ("policy", "dpo"), ("rm", "classifier")]
 
 
 def test_a_combination_registered_before_0_6_keeps_its_one_quantile_for_each_model(wh):

@@ -71,6 +71,7 @@ def test_the_report_holds_every_page_and_figure(lake):
     index = (report / "index.html").read_text()
     rows = Cells(index).rows[1:]
     assert {(r[0], r[1]): r[2] for r in rows} == leaderboard_scores(lake)
+    assert {r[-1].strip() for r in rows} == {"classifier"}  # the kind of model
     contamination = {(r[0], r[1]): r[8:11] for r in rows}  # examples, share, decontaminated score
     assert contamination.pop(("gamma", "bench"))[:2] == ["6", "0.0625"]
     assert all(c[:2] == ["0", "0.0000"] and c[2] == s for c, s in zip(

@@ -86,16 +86,17 @@ def leaderboard(data: dict, threshold: float) -> str:
         return ('<p class="empty">No results yet: register models (<code>prefpipe models add</code>, or train one) '
                 'and evaluation sets (<code>prefpipe evalset add</code>), then run <code>prefpipe nightly</code>.</p>')
     columns = ["model", "set", "score", "change", *(name for _, name in SECTIONS), "contaminated",
-               "contaminated share", "decontaminated score", "run date"]
+               "contaminated share", "decontaminated score", "run date", "kind"]
     inactive = {m for m, record in data["models"].items() if record["active"] is False}
     mark = ' <span class="muted">inactive</span>'
     rows = [[td(m, model_link(m) + (mark if m in inactive else "")), td(s), td(r["score"]),
              change(r["score"], r["previous"], threshold),
              *(td(r[key]) for key, _ in SECTIONS), td(r["contaminated_examples"]), td(r["contaminated_share"]),
-             td(r["decontaminated_score"]), td(str(r["run_date"]))]
+             td(r["decontaminated_score"]), td(str(r["run_date"])), td(r["kind"])]
             for (m, s), r in sorted(data["latest"].items(), key=best_first)]
     return (f"<p>The latest run of every model on every evaluation set, best first per set. score: the "
-            f"RewardBench score (for a set of custom subsets, their accuracy); change: since the previous night "
+            f"RewardBench score (for a set of custom subsets, their accuracy); kind: classifier, dpo (a policy's "
+            f"implicit reward), judge (a generative judge) or combination; change: since the previous night "
             f"(bold red: a regression, a drop beyond {threshold}); contaminated: the set's examples whose prompt "
             f"or a completion matches the model's training data (empty: not known). Click a column to sort.</p>\n"
             + html_table(columns, rows))
@@ -183,7 +184,8 @@ def provenance(model: dict | None) -> str:
         return "<p>A combination of reward models (prefpipe combos).</p>" + definitions(facts)
     hyper = json.loads(model["hyperparameters"]) if model.get("hyperparameters") else {}
     metrics = json.loads(model["metrics"]) if model.get("metrics") else {}
-    facts = {"path": model["path"], "base": model["base"], "loss": model["loss"], "created": model["created_at"],
+    facts = {"kind": model.get("kind"), "judge": model.get("judge"), "path": model["path"], "base": model["base"],
+             "loss": model["loss"], "created": model["created_at"],
              "active": model["active"], "training pairs": model["pairs"], "data hash": model["data_hash"],
              "batches": model["batch_ids"], "reference": model.get("reference"),
              "excluded": model.get("excluded")}

@@ -14,3 +14,8 @@ CREATE TABLE IF NOT EXISTS models (
 );
 -- Set for a DPO policy: its reference causal LM; the policy is scored by its implicit reward.
 ALTER TABLE models ADD COLUMN IF NOT EXISTS reference VARCHAR;
+-- What the model is: classifier (a reward model), dpo (a policy with its reference) or judge (a causal LM prompted
+-- to choose; `judge` holds its settings: template, scoring, max_new_tokens). Rows of before 0.9 are filled in.
+ALTER TABLE models ADD COLUMN IF NOT EXISTS kind VARCHAR;
+ALTER TABLE models ADD COLUMN IF NOT EXISTS judge JSON;
+UPDATE models SET kind = CASE WHEN reference IS NULL THEN 'classifier' ELSE 'dpo' END WHERE kind IS NULL;

@@ -1,7 +1,8 @@
 -- The morning report (prefpipe/report/gather.py): one row per run of a model on a set, oldest first. score: the
 -- RewardBench score, or for a set of custom subsets their accuracy (as decontaminated_score); the sections; the
 -- ECE of σ(score gap); how many examples the model's training data matched (NULL: not known).
-SELECT s.model_id, s.evalset, s.run_date, s.run_id, any_value(s.model_hash) AS model_hash,
+SELECT s.model_id, s.evalset, s.run_date, s.run_id, any_value(s.model_kind) AS kind,
+       any_value(s.model_hash) AS model_hash,
        any_value(s.code_version) AS code_version,
        coalesce(max(s.value) FILTER (s.level = 'score' AND s.name = 'score'),
                 max(s.value) FILTER (s.level = 'section' AND s.name = 'custom')) AS score,

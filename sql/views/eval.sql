@@ -4,14 +4,17 @@
 -- before it counts as a regression. Hive partitions: evalset, model, run_date, run_id.
 -- Results written before prefpipe 0.2 call the score gap (best chosen - best rejected) `margin`, the word
 -- that means a rank gap in `pairs`; both are read as score_gap, and their diagnostics renamed to match.
+-- model_kind (classifier, dpo, judge, combination) is written from 0.9: NULL in older runs.
 CREATE OR REPLACE VIEW eval_scores AS
 SELECT COLUMNS(lambda c: c NOT IN ('margin', 'score_gap')),
        coalesce(*COLUMNS(lambda c: c IN ('score_gap', 'margin'))) AS score_gap
-FROM read_parquet(getvariable('score_files'), hive_partitioning = true, union_by_name = true);
+FROM (FROM read_parquet(getvariable('score_files'), hive_partitioning = true, union_by_name = true)
+      UNION ALL BY NAME SELECT NULL::VARCHAR AS model_kind WHERE false);
 
 CREATE OR REPLACE VIEW eval_summary AS
 SELECT * REPLACE (CASE WHEN level = 'diagnostic' THEN replace(name, 'margin_', 'score_gap_') ELSE name END AS name)
-FROM read_parquet(getvariable('summary_files'), hive_partitioning = true, union_by_name = true);
+FROM (FROM read_parquet(getvariable('summary_files'), hive_partitioning = true, union_by_name = true)
+      UNION ALL BY NAME SELECT NULL::VARCHAR AS model_kind WHERE false);
 
 -- Every run of a model on a set, newest first (recency 1 = the latest).
 CREATE OR REPLACE VIEW run_order AS
@@ -33,14 +36,14 @@ GROUP BY ALL;
 
 -- The latest run per model and set: its subsets, sections and scores.
 CREATE OR REPLACE VIEW leaderboard AS
-SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples,
+SELECT s.model_id, s.model_kind, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples,
        c.contaminated_examples, c.contaminated_share
 FROM eval_summary s JOIN run_order o USING (model_id, evalset, run_date, run_id)
 LEFT JOIN run_contamination c USING (model_id, evalset, run_id)
 WHERE o.recency = 1;
 
 CREATE OR REPLACE VIEW history AS
-SELECT s.model_id, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples,
+SELECT s.model_id, s.model_kind, s.evalset, s.run_date, s.run_id, s.level, s.name, s.value, s.examples,
        c.contaminated_examples, c.contaminated_share
 FROM eval_summary s LEFT JOIN run_contamination c USING (model_id, evalset, run_id);
 

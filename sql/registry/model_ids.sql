@@ -1,2 +1,0 @@
--- Every registered model id.
-SELECT model_id FROM models
