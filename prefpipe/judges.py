@@ -173,7 +173,7 @@ class Rating:
 
     text: str | None
     rating: int
-    expected: float
+    expected: float | None
     too_long: bool = False
 
     def score(self, scoring: str) -> float:
@@ -311,27 +311,24 @@ class Judge:
                     out[i] = row
         return out
 
-    def rate(self, items: list[tuple[str | list[dict], str, bool]], *, max_tokens: int = SCORE_TOKENS
-             ) -> list[Rating]:
-        """Every (prompt, answer, Ties subset or not) rated on its own, in order."""
+    def rate(self, items: list[tuple[str | list[dict], str, bool]], *, generate: bool | None = None,
+             max_tokens: int = SCORE_TOKENS) -> list[Rating]:
+        """Every (prompt, answer, Ties subset or not) rated on its own, in order; the text generated when GENERATE
+        (default: in generate mode)."""
+        generate = self.scoring == "generate" if generate is None else generate
         prompts = [self.rating_prompt(p, a, ties) for p, a, ties in items]
         fits = [i for i, ids in enumerate(prompts) if ids is not None]
         expected = self.expected_ratings([prompts[i] for i in fits], max_tokens=max_tokens)
-        rated = [Rating(None, -1, -1.0, True)] * len(items)
+        rated = [Rating(None, -1, None, True)] * len(items)
         for i, value in zip(fits, expected, strict=True):
-            text = self.generate(prompts[i]) if self.scoring == "generate" else None
+            text = self.generate(prompts[i]) if generate else None
             rated[i] = Rating(text, rating(text) if text is not None else -1, value)
         return rated
 
     def __call__(self, items: list[tuple[str | list[dict], str]]) -> list[float]:
         """A scorer (prefpipe.scoring): each (prompt, response)'s expected rating, the logprob mode's reward of one
         completion; -1 for one that does not fit."""
-        prompts = [self.rating_prompt(p, a) for p, a in items]
-        fits = [i for i, ids in enumerate(prompts) if ids is not None]
-        scores = [-1.0] * len(items)
-        for i, value in zip(fits, self.expected_ratings([prompts[i] for i in fits]), strict=True):
-            scores[i] = value
-        return scores
+        return [r.score("logprob") for r in self.rate([(p, a, False) for p, a in items], generate=False)]
 
     def generate(self, prompt: list[int]) -> str:
         """The judge's greedy answer to one prompt (alone: no padding can change it)."""
@@ -353,9 +350,8 @@ def judge_tables(run: Run, examples: list[Example], judge: Judge, fmt: str, cont
     A pairwise set (RewardBench v1 format, custom subsets too): every pair judged in both orders, with the judge's
     credits; a RewardBench 2 set: every answer rated, the ratings as scores, one judgment row per answer."""
     if fmt == "rewardbench2":
-        items = [(e, text, chosen) for e in examples for chosen, texts in ((True, e.chosen), (False, e.rejected))
-                 for text in texts]
-        rated = iter(judge.rate([(e.prompt, text, e.subset == "Ties") for e, text, _ in items]))
+        rated = iter(judge.rate([(e.prompt, text, e.subset == "Ties") for e in examples
+                                 for text in e.chosen + e.rejected]))
         scores, rows = [], []
         for e in examples:
             chosen, rejected = [next(rated) for _ in e.chosen], [next(rated) for _ in e.rejected]
