@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import LLMBAR, cli, run_cli
+from helpers import LLMBAR, cli, first_rows, run_cli
 
 from prefpipe.warehouse import Warehouse
 
@@ -74,15 +74,15 @@ def test_cli_evaluates_models_trained_elsewhere_on_an_empty_home(prefect_harness
     from prefpipe.synth import tiny_reward_model
 
     env = {"PREFPIPE_HOME": str(tmp_path)}
-    llmbar = LLMBAR
     for name in ("../../x", "a\nb"):  # refused before anything is written
         done = run_cli("evalset", "add", "--from-split", "test", "--name", name, env=env)
         assert done.returncode == 1 and done.stderr.startswith("prefpipe: error: --name: must be one word")
         assert len(done.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
     assert run_cli("models", env=env).stdout.startswith("(no models yet")  # listing makes no warehouse
     assert list(tmp_path.iterdir()) == []
+    llmbar = first_rows(LLMBAR, 100, tmp_path.parent / f"{tmp_path.name}-llmbar.jsonl")
     done = run_cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env)  # no ingest needed
-    assert done.returncode == 0 and "llmbar: version" in done.stdout and "419 examples" in done.stdout
+    assert done.returncode == 0 and "llmbar: version" in done.stdout and "100 examples" in done.stdout
     assert "unchanged, already registered" in run_cli("evalset", "add", str(llmbar), "--name", "llmbar", env=env).stdout
     assert "llmbar" in run_cli("evalset", "list", env=env).stdout
     done = run_cli("evalset", "add", "--name", "x", env=env)

@@ -27,7 +27,8 @@ NIGHT = pytest.mark.xdist_group("nightly-home")
 
 @pytest.fixture(scope="module")
 def night(prefect_harness, tmp_path_factory, settings_factory) -> dict:
-    """The warehouse with models a and b and sets llmbar and small, after its first night (2026-11-27)."""
+    """The warehouse with models a and b and sets llmbar (a quarter of it) and small, after its first night
+    (2026-11-27)."""
     from flows.nightly import nightly_flow
     from prefpipe.ingest import ingest_file
     from prefpipe.registry import add_model, register_evalset
@@ -36,12 +37,14 @@ def night(prefect_harness, tmp_path_factory, settings_factory) -> dict:
     tmp = tmp_path_factory.mktemp("nightly")
     settings = settings_factory(tmp)
     small = first_rows(LLMBAR, 40, tmp / "small.jsonl")
+    llmbar = tmp / "llmbar.jsonl"  # every fourth example: each of the five subsets
+    llmbar.write_text("".join(LLMBAR.read_text().splitlines(keepends=True)[::4]))
     models = {name: tiny_reward_model(tmp / name, seed=seed, positions=2048) for name, seed in (("a", 1), ("b", 2))}
     with Warehouse.open(settings) as wh:
         ingest_file(wh, synthetic_batch(tmp / "batch.jsonl", 60), settings)  # for the throughput query
         for name, folder in models.items():
             add_model(wh, folder, name)
-        register_evalset(wh, settings.home, LLMBAR, "llmbar")
+        register_evalset(wh, settings.home, llmbar, "llmbar")
         register_evalset(wh, settings.home, small, "small")
     first = nightly_flow(settings, run_date=date(2026, 11, 27))
     return {"settings": settings, "models": models, "small": small, "first": first, "tmp": tmp}
