@@ -102,6 +102,11 @@ def add_model(wh: Warehouse, path: Path, model_id: str, reference: Path | None =
         raise InputError("a judge has no reference model; give --judge or --reference, not both", field="--judge")
     if judge is not None:
         check_judge(path, judge)
+        using = [name for (name,) in wh.con.execute(sql("registry/combos_using.sql"), [model_id]).fetchall()]
+        if judge.scoring != "logprob" and using:
+            raise InputError(f"the combination(s) {', '.join(using)} use this model: a judge that scores by "
+                             "generation gives them no reward of one completion", field="--judge-scoring",
+                             file=model_id)
     elif reference is not None:
         check_pair(path, reference)
     else:
@@ -139,10 +144,11 @@ def add_combo(wh: Warehouse, combo: Combination, *, replace: bool = False) -> No
     its name must not be a model's."""
     model_folders(wh, list(combo.models), file=combo.name)
     with wh.transaction() as con:
-        if _names(con, combo.name)[0]:
+        is_model, is_combo, *_ = _names(con, combo.name)
+        if is_model:
             raise InputError("a model has this name; a combination is scored under its own", field="NAME",
                              file=combo.name)
-        if _names(con, combo.name)[1] and not replace:
+        if is_combo and not replace:
             raise InputError("already registered; pass --replace to replace it", field="NAME", file=combo.name)
         con.execute(sql("registry/delete_combo.sql"), [combo.name])
         con.execute(sql("registry/insert_combo.sql"),

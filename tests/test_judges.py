@@ -345,6 +345,11 @@ def test_judges_and_classifiers_share_a_night_the_leaderboard_history_and_report
         assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
             args, done.stderr)
     cli_ok("combos", "add", "rm-and-judge", "--model", "helpful", "--model", "judge", "--min-references", "2")
+    done = run_cli("models", "add", str(judge_dir), "--name", "judge", "--judge", "--judge-scoring", "generate",
+                   "--replace")  # the combination needs its reward of one completion
+    assert done.returncode == 1 and done.stderr.strip() == (
+        "prefpipe: error: judge: --judge-scoring: the combination(s) rm-and-judge use this model: a judge that "
+        "scores by generation gives them no reward of one completion")
     cli_ok("evalset", "add", str(write_rb2(tmp_path / "rb2.jsonl")), "--name", "rb2")
     listed = cli_ok("sql", "SELECT model_id, kind FROM models ORDER BY model_id", "--format", "csv")
     assert listed.split() == ["model_id,kind", "harmless,classifier", "helpful,classifier", "judge,judge",
