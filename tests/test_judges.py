@@ -339,7 +339,8 @@ def test_judges_and_classifiers_share_a_night_the_leaderboard_history_and_report
             "--judge: a judge has no reference model"),
            (("models", "add", str(judge_dir), "--name", "x"), "to score it as a generative judge, --judge"),
            (("combos", "add", "c", "--model", "helpful", "--model", "judge-gen"),
-            "judge-gen: --model: a judge that scores by generation gives no reward of one completion")]
+            "judge-gen: --model: a judge that scores by generation gives no reward of one completion"),
+           (("models", "normalise", "judge", "--to", "edits"), "judge: a judge has no score head to normalise")]
     for args, message in bad:
         done = run_cli(*args)
         assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
