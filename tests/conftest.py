@@ -4,6 +4,7 @@ home for the analyses."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,19 +65,32 @@ def ingest(wh: Warehouse, settings: Settings, tmp_path: Path):
     return run
 
 
-@pytest.fixture
-def home(prefect_harness, tmp_path, settings_factory, monkeypatch):
-    """The analyses' home, set in the environment: a warehouse with a synthetic batch, two tiny reward models
-    (helpful, harmless) and a small evaluation set (small)."""
+@pytest.fixture(scope="session")
+def home_template(tmp_path_factory, settings_factory) -> Path:
+    """The analyses' home, built once per test process (an ingest and two models cost 15-25 s on a busy machine):
+    a warehouse with a synthetic batch, two tiny reward models (helpful, harmless) and a small evaluation set."""
     from prefpipe.registry import add_model, register_evalset
     from prefpipe.synth import synthetic_batch, tiny_reward_model
 
-    settings = settings_factory(tmp_path, splits=(0.6, 0.1, 0.3))
+    root = tmp_path_factory.mktemp("home-template")
+    settings = settings_factory(root, splits=HOME_SPLITS)
     with Warehouse.open(settings) as wh:
-        ingest_file(wh, synthetic_batch(tmp_path / "b.jsonl", 120, bad_lines=0), settings)
+        ingest_file(wh, synthetic_batch(root / "b.jsonl", 120, bad_lines=0), settings)
         for name, seed in (("helpful", 1), ("harmless", 2)):
-            add_model(wh, tiny_reward_model(tmp_path / name, seed=seed, positions=2048), name)
-        register_evalset(wh, settings.home, first_rows(LLMBAR, 20, tmp_path / "small.jsonl"), "small")
+            add_model(wh, tiny_reward_model(root / name, seed=seed, positions=2048), name)
+        register_evalset(wh, settings.home, first_rows(LLMBAR, 20, root / "small.jsonl"), "small")
+    return root
+
+
+HOME_SPLITS = (0.6, 0.1, 0.3)
+
+
+@pytest.fixture
+def home(prefect_harness, home_template, tmp_path, settings_factory, monkeypatch):
+    """A copy of the analyses' home (`home_template`) in this test's folder, set in the environment. The registry
+    names the template's models and set, which no test changes."""
+    shutil.copytree(home_template, tmp_path, dirs_exist_ok=True)
+    settings = settings_factory(tmp_path, splits=HOME_SPLITS)
     for name in ("home", "warehouse"):
         monkeypatch.setenv(f"PREFPIPE_{name.upper()}", str(getattr(settings, name)))
     return settings
