@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests: a Prefect test server, settings on a temporary home, a warehouse, ingest, a
+"""Fixtures shared by the tests: one Prefect server for the test processes, settings on a temporary home, a warehouse, ingest, a
 home for the analyses."""
 
 from __future__ import annotations
@@ -24,12 +24,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # three workers share two cores: one 
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """One temporary Prefect server for every test that runs a real flow."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_harness(tmp_path_factory):
+    """One Prefect server for every test that runs a real flow, shared by the test processes: prefpipe's own
+    shared server (prefpipe.prefect_server) of a home in the run's temporary folder, started from the migrated
+    template database by the first worker that needs it and stopped once no worker holds it. Set in this process's
+    Prefect settings only: a subprocess gets it where a test passes PREFECT_API_URL on."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+    from prefpipe.prefect_server import prefect_api
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "prefect-home"
+    saved = os.environ.pop("PREFECT_API_URL", None)
+    try:
+        with prefect_api(shared, start_timeout_s=300, idle_s=2) as url:
+            os.environ.pop("PREFECT_API_URL")
+            with temporary_settings({PREFECT_API_URL: url}):
+                yield
+    finally:
+        if saved is not None:
+            os.environ["PREFECT_API_URL"] = saved
 
 
 @pytest.fixture(scope="session")
