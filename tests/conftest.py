@@ -1,5 +1,5 @@
-"""Fixtures shared by the tests: one Prefect server for the test processes, settings on a temporary home, a warehouse, ingest, a
-home for the analyses."""
+"""Fixtures shared by the tests: one Prefect server for the test processes, settings on a temporary home, a
+warehouse, ingest, a home for the analyses."""
 
 from __future__ import annotations
 
