@@ -211,7 +211,7 @@ class Judge:
 
     def __init__(self, path: Path | str, settings: JudgeSettings = JudgeSettings(), *, device: str = "cpu",
                  field: str = "PATH") -> None:
-        self.settings, self.template = settings, template(settings.template)
+        self.template = template(settings.template)
         self.tokenizer, self.letters, self.ratings = check_judge(path, settings, field)
         self.model, self.device = load_causal_lm(path).to(device), device
         self.model.generation_config = GenerationConfig()  # nothing inherited: `generate` states every setting
@@ -287,9 +287,11 @@ class Judge:
 
     def expected_ratings(self, prompts: list[list[int]], *, max_tokens: int = SCORE_TOKENS) -> list[float]:
         """The expected rating after each prompt: sum of k p(k) over the rating tokens, renormalised."""
-        values = torch.tensor(list(self.ratings), dtype=torch.float64)
         rows = self.next_token_logprobs(prompts, list(self.ratings.values()), max_tokens=max_tokens)
-        return [float((torch.tensor(row, dtype=torch.float64).softmax(-1) * values).sum()) for row in rows]
+        if not rows:
+            return []
+        values = torch.tensor(list(self.ratings), dtype=torch.float64)
+        return (torch.tensor(rows, dtype=torch.float64).softmax(-1) @ values).tolist()
 
     def next_token_logprobs(self, inputs: list[list[int]], tokens: list[int], *, max_tokens: int = SCORE_TOKENS
                             ) -> list[list[float]]:

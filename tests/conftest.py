@@ -79,6 +79,9 @@ def ingest(wh: Warehouse, settings: Settings, tmp_path: Path):
     return run
 
 
+HOME_SPLITS = (0.6, 0.1, 0.3)
+
+
 @pytest.fixture(scope="session")
 def home_template(tmp_path_factory, settings_factory) -> Path:
     """The analyses' home, built once per test process (an ingest and two models cost 15-25 s on a busy machine):
@@ -94,9 +97,6 @@ def home_template(tmp_path_factory, settings_factory) -> Path:
             add_model(wh, tiny_reward_model(root / name, seed=seed, positions=2048), name)
         register_evalset(wh, settings.home, first_rows(LLMBAR, 20, root / "small.jsonl"), "small")
     return root
-
-
-HOME_SPLITS = (0.6, 0.1, 0.3)
 
 
 @pytest.fixture
