@@ -3,6 +3,7 @@ warehouse, ingest, a home for the analyses."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -44,6 +45,19 @@ def prefect_harness(tmp_path_factory):
     finally:
         if saved is not None:
             os.environ["PREFECT_API_URL"] = saved
+
+
+@pytest.fixture
+def nightly_deployment(prefect_harness):
+    """The shared server's URL for a test that creates the `nightly/nightly` deployment, deleted after it. Such
+    tests share one name on one server, so they also carry `helpers.ONE_DEPLOYMENT` (one worker, one at a time)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    yield PREFECT_API_URL.value()
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_deployment(client.read_deployment_by_name("nightly/nightly").id)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC = ROOT / "data" / "public"  # copies of public data sets, with their licenses (data/public/README.md)
 LLMBAR = PUBLIC / "evalsets" / "llmbar-rewardbench.jsonl"
@@ -67,6 +69,10 @@ def read_text(path: Path) -> str:
 def first_rows(path: Path, rows: int, out: Path) -> Path:
     out.write_text("".join(read_text(path).splitlines(keepends=True)[:rows]))
     return out
+
+
+# tests that create the `nightly/nightly` deployment on the shared Prefect server run one at a time, on one worker
+ONE_DEPLOYMENT = pytest.mark.xdist_group("nightly-deployment")
 
 
 def read_deployment(url: str, name: str, wait_s: float = 0):

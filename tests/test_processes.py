@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, read_deployment
+from helpers import ONE_DEPLOYMENT, ROOT, read_deployment
 
 from prefpipe.processes import _alive, _parent, descendants
 from prefpipe.synth import synthetic_batch
@@ -94,14 +94,13 @@ def read_url(url: str) -> bool:
         return False
 
 
-def test_sigkill_of_serve_pauses_its_schedule_and_leaves_no_process(prefect_harness, tmp_path, settings_factory):
-    from prefect.settings import PREFECT_API_URL
-
+@ONE_DEPLOYMENT
+def test_sigkill_of_serve_pauses_its_schedule_and_leaves_no_process(nightly_deployment, tmp_path, settings_factory):
     from prefpipe.warehouse import Warehouse
 
     settings = settings_factory(tmp_path)
     Warehouse.open(settings).close()
-    url = PREFECT_API_URL.value()
+    url = nightly_deployment
     env = os.environ | {"PREFECT_API_URL": url, "PREFPIPE_HOME": str(settings.home),
                         "PREFPIPE_WAREHOUSE": str(settings.warehouse)}
     serve = start("serve", "--cron", "7 4 * * *", env=env)

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT, one_model_one_set, read_deployment, run_cli
+from helpers import ONE_DEPLOYMENT, ROOT, one_model_one_set, read_deployment, run_cli
 
 from prefpipe.settings import Settings
 
@@ -68,11 +68,11 @@ def port_closed(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_prefect_yaml_deploys_the_same_nightly_flow_to_a_work_pool(prefect_harness):
+@ONE_DEPLOYMENT
+def test_prefect_yaml_deploys_the_same_nightly_flow_to_a_work_pool(nightly_deployment):
     import yaml
-    from prefect.settings import PREFECT_API_URL
 
-    url = PREFECT_API_URL.value()
+    url = nightly_deployment
     env = {"PREFECT_API_URL": url}
     assert subprocess.run([sys.executable, "-m", "prefect", "work-pool", "create", "prefpipe", "--type", "process"],
                           cwd=ROOT, env=os.environ | env, capture_output=True, timeout=120).returncode == 0
