@@ -2,15 +2,15 @@
 
 A prompt's normalised form is Unicode NFKC, case-folded, punctuation stripped, whitespace collapsed (a message
 list: its user turns). Equal forms are one prompt (`prompt_key`, an md5 of the form). Forms are compared by
-MinHash over word n-grams (rensa's RMinHash), banded for LSH (`bands` bands of `permutations / bands` rows, each
-band's rows hashed to one bucket), and a pair of forms that share a bucket counts when its true Jaccard reaches
-the threshold. Clusters are the connected components, named by their oldest prompt; a pair's split is the hash
-of the prompt id first seen with that prompt (sql/ingest/00_macros.sql `split_of`), so a prompt without
-near-copies keeps the split it had before clusters.
+MinHash over word n-grams (prefpipe.minhash: one-permutation hashing, densified, in NumPy), banded for LSH
+(`bands` bands of `permutations / bands` rows, each band's rows hashed to one bucket), and a pair of forms that
+share a bucket counts when its true Jaccard reaches the threshold. Clusters are the connected components, named
+by their oldest prompt; a pair's split is the hash of the prompt id first seen with that prompt
+(sql/ingest/00_macros.sql `split_of`), so a prompt without near-copies keeps the split it had before clusters.
 
 The buckets live in the warehouse (`prompt_bands`), written in the batch's transaction, so the index never
-disagrees with the warehouse and its memory is DuckDB's, bounded and spilled to disk: rensa's own in-memory
-RMinHashLSH holds about 2.3 GB per million prompts, more than an ingest may use beside DuckDB's buffers.
+disagrees with the warehouse and its memory is DuckDB's, bounded and spilled to disk (an in-memory LSH index such
+as rensa's RMinHashLSH holds about 2.3 GB per million prompts, more than an ingest may use beside DuckDB's buffers).
 
 Clusters are stable: a new prompt joins its cluster's split, and existing pairs never move. A batch that joins
 two clusters merges the younger into the older; its own pairs take the older one's split, and a merge of two
@@ -20,7 +20,6 @@ splits is recorded (`cluster_merges`, view `split_conflicts`).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import sys
 import unicodedata
@@ -29,8 +28,8 @@ from functools import cache
 
 import numpy as np
 import pyarrow as pa
-import rensa
 
+from prefpipe import minhash
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.sql import run_script, sql
 
@@ -42,12 +41,14 @@ FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 @dataclass(frozen=True)
 class Params:
     """How prompts are compared: word N-grams, MinHash permutations, LSH bands, the Jaccard threshold (the
-    defaults: Settings.dedup_*)."""
+    defaults: Settings.dedup_*), and the signature that computes the MinHash (prefpipe.minhash.NAME; the clusters
+    of a warehouse made before 0.10: `rensa`)."""
 
     ngram: int
     permutations: int
     bands: int
     threshold: float
+    signature: str = minhash.NAME
 
     def check(self) -> None:
         if not 0 < self.threshold <= 1:
@@ -109,13 +110,12 @@ def jaccard(a: str, b: str, n: int) -> float:
 
 
 def buckets(forms: list[str], params: Params) -> np.ndarray:
-    """(forms, bands) LSH buckets: each band's rows of rensa's MinHash digest, hashed together (FNV-1a)."""
-    if not forms:
-        return np.zeros((0, params.bands), np.uint64)
-    digests = rensa.RMinHash.digest_matrix_from_token_sets([shingles(f, params.ngram) for f in forms],
-                                                           params.permutations, SEED).to_rows()
-    values = np.fromiter(itertools.chain.from_iterable(digests), np.uint32, len(forms) * params.permutations)
-    values = values.reshape(len(forms), params.bands, -1).astype(np.uint64)
+    """(forms, bands) LSH buckets: each band's rows of the forms' MinHash signatures, hashed together (FNV-1a)."""
+    if params.signature != minhash.NAME:
+        raise PrefpipeError(f"the warehouse's clusters were made by another signature ({params.signature}): "
+                            "run `prefpipe migrate`")
+    values = minhash.signatures(forms, params.ngram, params.permutations, SEED)
+    values = values.reshape(len(forms), params.bands, params.permutations // params.bands)
     hashed = np.full((len(forms), params.bands), FNV_OFFSET, np.uint64)
     for row in range(values.shape[2]):
         hashed = (hashed ^ values[:, :, row]) * FNV_PRIME  # wraps modulo 2^64, as FNV does
@@ -130,8 +130,8 @@ def signatures(prompts: list[str], params: Params) -> tuple[list[str], list[str]
 
 def stored_params(con) -> Params | None:
     """The parameters the warehouse's clusters were made with; None when it was never clustered."""
-    ngram, permutations, bands, threshold, *_ = con.execute(sql("dedup/stored_settings.sql")).fetchall()[0]
-    return None if ngram is None else Params(ngram, permutations, bands, threshold)
+    *stored, _, _ = con.execute(sql("dedup/stored_settings.sql")).fetchall()[0]
+    return None if stored[0] is None else Params(*stored)
 
 
 # -- clusters -----------------------------------------------------------------------------------------------
@@ -215,8 +215,10 @@ def recluster_reason(con, params: Params) -> str | None:
     *stored, unclustered, _ = con.execute(sql("dedup/stored_settings.sql")).fetchall()[0]
     if stored[0] is None:
         return "never clustered"
-    if tuple(stored) != astuple(params):
+    if tuple(stored[:4]) != astuple(params)[:4]:
         return "dedup settings changed"
+    if stored[4] != params.signature:
+        return f"the MinHash signature changed: {stored[4]} -> {params.signature}"
     return "pairs were split by prompt id" if unclustered else None
 
 
@@ -237,5 +239,6 @@ def recluster(wh, params: Params) -> str | None:
     if not pairs and not found.new:
         return None
     return (f"{wh.path}: clustered once by near-duplicate prompts ({why}; {params.ngram}-grams, "
-            f"{params.permutations} permutations, Jaccard >= {params.threshold:g}): {found.new} prompts in "
-            f"{found.clusters} clusters; {moved} of {pairs} pairs changed split (a pair's split is now its cluster's)")
+            f"{params.permutations} MinHash bins ({params.signature}), Jaccard >= {params.threshold:g}): "
+            f"{found.new} prompts in {found.clusters} clusters; {moved} of {pairs} pairs changed split (a pair's "
+            "split is now its cluster's)")

@@ -153,7 +153,7 @@ def test_migration_moves_leaked_pairs_once_and_says_so(tmp_path, settings_factor
             cluster_batch(wh.con, settings.dedup)  # an ingest never clusters a batch against stale clusters
         [message] = migrate(wh, settings.dedup)
         assert "clustered once by near-duplicate prompts (never clustered" in message
-        assert "1991 prompts in 1971 clusters; 6 of 1990 pairs changed split" in message
+        assert "1991 prompts in 1972 clusters; 6 of 1990 pairs changed split" in message
         assert leaked != wh.con.execute(
             "SELECT count(*) FROM comparisons JOIN annotations USING (annotation_seq) WHERE split <> 'train'").fetchall()
         assert migrate(wh, settings.dedup) == [] == due(wh, settings.dedup)  # once
@@ -182,7 +182,7 @@ def test_reading_a_warehouse_whose_dedup_settings_changed_does_not_recluster(tmp
     done = run_cli("migrate", env=env)
     assert done.returncode == 0 and "clustered once by near-duplicate prompts (dedup settings changed; 3-grams" in done.stdout
     after = state()
-    assert after[0] == [(3, 128, 16, 0.8)] and after != before
+    assert after[0] == [(3, 128, 16, 0.8, "oph")] and after != before
     done = run_cli("migrate", env=env)
     assert done.returncode == 0 and done.stdout.strip() == f"{settings.warehouse}: nothing to migrate"
     nowhere = tmp_path / "none.duckdb"
@@ -195,7 +195,11 @@ def test_hh_sample_clusters_and_the_leaks_of_the_exact_prompt_split(tmp_path, se
     with Warehouse.open(settings) as wh:
         ingest_file(wh, HH, settings)
         views = {title: rows for title, _, rows in wh.cluster_views()}
-    assert views["Near-duplicate clusters"] == [(1971, 1991, 17, 37, 0)]
+    # rensa's MinHash (before 0.10) gave 1971 clusters, 17 shared by 37 prompts: one more pair, at Jaccard 0.802
+    # ("how do i write an effective term paper ..."), that shares no band here (93 of 128 bins agree; over 400 seeds
+    # the estimate averages 0.802 and LSH finds the pair in 97%: a pair at the threshold is missed ~5% of the time
+    # by either signature). The other 22 of the 23 true pairs are found by both.
+    assert views["Near-duplicate clusters"] == [(1972, 1991, 16, 35, 0)]
     assert views["Held-out pairs that the split by exact prompt would have leaked"] == [("test", 94, 4),
                                                                                       ("validation", 99, 2)]
     assert views["Largest clusters"][0][1:4] == (4, 4, ["train"])

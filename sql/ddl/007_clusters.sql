@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS cluster_settings (
     ngram INTEGER NOT NULL, permutations INTEGER NOT NULL, bands INTEGER NOT NULL, threshold DOUBLE NOT NULL
 );
 ALTER TABLE annotations ADD COLUMN IF NOT EXISTS prompt_key VARCHAR;  -- NULL: not yet clustered
+-- The MinHash signature of the buckets (prefpipe.minhash.NAME); the clusters made before 0.10 were rensa's.
+ALTER TABLE cluster_settings ADD COLUMN IF NOT EXISTS signature VARCHAR;
+UPDATE cluster_settings SET signature = 'rensa' WHERE signature IS NULL;
 
 -- Matches of evaluation-set examples in the warehouse (prefpipe.contamination): the example's prompt equals a
 -- warehouse prompt once normalised (exact), is a verified near-duplicate of one (near; similarity = Jaccard),
