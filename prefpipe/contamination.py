@@ -36,8 +36,8 @@ def latest_sets(con) -> list[tuple[str, str, str]]:
 
 
 def stage_sets(con, sets: list[tuple[str, str, str]]) -> list[tuple]:
-    """Temp table eval_grams (evalset, version, example_id, gram): the 13-grams of SETS' completions; returns
-    (evalset, version, example_id, normalised prompt) per example."""
+    """Temp tables eval_grams (evalset, version, example_id, gram): the 13-grams of SETS' completions, and
+    eval_grams7 (gram): their 7-grams; returns (evalset, version, example_id, normalised prompt) per example."""
     examples, completions = [], []
     for name, version, path in sets:
         for e in read_evalset(path):

@@ -20,7 +20,6 @@ splits is recorded (`cluster_merges`, view `split_conflicts`).
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import unicodedata
 from dataclasses import asdict, astuple, dataclass
@@ -28,6 +27,7 @@ from functools import cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prefpipe import minhash
 from prefpipe.errors import InputError, PrefpipeError
@@ -109,7 +109,7 @@ def jaccard(a: str, b: str, n: int) -> float:
     return len(x & y) / len(x | y)
 
 
-def buckets(forms: list[str], params: Params) -> np.ndarray:
+def buckets(forms: list[str] | pa.Array, params: Params) -> np.ndarray:
     """(forms, bands) LSH buckets: each band's rows of the forms' MinHash signatures, hashed together (FNV-1a)."""
     if params.signature != minhash.NAME:
         raise PrefpipeError(f"the warehouse's clusters were made by another signature ({params.signature}): "
@@ -120,12 +120,6 @@ def buckets(forms: list[str], params: Params) -> np.ndarray:
     for row in range(values.shape[2]):
         hashed = (hashed ^ values[:, :, row]) * FNV_PRIME  # wraps modulo 2^64, as FNV does
     return hashed
-
-
-def signatures(prompts: list[str], params: Params) -> tuple[list[str], list[str], np.ndarray]:
-    """The key, normalised form and buckets of each prompt (JSON text)."""
-    forms = [normalise_prompt(json.loads(p)) for p in prompts]
-    return [prompt_key(f) for f in forms], forms, buckets(forms, params)
 
 
 def stored_params(con) -> Params | None:
@@ -152,14 +146,19 @@ def cluster_prompts(con, params: Params) -> Clustering:
     Stages stage_prompt_keys (prompt, prompt_key, cluster_id, split_key: the cluster's), stage_new_prompts
     (prompt_clusters rows), stage_bands (prompt_bands rows) and stage_merges (cluster_id, split_key,
     merged_cluster_id, merged_split_key): sql/dedup/."""
+    run_script(con, "dedup/forms.sql")
     run_script(con, "dedup/prepare.sql")
     [(count,)] = con.table("batch_prompts").count("*").fetchall()
-    for start, (keys, forms, hashed) in _hashed_chunks(con, count, params):
-        ords = np.arange(start, start + len(keys), dtype=np.int64)
-        con.from_arrow(pa.table({"ord": ords, "prompt_key": keys, "normalised": forms})).insert_into("batch_forms")
-        con.from_arrow(pa.table({"ord": np.repeat(ords, params.bands),
-                                 "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(keys)),
-                                 "bucket": hashed.reshape(-1)})).insert_into("batch_bands")
+    for start in range(1, count + 1, CHUNK):
+        forms = _forms(con, start, start + CHUNK)
+        ords = np.arange(start, start + len(forms), dtype=np.int64)
+        con.register("chunk_forms", pa.table({"ord": ords, "normalised": forms}))
+        con.register("chunk_bands", pa.table({"ord": np.repeat(ords, params.bands),
+                                              "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(forms)),
+                                              "bucket": buckets(forms, params).reshape(-1)}))
+        run_script(con, "dedup/add_chunk.sql")
+    con.unregister("chunk_forms")
+    con.unregister("chunk_bands")
     run_script(con, "dedup/stage_forms.sql")
     edges = [(a, b) for x, y, a, b in con.execute(sql("dedup/candidates.sql")).fetchall()
              if jaccard(x, y, params.ngram) >= params.threshold]
@@ -171,12 +170,16 @@ def cluster_prompts(con, params: Params) -> Clustering:
     return Clustering(*con.execute(sql("dedup/found.sql")).fetchall()[0])
 
 
-def _hashed_chunks(con, count: int, params: Params):
-    """(first ord, signatures) of each chunk of batch_prompts, in order. In this process: a process pool would
-    need `fork`, which deadlocks on DuckDB's threads, or `spawn`, which runs the caller's script again."""
-    for start in range(1, count + 1, CHUNK):
-        prompts = [p for (p,) in con.execute(sql("dedup/chunk.sql"), [start, start + CHUNK]).fetchall()]
-        yield start, signatures(prompts, params)
+def _forms(con, start: int, stop: int) -> pa.Array:
+    """The normalised forms of batch_prompts [START, STOP), in order: ASCII ones made by DuckDB (sql/dedup/chunk.sql),
+    the others here. In this process: a process pool would need `fork`, which deadlocks on DuckDB's threads, or
+    `spawn`, which runs the caller's script again."""
+    chunk = con.sql(sql("dedup/chunk.sql"), params=[start, stop]).to_arrow_table()
+    forms = chunk["form"].combine_chunks()
+    if forms.null_count:
+        others = [normalise_text(t) for t in chunk["text"].drop_null().to_pylist()]
+        forms = pc.replace_with_mask(forms, forms.is_null(), pa.array(others, forms.type))
+    return forms
 
 
 def _components(edges: list[tuple[int, int]]) -> dict[int, int]:

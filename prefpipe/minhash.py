@@ -71,7 +71,7 @@ def shingle_hashes(data: np.ndarray, offsets: np.ndarray, n: int, seed: int) -> 
     ends[offsets[1:][lengths > 0]] = True
     ends[spaces] = True
     starts, ends = np.flatnonzero(starts[:size]), np.flatnonzero(ends)
-    words = np.bincount(np.searchsorted(offsets, starts, "right") - 1, minlength=forms)
+    words = np.diff(np.searchsorted(starts, offsets))
     first_word = np.cumsum(words) - words
     counts = np.maximum(words - n + 1, 1)  # shingles per form
     form = np.repeat(np.arange(forms), counts)
@@ -90,7 +90,7 @@ def shingle_hashes(data: np.ndarray, offsets: np.ndarray, n: int, seed: int) -> 
 def signatures_of_hashes(form: np.ndarray, hashes: np.ndarray, forms: int, bins: int, seed: int) -> np.ndarray:
     """(forms, bins) one-permutation MinHash signatures of the sets of HASHES grouped by FORM (each form has at
     least one), densified: an empty bin j takes the value of the form's non-empty bin k that comes first in bin
-    j's fixed order of bins (`_orders`)."""
+    j's fixed order of bins (`_orders`; a non-empty bin comes first in its own, so it keeps its value)."""
     sig = np.full((forms, bins), EMPTY, np.uint64)
     np.minimum.at(sig.reshape(-1), form * bins + _bin(hashes, bins).astype(np.int64), hashes)
     full = sig != EMPTY
@@ -105,17 +105,19 @@ def signatures_of_hashes(form: np.ndarray, hashes: np.ndarray, forms: int, bins:
     for slot in range(slots.shape[1]):  # a form's k-th non-empty bin, for the forms that have one
         live = np.count_nonzero(counts > slot)
         np.minimum(first[:live], orders[slots[:live, slot]], out=first[:live])
-    source = np.empty_like(first)
+    source = np.empty((forms, bins), np.int64)
     source[order] = first % bins
-    return np.where(full, sig, np.take_along_axis(sig, source.astype(np.int64), axis=1))
+    return np.take_along_axis(sig, source, axis=1)
 
 
 @cache
 def _orders(bins: int, seed: int) -> np.ndarray:
-    """(bins, bins): [k, j] = the rank of bin k in bin j's order of bins (by fmix64 of (j, k) and the seed) times
-    BINS, plus k, so that a minimum over a form's non-empty bins k names the first of them in j's order."""
+    """(bins, bins): [k, j] = the rank of bin k in bin j's order of bins (j first, then the others by fmix64 of
+    (j, k) and the seed) times BINS, plus k, so that a minimum over a form's non-empty bins k names the first of
+    them in j's order."""
     j, k = np.meshgrid(np.arange(bins, dtype=np.uint64), np.arange(bins, dtype=np.uint64), indexing="ij")
     keys = fmix64((j << _U64(32)) + k + (_U64(seed & (2**64 - 1)) ^ _U64(0x632BE59BD9B4E019)))
+    keys[j == k] = 0
     ranks = np.argsort(np.argsort(keys, axis=1), axis=1)  # [j, k]
     dtype = np.uint16 if bins <= 256 else np.uint32
     return (ranks * bins + np.arange(bins)).T.astype(dtype)

@@ -7,6 +7,8 @@ import json
 
 import pytest
 from helpers import annotation, run_cli, text
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prefpipe.contamination import exclude_matches
 from prefpipe.dedup import prompt_key
@@ -14,6 +16,7 @@ from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file
 from prefpipe.migrate import due, migrate
 from prefpipe.registry import register_evalset
+from prefpipe.sql import run_script
 from prefpipe.warehouse import Warehouse
 
 PROMPTS = [text(300 + i) for i in range(8)]
@@ -40,6 +43,50 @@ def evalset(path):
             {"id": "e-other", "prompt": text(900), "chosen": text(903, 20), "rejected": text(904, 20)}]
     path.write_text("".join(json.dumps(r | {"subset": "planted"}) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture(scope="module")
+def grams_sql():
+    import duckdb
+
+    con = duckdb.connect()
+    run_script(con, "ingest/00_macros.sql")
+    yield con
+    con.close()
+
+
+# texts of 40 words, with punctuation, case and spacing that the words ignore: a 7-gram is rarely shared by chance,
+# so the planted copies decide what the prefilter reads
+texts = st.lists(st.sampled_from([f"w{i}" for i in range(34)] + ["A", "a,", "b.", "  b", "\nc", "C"]),
+                 min_size=14, max_size=40).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(responses=st.lists(texts, min_size=1, max_size=6), completions=st.lists(texts, min_size=1, max_size=4),
+       copies=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 3), st.integers(0, 27), st.integers(13, 15)),
+                       min_size=1, max_size=3))
+def test_the_7_gram_prefilter_finds_what_checking_every_13_gram_finds(grams_sql, responses, completions, copies):
+    """sql/contamination/response_matches.sql reads only the responses that share a 7-gram at every 7th word; its
+    matches must be those of comparing every 13-gram of every response. COPIES plant a run of words of a response
+    (index, start, length) into a completion."""
+    for r, c, start, length in copies:
+        words = responses[r % len(responses)].split()
+        completions[c % len(completions)] += " x " + " ".join(words[start:start + length]) + " y"
+    con = grams_sql
+    con.execute("CREATE OR REPLACE TEMP TABLE checked_responses AS SELECT 'a' || i AS annotation_id, 'r' AS "
+                "response_id, t AS text FROM unnest(?) WITH ORDINALITY AS u(t, i)", [responses])
+    con.execute("CREATE OR REPLACE TEMP TABLE completions AS SELECT 's' AS evalset, 'v' AS version, 'e' || (i % 2) "
+                "AS example_id, t AS text FROM unnest(?) WITH ORDINALITY AS u(t, i)", [completions])
+    run_script(con, "contamination/eval_grams.sql")
+    run_script(con, "contamination/response_matches.sql")
+    found = con.execute("SELECT example_id, annotation_id, similarity FROM response_matches ORDER BY ALL").fetchall()
+    every = con.execute("""
+        WITH hits AS (SELECT g.annotation_id, e.example_id, count(DISTINCT e.gram) AS shared
+                      FROM (SELECT annotation_id, unnest(grams13(text)) AS gram FROM checked_responses) g
+                      JOIN eval_grams e USING (gram) GROUP BY ALL)
+        SELECT example_id, annotation_id, shared / (SELECT count(*) FROM eval_grams WHERE example_id = h.example_id)
+        FROM hits h ORDER BY ALL""").fetchall()
+    assert found == every
 
 
 def matches(wh) -> set[tuple]:

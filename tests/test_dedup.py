@@ -47,6 +47,31 @@ def test_the_ascii_path_gives_the_unicode_form(value):
         unicodedata.normalize("NFKC", value).casefold().translate(_punctuation()).split())
 
 
+@pytest.fixture(scope="module")
+def forms_sql():
+    import duckdb
+
+    from prefpipe.sql import run_script
+
+    con = duckdb.connect()
+    run_script(con, "dedup/forms.sql")
+    yield con
+    con.close()
+
+
+messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system"]),
+                                           "content": st.text()}), max_size=4)
+
+
+@hsettings(deadline=None)
+@given(st.one_of(st.text(st.characters(max_codepoint=127)), st.text(), messages))
+def test_duckdb_gives_the_text_and_the_ascii_form_that_python_gives(forms_sql, prompt):
+    """The clustering reads a prompt's text and, when it is ASCII, its form from DuckDB (sql/dedup/forms.sql)."""
+    [(got, form)] = forms_sql.execute("SELECT prompt_text(?) AS t, ascii_form(t)", [json.dumps(prompt)]).fetchall()
+    assert got == (prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt if m["role"] == "user"))
+    assert form == (normalise_prompt(prompt) if got.isascii() else None)
+
+
 def test_near_copies_share_a_cluster_and_unrelated_prompts_do_not(ingest, wh):
     base = text(1)
     variants = {"case": base.upper(), "space": base.replace(" ", "   \n", 3), "punct": base.replace(" ", ", ", 4) + "?",

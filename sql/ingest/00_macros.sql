@@ -61,8 +61,12 @@ CREATE OR REPLACE TEMP MACRO split_of(k) AS CASE
 -- (prefpipe.contamination). Computed on both sides at check time, never stored, so a DuckDB upgrade that
 -- changed hash() could not split them. (ASCII classes and plain splits: a Unicode-class regex split costs four
 -- times as much, seconds per million responses.)
-CREATE OR REPLACE TEMP MACRO grams13(t) AS list_transform(
-    [list_transform(list_filter(string_split(replace(replace(replace(regexp_replace(lower(t), '[[:punct:]]+', '', 'g'),
-                                                                     chr(9), ' '), chr(10), ' '), chr(13), ' '), ' '),
-                                lambda w: w <> ''), lambda w: hash(w))],
-    lambda h: list_transform(range(1, len(h) - 11), lambda i: hash(h[i:i + 12])))[1];
+CREATE OR REPLACE TEMP MACRO word_hashes(t) AS list_transform(
+    list_filter(string_split(replace(replace(replace(regexp_replace(lower(t), '[[:punct:]]+', '', 'g'), chr(9), ' '),
+                                             chr(10), ' '), chr(13), ' '), ' '), lambda w: w <> ''),
+    lambda w: hash(w));
+-- The hashes of the N-grams of hashed words H that start at word 1, 1 + STEP, 1 + 2 STEP, ... (H bound once, in
+-- a list of one: a macro argument used twice would be computed twice)
+CREATE OR REPLACE TEMP MACRO ngram_hashes(h, n, step) AS list_transform(
+    [h], lambda x: list_transform(range(1, len(x) - n + 2, step), lambda i: hash(x[i:i + n - 1])))[1];
+CREATE OR REPLACE TEMP MACRO grams13(t) AS ngram_hashes(word_hashes(t), 13, 1);
