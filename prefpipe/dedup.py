@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, astuple, dataclass
 from functools import cache
 
@@ -149,16 +150,17 @@ def cluster_prompts(con, params: Params) -> Clustering:
     run_script(con, "dedup/forms.sql")
     run_script(con, "dedup/prepare.sql")
     [(count,)] = con.table("batch_prompts").count("*").fetchall()
-    for start in range(1, count + 1, CHUNK):
-        forms = _forms(con, start, start + CHUNK)
-        ords = np.arange(start, start + len(forms), dtype=np.int64)
-        con.register("chunk_forms", pa.table({"ord": ords, "normalised": forms}))
-        con.register("chunk_bands", pa.table({"ord": np.repeat(ords, params.bands),
-                                              "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(forms)),
-                                              "bucket": buckets(forms, params).reshape(-1)}))
-        run_script(con, "dedup/add_chunk.sql")
-    con.unregister("chunk_forms")
-    con.unregister("chunk_bands")
+    # a chunk's signatures (NumPy, which releases the GIL) are computed on a thread while DuckDB reads the next
+    # chunk's forms and stores the previous one's
+    with ThreadPoolExecutor(1) as pool:
+        pending = []
+        for start in range(1, count + 1, CHUNK):
+            forms = _forms(con, start, start + CHUNK)
+            pending.append((start, forms, pool.submit(buckets, forms, params)))
+            if len(pending) == 2:
+                _add_chunk(con, *pending.pop(0), params)
+        for chunk in pending:
+            _add_chunk(con, *chunk, params)
     run_script(con, "dedup/stage_forms.sql")
     edges = [(a, b) for x, y, a, b in con.execute(sql("dedup/candidates.sql")).fetchall()
              if jaccard(x, y, params.ngram) >= params.threshold]
@@ -168,6 +170,18 @@ def cluster_prompts(con, params: Params) -> Clustering:
     run_script(con, "dedup/stage_clusters.sql")
     con.unregister("roots")
     return Clustering(*con.execute(sql("dedup/found.sql")).fetchall()[0])
+
+
+def _add_chunk(con, start: int, forms: pa.Array, hashed: Future, params: Params) -> None:
+    """Store a chunk's forms (batch_forms) and LSH buckets (batch_bands, once computed), its first ord START."""
+    ords = np.arange(start, start + len(forms), dtype=np.int64)
+    con.register("chunk_forms", pa.table({"ord": ords, "normalised": forms}))
+    con.register("chunk_bands", pa.table({"ord": np.repeat(ords, params.bands),
+                                          "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(forms)),
+                                          "bucket": hashed.result().reshape(-1)}))
+    run_script(con, "dedup/add_chunk.sql")
+    con.unregister("chunk_forms")
+    con.unregister("chunk_bands")
 
 
 def _forms(con, start: int, stop: int) -> pa.Array:

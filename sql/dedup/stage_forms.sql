@@ -7,8 +7,8 @@ SELECT prompt_key, getvariable('first_seq') + row_number() OVER (ORDER BY ord) -
        prompt_key AS cluster_id, split_key, ord
 FROM (SELECT f.prompt_key, arg_min(f.normalised, f.ord) AS normalised, min(f.ord) AS ord,
              arg_min(p.prompt_id, f.ord) AS split_key
-      FROM batch_forms f JOIN batch_prompts p USING (ord)
-      WHERE f.prompt_key NOT IN (SELECT prompt_key FROM prompt_clusters) GROUP BY f.prompt_key);
+      FROM batch_forms f JOIN batch_prompts p USING (ord) ANTI JOIN prompt_clusters c USING (prompt_key)
+      GROUP BY f.prompt_key);
 
 CREATE OR REPLACE TEMP TABLE stage_bands AS
 SELECT n.prompt_seq, b.band, b.bucket FROM stage_new_prompts n JOIN batch_bands b USING (ord);
