@@ -8,13 +8,12 @@
 -- test holds this to the check of every 13-gram.)
 CREATE OR REPLACE TEMP VIEW response_matches AS
 WITH sampled AS (
-    SELECT annotation_id, response_id, text, unnest(ngram_hashes(word_hashes(text), 7, 7)) AS gram
-    FROM checked_responses
+    SELECT annotation_id, response_id, unnest(ngram_hashes(word_hashes(text), 7, 7)) AS gram FROM checked_responses
 ), candidates AS (
-    SELECT annotation_id, response_id, any_value(text) AS text
-    FROM sampled SEMI JOIN eval_grams7 USING (gram) GROUP BY annotation_id, response_id
+    SELECT DISTINCT annotation_id, response_id FROM sampled SEMI JOIN eval_grams7 USING (gram)
 ), grams AS (
-    SELECT annotation_id, response_id, unnest(grams13(text)) AS gram FROM candidates
+    SELECT annotation_id, response_id, unnest(grams13(text)) AS gram
+    FROM checked_responses SEMI JOIN candidates USING (annotation_id, response_id)
 ), hits AS (
     SELECT g.annotation_id, g.response_id, e.evalset, e.version, e.example_id, count(DISTINCT e.gram) AS shared
     FROM grams g JOIN eval_grams e USING (gram)
