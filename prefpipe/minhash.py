@@ -24,7 +24,7 @@ NAME = "oph"  # recorded with the clusters (cluster_settings.signature): another
 P = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2^64
 P_INVERSE = pow(P, -1, 1 << 64)
 EMPTY = np.uint64(2**64 - 1)
-GROUP_BYTES = 1 << 22  # forms hashed at a time, by their bytes (memory: ~60 bytes per byte of text)
+GROUP_BYTES = 1 << 20  # forms hashed at a time, by their bytes (memory: ~60 bytes per byte of text)
 _U64 = np.uint64
 
 

@@ -4,7 +4,8 @@
 CREATE OR REPLACE TEMP TABLE stage_roots AS
 WITH named AS (
     SELECT prompt_seq AS seq, prompt_key AS cluster_id, split_key FROM stage_new_prompts
-    UNION ALL SELECT prompt_seq, prompt_key, split_key FROM prompt_clusters WHERE prompt_key = cluster_id)
+    UNION ALL SELECT prompt_seq, prompt_key, split_key FROM prompt_clusters
+    WHERE prompt_key = cluster_id AND prompt_seq IN (SELECT root FROM roots))  -- (seq: in insertion order)
 SELECT r.seq, n.cluster_id, n.split_key FROM roots r JOIN named n ON n.seq = r.root;
 
 UPDATE stage_new_prompts SET cluster_id = r.cluster_id FROM stage_roots r WHERE r.seq = stage_new_prompts.prompt_seq;
@@ -22,8 +23,9 @@ WITH cluster_of AS (  -- every form of the batch: its cluster before the batch (
     SELECT c.prompt_key, coalesce(m.cluster_id, n.cluster_id, c.cluster_id) AS cluster_id
     FROM cluster_of c LEFT JOIN stage_merges m ON m.merged_cluster_id = c.cluster_id
     LEFT JOIN stage_new_prompts n ON n.prompt_key = c.prompt_key
-), split_keys AS (
-    SELECT prompt_key AS cluster_id, split_key FROM prompt_clusters WHERE prompt_key = cluster_id
+), split_keys AS (  -- of the clusters the batch's forms are in
+    SELECT prompt_key AS cluster_id, split_key FROM prompt_clusters
+    WHERE prompt_key = cluster_id AND prompt_key IN (SELECT cluster_id FROM after)
     UNION ALL SELECT prompt_key, split_key FROM stage_new_prompts WHERE prompt_key = cluster_id)
 SELECT p.prompt, f.prompt_key, a.cluster_id, s.split_key
 FROM batch_prompts p JOIN batch_forms f USING (ord) JOIN after a USING (prompt_key) JOIN split_keys s USING (cluster_id);
