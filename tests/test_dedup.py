@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from prefpipe.dedup import _punctuation, cluster_batch, jaccard, normalise_prompt, normalise_text, shingles
+from prefpipe.dedup import _punctuation, cluster_batch, jaccard, normalise_prompt, normalise_text, prompt_key, shingles
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.ingest import ingest_file
 from prefpipe.migrate import due, migrate
@@ -70,6 +70,29 @@ def test_duckdb_gives_the_text_and_the_ascii_form_that_python_gives(forms_sql, p
     [(got, form)] = forms_sql.execute("SELECT prompt_text(?) AS t, ascii_form(t)", [json.dumps(prompt)]).fetchall()
     assert got == (prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt if m["role"] == "user"))
     assert form == (normalise_prompt(prompt) if got.isascii() else None)
+
+
+def test_an_ingest_stores_the_python_form_and_key_of_every_kind_of_prompt(tmp_path, settings_factory, monkeypatch):
+    """Forms come from DuckDB (ASCII text) and from Python (the rest), chunk by chunk, put back in order: ASCII,
+    Unicode and message-list prompts interleaved, three to a chunk, must each get normalise_prompt's form and its
+    key."""
+    import prefpipe.dedup as dedup
+
+    monkeypatch.setattr(dedup, "CHUNK", 3)
+    user = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Ｆull-width ﬁne?"},
+            {"role": "assistant", "content": "Yes."}, {"role": "user", "content": "And  THIS, too!"}]
+    prompts = ["Hello,  World!", "Straße und Café", user, "tabs\tand\x1fseparators", "漢字 テスト", "plain ascii",
+               [{"role": "user", "content": "only ascii here"}], "Ünïcödé… “quotes”", "{}:;?!", "end"]
+    rows = [annotation(f"p-{i}", prompt=p) for i, p in enumerate(prompts)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        ingest_file(wh, path, settings)
+        stored = dict(wh.con.execute("SELECT a.prompt_id, struct_pack(a.prompt_key, c.normalised) FROM annotations a "
+                                     "JOIN prompt_clusters c USING (prompt_key)").fetchall())
+    assert {i: (v["prompt_key"], v["normalised"]) for i, v in stored.items()} == {
+        f"p-{i}": (prompt_key(normalise_prompt(p)), normalise_prompt(p)) for i, p in enumerate(prompts)}
 
 
 def test_near_copies_share_a_cluster_and_unrelated_prompts_do_not(ingest, wh):
