@@ -296,7 +296,10 @@ def quality(warehouse: Path, truth: dict, n: int, size: int, threshold: float, n
 
 def child(mode: str, work: str) -> None:
     if mode == "datatrove":
-        print(json.dumps(run_datatrove(work)))
+        try:
+            print(json.dumps(run_datatrove(work)))
+        except ImportError as missing:
+            print(json.dumps({"skipped": f"{missing.name.split('.')[0]} is not installed: pip install -e '.[bench]'"}))
     elif mode == "signatures":
         print(json.dumps(signatures(work)))
     else:
@@ -334,7 +337,7 @@ def main() -> None:
         weekly = run("weekly", work) if args.weekly else None
         planted = json.loads((work / "truth.json").read_text())
         anchor = None if args.no_datatrove else run("datatrove", work)
-        others = {"datatrove": datatrove_clusters(work, args.annotations)} if anchor else {}
+        others = {"datatrove": datatrove_clusters(work, args.annotations)} if anchor and "seconds" in anchor else {}
         report = {
             "annotations": args.annotations, "weekly_annotations": args.weekly,
             "planted_near_copies": len(planted["copies"]),
@@ -350,7 +353,7 @@ def main() -> None:
                        "bands": defaults.dedup_bands, "threshold": defaults.dedup_threshold,
                        "signature": defaults.dedup.signature},
         }
-        if anchor:
+        if others:
             report["prefpipe_clustering_vs_datatrove"] = round(bulk["of_which_clustering_s"] / anchor["seconds"], 3)
     print(json.dumps(report, indent=2))
 
