@@ -5,7 +5,7 @@ CREATE OR REPLACE TEMP TABLE stage_roots AS
 WITH named AS (
     SELECT prompt_seq AS seq, prompt_key AS cluster_id, split_key FROM stage_new_prompts
     UNION ALL SELECT prompt_seq, prompt_key, split_key FROM prompt_clusters
-    WHERE prompt_key = cluster_id AND prompt_seq IN (SELECT root FROM roots))  -- (seq: in insertion order)
+    WHERE prompt_key = cluster_id AND prompt_seq IN (SELECT root FROM roots))  -- only the roots the batch reaches
 SELECT r.seq, n.cluster_id, n.split_key FROM roots r JOIN named n ON n.seq = r.root;
 
 UPDATE stage_new_prompts SET cluster_id = r.cluster_id FROM stage_roots r WHERE r.seq = stage_new_prompts.prompt_seq;
