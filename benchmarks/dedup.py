@@ -168,11 +168,7 @@ def signatures(work: str) -> dict:
 
         digests = rensa.RMinHash.digest_matrix_from_token_sets([dedup.shingles(f, params.ngram) for f in chunk],
                                                                params.permutations, dedup.SEED).to_rows()
-        values = np.array(digests, np.uint64).reshape(len(chunk), params.bands, -1)
-        hashed = np.full((len(chunk), params.bands), dedup.FNV_OFFSET, np.uint64)
-        for row in range(values.shape[2]):
-            hashed = (hashed ^ values[:, :, row]) * dedup.FNV_PRIME
-        return hashed
+        return dedup.banded(np.array(digests, np.uint64), params)
 
     out = {"forms": len(forms)}
     for name, buckets in (("prefpipe_us_per_prompt", lambda c: dedup.buckets(c, params)),

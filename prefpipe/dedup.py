@@ -115,9 +115,14 @@ def buckets(forms: list[str] | pa.Array, params: Params) -> np.ndarray:
     if params.signature != minhash.NAME:
         raise PrefpipeError(f"the warehouse's clusters were made by another signature ({params.signature}): "
                             "run `prefpipe migrate`")
-    values = minhash.signatures(forms, params.ngram, params.permutations, SEED)
-    values = values.reshape(len(forms), params.bands, params.permutations // params.bands)
-    hashed = np.full((len(forms), params.bands), FNV_OFFSET, np.uint64)
+    return banded(minhash.signatures(forms, params.ngram, params.permutations, SEED), params)
+
+
+def banded(signatures: np.ndarray, params: Params) -> np.ndarray:
+    """(forms, bands) LSH buckets of (forms, permutations) signatures: each band's rows hashed together (FNV-1a)."""
+    rows = params.permutations // params.bands
+    values = np.asarray(signatures, np.uint64).reshape(len(signatures), params.bands, rows)
+    hashed = np.full((len(signatures), params.bands), FNV_OFFSET, np.uint64)
     for row in range(values.shape[2]):
         hashed = (hashed ^ values[:, :, row]) * FNV_PRIME  # wraps modulo 2^64, as FNV does
     return hashed

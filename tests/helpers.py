@@ -96,6 +96,22 @@ def read_deployment(url: str, name: str, wait_s: float = 0):
 
 # -- batches and what the warehouse made of them -------------------------------------------------------
 
+@contextlib.contextmanager
+def sql_macros(*scripts: str):
+    """An in-memory DuckDB connection with the project's SQL SCRIPTS run (e.g. their macros), closed after."""
+    import duckdb
+
+    from prefpipe.sql import run_script
+
+    con = duckdb.connect()
+    try:
+        for script in scripts:
+            run_script(con, script)
+        yield con
+    finally:
+        con.close()
+
+
 def annotation(prompt_id: str = "p-1", *ranks, annotator: str = "ann-1", **fields) -> dict:
     """A canonical annotation; ranks given as ints (or None = unranked), texts made distinct."""
     responses = [{"response_id": chr(97 + i), "text": f"text {prompt_id} {i}"} | ({} if r is None else {"rank": r})

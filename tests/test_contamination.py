@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import annotation, run_cli, text
+from helpers import annotation, run_cli, sql_macros, text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,12 +47,8 @@ def evalset(path):
 
 @pytest.fixture(scope="module")
 def grams_sql():
-    import duckdb
-
-    con = duckdb.connect()
-    run_script(con, "ingest/00_macros.sql")
-    yield con
-    con.close()
+    with sql_macros("ingest/00_macros.sql") as con:
+        yield con
 
 
 # texts of 40 words, with punctuation, case and spacing that the words ignore: a 7-gram is rarely shared by chance,

@@ -7,7 +7,7 @@ import json
 import unicodedata
 
 import pytest
-from helpers import annotation, run_cli, text
+from helpers import annotation, run_cli, sql_macros, text
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -49,14 +49,8 @@ def test_the_ascii_path_gives_the_unicode_form(value):
 
 @pytest.fixture(scope="module")
 def forms_sql():
-    import duckdb
-
-    from prefpipe.sql import run_script
-
-    con = duckdb.connect()
-    run_script(con, "dedup/forms.sql")
-    yield con
-    con.close()
+    with sql_macros("dedup/forms.sql") as con:
+        yield con
 
 
 messages = st.lists(st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system"]),
