@@ -6,8 +6,11 @@ render_text) with at most 512 tokens, under torch.inference_mode(), one process.
 - baseline (as RewardBench's run_rm.py does it): batches of 8 pairs in file order; chosen and rejected
   each tokenized and forwarded per pair, padded to the batch's longest; no sorting, no deduplication.
 - prefpipe: `score_examples`: every distinct text once, sorted by length, batches filled to a token budget.
-Also: this machine's fp32 matrix-multiply rate, and prefpipe's model FLOP/s as a share of it
-(forward FLOPs per token ≈ 2 × non-embedding parameters + attention 4 × layers × length × hidden).
+Also: this machine's fp32 matrix-multiply rate (torch's `a @ b`, MKL's GEMM), and prefpipe's model FLOP/s as a share
+of it (forward FLOPs per token ≈ 2 × non-embedding parameters + attention 4 × layers × length × hidden: the model's
+nominal FLOPs, whatever the forward skips). For an honest second look: oneDNN's rate on the same 2048² multiply
+(prefpipe's encoder runs its linear layers on oneDNN) and the FLOPs prefpipe's forward executes as a share of it
+(it skips the last layer's work for every token but the first: `prefpipe.encoder`).
 Usage: python benchmarks/score.py [--examples 200] [--repeats 3]
 """
 
@@ -25,15 +28,30 @@ sys.path.insert(0, str(ROOT))
 LLMBAR = ROOT / "data" / "public" / "evalsets" / "llmbar-rewardbench.jsonl"
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+def matmul_gflops(size: int = 2048, repeats: int = 10, onednn: bool = False) -> float:
+    """torch's fp32 matrix multiply (MKL's GEMM on CPU), or oneDNN's linear op that prefpipe's encoder uses."""
     import torch
 
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm up
+    multiply = (lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], "")) if onednn else (lambda: a @ b)
+    multiply()  # warm up
     began = time.perf_counter()
     for _ in range(repeats):
-        a @ b
+        multiply()
     return 2 * size**3 * repeats / (time.perf_counter() - began) / 1e9
+
+
+def executed_flops(config, lengths: list[int]) -> float:
+    """The FLOPs prefpipe's encoder runs (linear layers and attention; not the embeddings, norms and GELU): every
+    layer for every token, except the last layer's query, attention output and feed-forward, run for the first
+    token alone."""
+    hidden, middle, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    full = 2 * (4 * hidden * hidden + 2 * hidden * middle)
+    total = 0.0
+    for n in lengths:
+        total += n * ((layers - 1) * (full + 4 * n * hidden) + 2 * 2 * hidden * hidden)  # last layer: keys, values
+        total += 2 * (2 * hidden * hidden + 2 * hidden * middle) + 4 * n * hidden + 2 * hidden * hidden + 2 * hidden
+    return total
 
 
 def baseline(model, tokenizer, examples) -> float:
@@ -81,16 +99,24 @@ def main() -> None:
     mean_length = tokens / len(inputs)
     flops_per_token = 2 * non_embedding + 4 * config.num_hidden_layers * mean_length * config.hidden_size
     rate = statistics.median(matmul_gflops() for _ in range(3))
+    onednn_rate = statistics.median(matmul_gflops(onednn=True) for _ in range(3))
     prefpipe_tokens_per_s = tokens / median["prefpipe"]
+    distinct = [len(s) for s in dict.fromkeys(map(tuple, inputs))]  # prefpipe scores each distinct input once
+    executed_gflops = executed_flops(config, distinct) / median["prefpipe"] / 1e9
     print(json.dumps({
         "examples": len(examples), "texts": len(inputs), "real_tokens": tokens, "repeats": args.repeats,
         "seconds": {k: [round(x, 2) for x in v] for k, v in times.items()},
         "pairs_per_s": {k: round(len(examples) / v, 2) for k, v in median.items()},
         "speedup": round(median["baseline"] / median["prefpipe"], 2),
+        "speedup_each_repeat": [round(b / p, 2) for b, p in zip(times["baseline"], times["prefpipe"], strict=True)],
         "prefpipe_real_tokens_per_s": round(prefpipe_tokens_per_s),
         "matmul_fp32_gflops": round(rate, 1),
         "prefpipe_model_gflops": round(prefpipe_tokens_per_s * flops_per_token / 1e9, 1),
-        "share_of_matmul_rate": round(prefpipe_tokens_per_s * flops_per_token / 1e9 / rate, 3)}, indent=2))
+        "share_of_matmul_rate": round(prefpipe_tokens_per_s * flops_per_token / 1e9 / rate, 3),
+        "onednn_matmul_fp32_gflops": round(onednn_rate, 1),
+        "distinct_texts": len(distinct),
+        "prefpipe_executed_gflops": round(executed_gflops, 1),
+        "executed_share_of_onednn_rate": round(executed_gflops / onednn_rate, 3)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_two_runs_at_once_write_each_unit_once(tmp_path, model_dir, force):
 
 def test_the_code_version_covers_every_module_that_makes_a_score():
     names = {p.name for p in scoring_sources()}
-    assert {"evaluation.py", "evalsets.py", "inputs.py", "model.py", "dpo.py", "rewardbench.py",
+    assert {"evaluation.py", "evalsets.py", "inputs.py", "model.py", "encoder.py", "dpo.py", "rewardbench.py",
             "rewardbench_sections.json"} <= names  # found through the imports, none declared by hand
     assert not names & {"cli.py", "train.py", "ingest.py", "formats.py"}  # training and ingest do not score
     assert code_version().split("+")[1] == code_version().split("+")[1] and len(code_version().split("+")[1]) == 12
