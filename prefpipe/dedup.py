@@ -146,12 +146,12 @@ class Clustering:
 
 def cluster_prompts(con, params: Params) -> Clustering:
     """Cluster the distinct prompts of the temp view cluster_source (prompt: JSON text, prompt_id: its first,
-    first: where it first appears; sql/dedup/source_*.sql) against the warehouse's forms (`prompt_clusters`,
-    `prompt_bands`) and each other.
+    first: where it first appears, entries: where it appears; sql/dedup/source_*.sql) against the warehouse's
+    forms (`prompt_clusters`, `prompt_bands`) and each other.
 
-    Stages stage_prompt_keys (prompt, prompt_key, cluster_id, split_key: the cluster's), stage_new_prompts
-    (prompt_clusters rows), stage_bands (prompt_bands rows) and stage_merges (cluster_id, split_key,
-    merged_cluster_id, merged_split_key): sql/dedup/."""
+    Stages stage_entry_keys (entry, prompt_key, split_key: the cluster's), stage_new_prompts (prompt_clusters
+    rows), stage_bands (prompt_bands rows) and stage_merges (cluster_id, split_key, merged_cluster_id,
+    merged_split_key): sql/dedup/."""
     run_script(con, "dedup/forms.sql")
     run_script(con, "dedup/prepare.sql")
     [(count,)] = con.table("batch_prompts").count("*").fetchall()

@@ -1,3 +1,5 @@
--- The validated batch's annotations take their prompt's form and their cluster's split (stage_prompt_keys).
-UPDATE valid_annotations SET prompt_key = k.prompt_key, split = split_of(k.split_key)
-FROM stage_prompt_keys k WHERE valid_annotations.prompt::VARCHAR = k.prompt;
+-- The validated batch's annotations take their prompt's form and their cluster's split (stage_entry_keys): the
+-- table made again with them (at 1M annotations, faster than an UPDATE of every row).
+CREATE OR REPLACE TEMP TABLE valid_annotations AS
+SELECT v.* REPLACE (k.prompt_key AS prompt_key, split_of(k.split_key) AS split)
+FROM valid_annotations v LEFT JOIN stage_entry_keys k USING (entry);  -- LEFT: no annotation is ever lost here

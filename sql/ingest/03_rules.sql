@@ -123,3 +123,9 @@ FROM stage_annotations ANTI JOIN stage_quarantine USING (entry);
 CREATE OR REPLACE TEMP TABLE valid_responses AS
 SELECT entry, response_id, position, text, rank, dropped, drop_reason, edited_from
 FROM stage_responses SEMI JOIN valid_annotations USING (entry);
+
+-- The staged rows are all in the tables above now: what nothing reads again leaves DuckDB's buffer pool
+-- (PREFPIPE_MEMORY_LIMIT), which a large batch would otherwise spill to disk for the steps that follow.
+DROP TABLE stage_responses;
+DROP TABLE stage_annotations;
+DROP TABLE annotation_facts;

@@ -28,3 +28,6 @@ FROM candidate_pairs;
 CREATE OR REPLACE TEMP TABLE stage_pairs AS
 SELECT entry, chosen_position, rejected_position, margin, 1.0 / count(*) OVER (PARTITION BY entry) AS weight
 FROM candidate_pairs WHERE margin > 0 AND NOT identical;
+
+DROP TABLE comparable;  -- read again by nothing (sql/ingest/03_rules.sql says why it matters)
+DROP TABLE candidate_pairs;
