@@ -100,27 +100,28 @@ def signatures_of_hashes(form: np.ndarray, hashes: np.ndarray, forms: int, bins:
     rows, cols = np.nonzero(full[order])  # row-major: each form's non-empty bins together
     slots = np.zeros((forms, counts[0] if forms else 0), np.int64)
     slots[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = cols
-    orders = _orders(bins, seed)
-    first = np.full((forms, bins), np.iinfo(orders.dtype).max, orders.dtype)
+    ranks, sequence = _orders(bins, seed)
+    first = np.full((forms, bins), np.iinfo(ranks.dtype).max, ranks.dtype)  # the best rank in bin j's order so far
     for slot in range(slots.shape[1]):  # a form's k-th non-empty bin, for the forms that have one
         live = np.count_nonzero(counts > slot)
-        np.minimum(first[:live], orders[slots[:live, slot]], out=first[:live])
-    source = np.empty((forms, bins), np.int64)
-    source[order] = first % bins
+        np.minimum(first[:live], ranks[slots[:live, slot]], out=first[:live])
+    source = np.empty((forms, bins), np.intp)
+    source[order] = sequence[np.arange(bins), first]  # the bin of that rank
     return np.take_along_axis(sig, source, axis=1)
 
 
 @cache
-def _orders(bins: int, seed: int) -> np.ndarray:
-    """(bins, bins): [k, j] = the rank of bin k in bin j's order of bins (j first, then the others by fmix64 of
-    (j, k) and the seed) times BINS, plus k, so that a minimum over a form's non-empty bins k names the first of
-    them in j's order."""
+def _orders(bins: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin j's fixed order of bins (j first, then the others by fmix64 of (j, k) and the seed), as (ranks,
+    sequence): ranks[k, j] = the rank of bin k in j's order, sequence[j, r] = the bin of rank r in it. In the
+    smallest unsigned type that holds a rank (uint8 for up to 256 bins: a minimum over them runs 3.7x faster
+    than over uint16)."""
     j, k = np.meshgrid(np.arange(bins, dtype=np.uint64), np.arange(bins, dtype=np.uint64), indexing="ij")
     keys = fmix64((j << _U64(32)) + k + (_U64(seed & (2**64 - 1)) ^ _U64(0x632BE59BD9B4E019)))
     keys[j == k] = 0
-    ranks = np.argsort(np.argsort(keys, axis=1), axis=1)  # [j, k]
-    dtype = np.uint16 if bins <= 256 else np.uint32
-    return (ranks * bins + np.arange(bins)).T.astype(dtype)
+    sequence = np.argsort(keys, axis=1)
+    dtype = np.uint8 if bins <= 256 else np.uint16 if bins <= 65536 else np.uint32
+    return np.ascontiguousarray(np.argsort(sequence, axis=1).T.astype(dtype)), sequence.astype(dtype)
 
 
 def signatures(forms: list[str] | pa.Array, n: int, bins: int, seed: int = 0) -> np.ndarray:
