@@ -14,6 +14,11 @@ snapshot then says which examples it saw (`contaminated_examples`), and `--exclu
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -25,6 +30,8 @@ from prefpipe.sql import run_script, sql
 ALL = "all"
 COMPLETIONS = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("example_id", pa.string()),
                          ("text", pa.string())])
+EXAMPLES = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("made_by", pa.string()),
+                      ("example", pa.int32()), ("example_id", pa.string()), ("normalised", pa.string())])
 MATCHES = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("example_id", pa.string()),
                      ("kind", pa.string()), ("prompt_key", pa.string()), ("annotation_id", pa.string()),
                      ("response_id", pa.string()), ("batch_id", pa.string()), ("similarity", pa.float64())])
@@ -37,17 +44,50 @@ def latest_sets(con) -> list[tuple[str, str, str]]:
 
 def stage_sets(con, sets: list[tuple[str, str, str]]) -> list[tuple]:
     """Temp tables eval_grams (evalset, version, example_id, gram): the 13-grams of SETS' completions, and
-    eval_grams7 (gram): their 7-grams; returns (evalset, version, example_id, normalised prompt) per example."""
-    examples, completions = [], []
+    eval_grams7 (gram): their 7-grams; returns (evalset, version, example_id, normalised prompt) per example.
+    Read from what the warehouse keeps of each set version (sql/ddl/010_evalset_grams.sql), made here once when it
+    keeps nothing of a set yet, or what it keeps was made by another DuckDB or another prefpipe."""
+    made = made_by()
+    kept = set(con.execute(sql("contamination/kept_sets.sql"), [made]).fetchall())
     for name, version, path in sets:
-        for e in read_evalset(path):
-            examples.append((name, version, e.example_id, dedup.normalise_prompt(e.prompt)))
-            completions += [(name, version, e.example_id, t) for t in e.chosen + e.rejected]
-    columns = list(zip(*completions, strict=True)) or [()] * len(COMPLETIONS)  # columnar: no dict per completion
-    con.register("completions", pa.table([pa.array(c, pa.string()) for c in columns], schema=COMPLETIONS))
-    run_script(con, "contamination/eval_grams.sql")
-    con.unregister("completions")
-    return examples
+        if (name, version) not in kept:
+            _keep_set(con, name, version, path, made)
+    checked = list(zip(*[(name, version) for name, version, _ in sets], strict=True)) or [(), ()]
+    con.register("checked_sets", pa.table({"evalset": pa.array(checked[0], pa.string()),
+                                           "version": pa.array(checked[1], pa.string())}))
+    try:
+        run_script(con, "contamination/eval_grams.sql")
+        return con.execute(sql("contamination/checked_examples.sql")).fetchall()
+    finally:
+        con.unregister("checked_sets")
+
+
+def _keep_set(con, name: str, version: str, path: str, made: str) -> None:
+    """Read one set version and keep its examples' normalised prompts and its completions' grams."""
+    examples, completions = [], []
+    for i, e in enumerate(read_evalset(path)):
+        examples.append((name, version, made, i, e.example_id, dedup.normalise_prompt(e.prompt)))
+        completions += [(name, version, e.example_id, t) for t in e.chosen + e.rejected]
+    con.register("completions", _table(completions, COMPLETIONS))
+    con.register("examples", _table(examples, EXAMPLES))
+    try:
+        run_script(con, "contamination/keep_set.sql")
+    finally:
+        con.unregister("completions")
+        con.unregister("examples")
+
+
+def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) or [()] * len(schema)  # columnar: no dict per row
+    return pa.table([pa.array(c, t) for c, t in zip(columns, schema.types, strict=True)], schema=schema)
+
+
+@cache
+def made_by() -> str:
+    """What makes a set's kept grams and forms: DuckDB's version (its hash() may change between releases) and a
+    hash of the SQL and the normal form that make them. Rows made by another are made again."""
+    sources = sql("ingest/00_macros.sql") + sql("contamination/keep_set.sql") + Path(dedup.__file__).read_text()
+    return f"duckdb {duckdb.__version__} {hashlib.sha256(sources.encode()).hexdigest()[:12]}"
 
 
 def prompt_matches(con, examples: list[tuple], params: dedup.Params | None) -> pa.Table:

@@ -15,7 +15,9 @@ from prefpipe.lake import MANIFEST, remove_run, write_partition
 from prefpipe.sql import sql
 from prefpipe.store import Bucket, Location
 
-INTERNAL = ("prompt_bands",)  # the LSH buckets (16 rows per prompt): prefpipe's index, nothing to query
+# prefpipe's own indexes, nothing to query: the LSH buckets (16 rows per prompt), and the hashed n-grams and
+# normalised prompts of the registered sets that a batch is checked against (sql/ddl/010_evalset_grams.sql)
+INTERNAL = ("prompt_bands", "evalset_grams", "evalset_examples")
 
 
 def warehouse_tables(con) -> list[str]:

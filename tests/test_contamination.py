@@ -4,13 +4,14 @@ else, in either order; what training, export and the nightly leaderboard do with
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from helpers import annotation, run_cli, sql_macros, text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prefpipe.contamination import exclude_matches
+from prefpipe.contamination import exclude_matches, made_by
 from prefpipe.dedup import prompt_key
 from prefpipe.errors import InputError
 from prefpipe.ingest import ingest_file
@@ -47,7 +48,7 @@ def evalset(path):
 
 @pytest.fixture(scope="module")
 def grams_sql():
-    with sql_macros("ingest/00_macros.sql") as con:
+    with sql_macros("ingest/00_macros.sql", "ddl/010_evalset_grams.sql") as con:
         yield con
 
 
@@ -73,6 +74,10 @@ def test_the_7_gram_prefilter_finds_what_checking_every_13_gram_finds(grams_sql,
                 "response_id, t AS text FROM unnest(?) WITH ORDINALITY AS u(t, i)", [responses])
     con.execute("CREATE OR REPLACE TEMP TABLE completions AS SELECT 's' AS evalset, 'v' AS version, 'e' || (i % 2) "
                 "AS example_id, t AS text FROM unnest(?) WITH ORDINALITY AS u(t, i)", [completions])
+    con.execute("CREATE OR REPLACE TEMP TABLE examples AS SELECT 's' AS evalset, 'v' AS version, 'test' AS made_by, "
+                "0 AS example, 'e0' AS example_id, '' AS normalised")
+    con.execute("CREATE OR REPLACE TEMP TABLE checked_sets AS SELECT 's' AS evalset, 'v' AS version")
+    run_script(con, "contamination/keep_set.sql")
     run_script(con, "contamination/eval_grams.sql")
     run_script(con, "contamination/response_matches.sql")
     found = con.execute("SELECT example_id, annotation_id, similarity FROM response_matches ORDER BY ALL").fetchall()
@@ -105,6 +110,24 @@ def test_edited_copies_give_exactly_the_planted_matches_in_either_order(tmp_path
         again.write_text(again.read_text() + "\n")  # other bytes, the same annotations: each replaced
         assert ingest_file(wh, again, settings).replaced == 8
         assert matches(wh) == PLANTED and wh.con.execute("SELECT count(*) FROM contamination").fetchall() == [(3,)]
+
+
+def test_a_sets_kept_grams_are_read_by_each_batch_and_made_again_when_made_by_another(tmp_path, settings_factory):
+    settings = settings_factory(tmp_path)
+    with Warehouse.open(settings) as wh:
+        register_evalset(wh, settings.home, evalset(tmp_path / "set.jsonl"), "planted")
+        kept = "SELECT made_by, n, count(*) FROM evalset_grams GROUP BY ALL ORDER BY ALL"
+        made = wh.con.execute(kept).fetchall()
+        assert [(m, n) for m, n, _ in made] == [(made_by(), 7), (made_by(), 13)] and made_by().startswith("duckdb ")
+        # what another DuckDB's hash() (or another prefpipe) made must not be read: here, grams that match nothing
+        wh.con.execute("UPDATE evalset_grams SET gram = 0, made_by = 'duckdb 0.0 0'; "
+                       "UPDATE evalset_examples SET made_by = 'duckdb 0.0 0', normalised = 'nothing'")
+        ingest_file(wh, warehouse_batch(tmp_path / "b.jsonl"), settings)
+        assert matches(wh) == PLANTED and wh.con.execute(kept).fetchall() == made  # made again, once
+        stored = Path(wh.con.execute("SELECT path FROM evalsets").fetchall()[0][0])
+        stored.write_text("")  # kept: a later batch does not read the set's file
+        again = warehouse_batch(tmp_path / "again.jsonl", [f"q-{i}" for i in range(8)])
+        assert ingest_file(wh, again, settings).contaminated == 1  # its copied answer (its prompts are not new)
 
 
 def test_a_set_registered_before_upgrading_is_checked_once(tmp_path, settings_factory, capsys):

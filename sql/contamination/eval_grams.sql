@@ -1,7 +1,9 @@
--- The 13-grams of the completions of the sets being checked (completions: evalset, version, example_id, text), and
--- every 7-gram of them (eval_grams7: what sql/contamination/response_matches.sql looks for first).
+-- The kept grams of the set versions being checked (checked_sets: evalset, version; sql/ddl/010_evalset_grams.sql):
+-- eval_grams, each example's 13-grams, and eval_grams7, every 7-gram of any of them (what
+-- sql/contamination/response_matches.sql looks for first).
 CREATE OR REPLACE TEMP TABLE eval_grams AS
-SELECT DISTINCT evalset, version, example_id, unnest(grams13(text)) AS gram FROM completions;
+SELECT evalset, version, example_id, gram FROM evalset_grams SEMI JOIN checked_sets USING (evalset, version)
+WHERE n = 13;
 
 CREATE OR REPLACE TEMP TABLE eval_grams7 AS
-SELECT DISTINCT unnest(ngram_hashes(word_hashes(text), 7, 1)) AS gram FROM completions;
+SELECT DISTINCT gram FROM evalset_grams SEMI JOIN checked_sets USING (evalset, version) WHERE n = 7;
