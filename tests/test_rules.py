@@ -139,6 +139,15 @@ def test_a_key_repeated_within_a_batch_quarantines_the_second(ingest, wh):
     assert pairs(wh) == {("a", "b", 1)}
 
 
+def test_staging_tables_leave_the_buffer_pool_once_nothing_reads_them(ingest, wh):
+    summary = ingest(A("p", 1, 2), A("p", 2, 1), "{not json")  # a quarantined row and a repeated key too
+    assert (summary.loaded, summary.quarantined, summary.pairs) == (1, 2, 1)
+    temp = {name for (name,) in wh.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    assert not temp & {"stage_parsed", "stage_annotations", "stage_responses", "annotation_facts", "comparable",
+                       "candidate_pairs", "batch_bands", "batch_texts"}  # at 1M they spilled ~3 GB to disk
+    assert {"valid_annotations", "valid_responses", "stage_pairs", "stage_quarantine"} <= temp
+
+
 def test_a_later_batch_replaces_annotations_by_key(ingest, wh):
     ingest(A("p", 1, 2), A("q", 1, 2))
     summary = ingest(A("p", 2, 1, 3))
