@@ -30,6 +30,7 @@ from prefpipe.sql import run_script, sql
 ALL = "all"
 COMPLETIONS = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("example_id", pa.string()),
                          ("text", pa.string())])
+CHECKED = pa.schema([("evalset", pa.string()), ("version", pa.string())])
 EXAMPLES = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("made_by", pa.string()),
                       ("example", pa.int32()), ("example_id", pa.string()), ("normalised", pa.string())])
 MATCHES = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("example_id", pa.string()),
@@ -52,9 +53,7 @@ def stage_sets(con, sets: list[tuple[str, str, str]]) -> list[tuple]:
     for name, version, path in sets:
         if (name, version) not in kept:
             _keep_set(con, name, version, path, made)
-    checked = list(zip(*[(name, version) for name, version, _ in sets], strict=True)) or [(), ()]
-    con.register("checked_sets", pa.table({"evalset": pa.array(checked[0], pa.string()),
-                                           "version": pa.array(checked[1], pa.string())}))
+    con.register("checked_sets", _table([(name, version) for name, version, _ in sets], CHECKED))
     try:
         run_script(con, "contamination/eval_grams.sql")
         return con.execute(sql("contamination/checked_examples.sql")).fetchall()
@@ -111,7 +110,7 @@ def prompt_matches(con, examples: list[tuple], params: dedup.Params | None) -> p
         if similarity >= params.threshold:
             rows.append((name, version, example_id, "exact" if form == normalised else "near", key, None, None, batch,
                          similarity))
-    return pa.Table.from_pylist([dict(zip(MATCHES.names, r, strict=True)) for r in rows], MATCHES)
+    return _table(rows, MATCHES)
 
 
 def stage_batch(con, params: dedup.Params) -> None:
