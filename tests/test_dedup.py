@@ -17,6 +17,7 @@ from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.ingest import ingest_file
 from prefpipe.migrate import due, migrate
 from prefpipe.settings import Settings
+from prefpipe.sql import sql
 from prefpipe.warehouse import Warehouse
 
 HH = "data/public/hh-rlhf/helpful-base-test-first2000.jsonl.gz"
@@ -102,6 +103,29 @@ def test_near_copies_share_a_cluster_and_unrelated_prompts_do_not(ingest, wh):
     assert found["p-common-1"] != found["p-common-2"] and found["p-common-1"] != found["p-base"]
     assert wh.con.execute("SELECT count(DISTINCT split) FROM annotations WHERE prompt_id LIKE 'p-%' "
                           "AND prompt_id NOT LIKE 'p-common%'").fetchall() == [(1,)]
+
+
+def test_candidates_share_a_bucket_in_the_same_band(wh):
+    """Forms are candidates when they share a bucket in one band, stored or new; a bucket equal in another band is
+    not one (a short form has one bucket in every band, so such buckets are common)."""
+    con = wh.con
+    con.execute("INSERT INTO prompt_clusters VALUES ('k1', 1, 'one', 'k1', 'p1', 'b')")
+    con.execute("INSERT INTO prompt_bands VALUES (1, 0, 7), (1, 1, 9)")
+    con.execute("CREATE TEMP TABLE stage_new_prompts AS SELECT * FROM (VALUES ('k2', 2, 'two', 'k2', 'p2', 1), "
+                "('k3', 3, 'three', 'k3', 'p3', 2), ('k4', 4, 'four', 'k4', 'p4', 3)) "
+                "t(prompt_key, prompt_seq, normalised, cluster_id, split_key, ord)")
+    con.execute("CREATE TEMP TABLE stage_bands AS SELECT prompt_seq, band::UTINYINT AS band, bucket::UBIGINT AS bucket "
+                "FROM (VALUES (2, 1, 7), (2, 0, 9), (2, 2, 11), (3, 0, 7), (3, 3, 11), (4, 2, 11), (4, 1, 9)) "
+                "t(prompt_seq, band, bucket)")
+    found = con.execute(sql("dedup/candidates.sql")).fetchall()
+    assert sorted((a, b) for *_, a, b in found) == [(1, 3), (1, 4), (2, 4)]
+    assert ("one", "three") in [tuple(forms) for *forms, _, _ in found]
+    # and an evaluation-set example's prompt (sql/contamination/prompt_candidates.sql)
+    con.execute("CREATE TEMP VIEW match_bands AS SELECT * FROM stage_bands")
+    con.execute("CREATE TEMP VIEW match_forms AS SELECT prompt_seq, prompt_key, normalised, NULL AS batch_id "
+                "FROM stage_new_prompts")
+    con.execute("CREATE TEMP TABLE eval_bands AS SELECT 0 AS example, 0::UTINYINT AS band, 7::UBIGINT AS bucket")
+    assert con.execute(sql("contamination/prompt_candidates.sql")).fetchall() == [(0, "k3", "three", None)]
 
 
 def test_a_prompt_joining_a_cluster_takes_its_split_and_nothing_moves(ingest, wh):
