@@ -91,23 +91,31 @@ def signatures_of_hashes(form: np.ndarray, hashes: np.ndarray, forms: int, bins:
     """(forms, bins) one-permutation MinHash signatures of the sets of HASHES grouped by FORM (each form has at
     least one), densified: an empty bin j takes the value of the form's non-empty bin k that comes first in bin
     j's fixed order of bins (`_orders`; a non-empty bin comes first in its own, so it keeps its value)."""
-    sig = np.full((forms, bins), EMPTY, np.uint64)
-    np.minimum.at(sig.reshape(-1), form * bins + _bin(hashes, bins).astype(np.int64), hashes)
-    full = sig != EMPTY
-    counts = full.sum(axis=1)
+    # (flat indices throughout, NumPy's fast path: 2-D fancy indexing made this 1.5x slower)
+    sig = np.full(forms * bins, EMPTY, np.uint64)
+    np.minimum.at(sig, form * bins + _bin(hashes, bins).astype(np.int64), hashes)
+    full = (sig != EMPTY).reshape(forms, bins)
+    counts = np.count_nonzero(full, axis=1)
     order = np.argsort(-counts, kind="stable")  # the forms by non-empty bins, most first
     counts = counts[order]
-    rows, cols = np.nonzero(full[order])  # row-major: each form's non-empty bins together
-    slots = np.zeros((forms, counts[0] if forms else 0), np.int64)
-    slots[rows, np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)] = cols
+    width = counts[0] if forms else 0
+    filled = np.flatnonzero(full[order])  # row-major: each form's non-empty bins together
+    rows = filled // bins
+    slots = np.zeros(forms * width, np.intp)  # (forms, width): each form's k-th non-empty bin
+    slots[rows * width + np.arange(len(filled)) - (np.cumsum(counts) - counts)[rows]] = filled - rows * bins
+    slots = slots.reshape(forms, width)
     ranks, sequence = _orders(bins, seed)
     first = np.full((forms, bins), np.iinfo(ranks.dtype).max, ranks.dtype)  # the best rank in bin j's order so far
-    for slot in range(slots.shape[1]):  # a form's k-th non-empty bin, for the forms that have one
+    for slot in range(width):  # a form's k-th non-empty bin, for the forms that have one
         live = np.count_nonzero(counts > slot)
         np.minimum(first[:live], ranks[slots[:live, slot]], out=first[:live])
-    source = np.empty((forms, bins), np.intp)
-    source[order] = sequence[np.arange(bins), first]  # the bin of that rank
-    return np.take_along_axis(sig, source, axis=1)
+    back = np.empty(forms, np.intp)
+    back[order] = np.arange(forms)
+    source = first[back].astype(np.intp)  # the forms in their order again
+    source += np.arange(bins) * bins
+    source = sequence.ravel().astype(np.intp).take(source)  # the bin of that rank
+    source += (np.arange(forms) * bins)[:, None]
+    return sig.take(source)
 
 
 @cache

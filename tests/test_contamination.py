@@ -71,7 +71,7 @@ def test_the_7_gram_prefilter_finds_what_checking_every_13_gram_finds(grams_sql,
         completions[c % len(completions)] += " x " + " ".join(words[start:start + length]) + " y"
     con = grams_sql
     con.execute("CREATE OR REPLACE TEMP TABLE checked_responses AS SELECT 'a' || i AS annotation_id, 'r' AS "
-                "response_id, t AS text FROM unnest(?) WITH ORDINALITY AS u(t, i)", [responses])
+                "response_id, t AS text, i % 2 AS half FROM unnest(?) WITH ORDINALITY AS u(t, i)", [responses])
     con.execute("CREATE OR REPLACE TEMP TABLE completions AS SELECT 's' AS evalset, 'v' AS version, 'e' || (i % 2) "
                 "AS example_id, t AS text FROM unnest(?) WITH ORDINALITY AS u(t, i)", [completions])
     con.execute("CREATE OR REPLACE TEMP TABLE examples AS SELECT 's' AS evalset, 'v' AS version, 'test' AS made_by, "

@@ -6,9 +6,16 @@
 -- is one of its 7-grams (eval_grams7): so only the responses with such a 7-gram are read in full, and none that
 -- holds a 13-gram is missed; a 7-gram at every 7th word costs far less than a 13-gram at every word. (A property
 -- test holds this to the check of every 13-gram.)
+-- The responses are read in two halves (checked_responses.half), one scan each: DuckDB splits a scan's work by row
+-- group (122,880 rows), so a weekly batch's 165,000 responses in two unequal row groups kept one core idle for a
+-- quarter of the time (0.21 -> 0.15 s).
 CREATE OR REPLACE TEMP VIEW response_matches AS
 WITH sampled AS (
     SELECT annotation_id, response_id, unnest(ngram_hashes(word_hashes(text), 7, 7)) AS gram FROM checked_responses
+    WHERE half = 0
+    UNION ALL
+    SELECT annotation_id, response_id, unnest(ngram_hashes(word_hashes(text), 7, 7)) AS gram FROM checked_responses
+    WHERE half = 1
 ), candidates AS (
     SELECT DISTINCT annotation_id, response_id FROM sampled SEMI JOIN eval_grams7 USING (gram)
 ), grams AS (

@@ -3,5 +3,6 @@ CREATE OR REPLACE TEMP VIEW match_forms AS SELECT prompt_seq, prompt_key, normal
 
 CREATE OR REPLACE TEMP VIEW match_bands AS SELECT prompt_seq, band, bucket FROM prompt_bands;
 
-CREATE OR REPLACE TEMP VIEW checked_responses AS
-SELECT a.annotation_id, r.response_id, r.text FROM responses r JOIN annotations a USING (annotation_seq);
+CREATE OR REPLACE TEMP VIEW checked_responses AS  -- half: sql/contamination/response_matches.sql
+SELECT a.annotation_id, r.response_id, r.text, r.rowid % 2 AS half
+FROM responses r JOIN annotations a USING (annotation_seq);
