@@ -15,6 +15,7 @@ snapshot then says which examples it saw (`contaminated_examples`), and `--exclu
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from functools import cache
 from pathlib import Path
 
@@ -83,10 +84,12 @@ def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
 
 @cache
 def made_by() -> str:
-    """What makes a set's kept grams and forms: DuckDB's version (its hash() may change between releases) and a
-    hash of the SQL and the normal form that make them. Rows made by another are made again."""
+    """What makes a set's kept grams and forms: DuckDB's version (its hash() may change between releases), the
+    Unicode version of the normal form (NFKC and case folding change with it), and a hash of the SQL and the code of
+    the normal form. Rows made by another are made again."""
     sources = sql("ingest/00_macros.sql") + sql("contamination/keep_set.sql") + Path(dedup.__file__).read_text()
-    return f"duckdb {duckdb.__version__} {hashlib.sha256(sources.encode()).hexdigest()[:12]}"
+    return (f"duckdb {duckdb.__version__} unicode {unicodedata.unidata_version} "
+            f"{hashlib.sha256(sources.encode()).hexdigest()[:12]}")
 
 
 def prompt_matches(con, examples: list[tuple], params: dedup.Params | None) -> pa.Table:

@@ -32,11 +32,12 @@ import pyarrow.compute as pc
 
 from prefpipe import minhash
 from prefpipe.errors import InputError, PrefpipeError
-from prefpipe.sql import run_script, sql
+from prefpipe.sql import registered, run_script, sql
 
 WORKERS = 2  # threads hashing chunks (the main thread makes forms meanwhile; both cores busy: 1M -3%, 30k -5%)
-CHUNK = 10_000  # prompts normalised and hashed at a time (memory stays flat)
+CHUNK = 10_000  # the prompts first seen in this many entries are normalised and hashed together
 SEED = 0
+FORMS = pa.schema([("first", pa.int64()), ("normalised", pa.string())])  # a chunk of forms (sql/dedup/chunk.sql)
 FNV_OFFSET, FNV_PRIME = np.uint64(0xCBF29CE484222325), np.uint64(0x100000001B3)
 
 
@@ -156,49 +157,45 @@ def cluster_prompts(con, params: Params) -> Clustering:
     run_script(con, "dedup/forms.sql")
     run_script(con, "dedup/prepare.sql")
     _stage_forms(con, params)
-    edges = [(a, b) for x, y, a, b in con.execute(sql("dedup/candidates.sql")).fetchall()
-             if jaccard(x, y, params.ngram) >= params.threshold]
+    edges = con.execute(sql("dedup/candidates.sql"), [params.ngram, params.threshold]).fetchall()
     root = _components(edges)  # a stored cluster or new form -> the oldest cluster its component joins
-    con.register("roots", pa.table({"seq": pa.array(list(root), pa.int64()),
-                                    "root": pa.array(list(root.values()), pa.int64())}))
-    run_script(con, "dedup/stage_clusters.sql")
-    con.unregister("roots")
+    with registered(con, roots=pa.table({"seq": pa.array(list(root), pa.int64()),
+                                          "root": pa.array(list(root.values()), pa.int64())})):
+        run_script(con, "dedup/stage_clusters.sql")
     return Clustering(*con.execute(sql("dedup/found.sql")).fetchall()[0])
 
 
 def _stage_forms(con, params: Params) -> None:
-    """The forms and LSH buckets of batch_prompts, made chunk by chunk, handed to sql/dedup/stage_forms.sql."""
-    [(count,)] = con.table("batch_prompts").count("*").fetchall()
-    # DuckDB makes a chunk's forms while NumPy (which releases the GIL) hashes the chunks before on a thread
+    """The forms and LSH buckets of batch_prompts, made chunk by chunk, handed to sql/dedup/stage_forms.sql and
+    stage_bands.sql."""
+    [(low, high)] = con.table("batch_prompts").aggregate("min(first), max(first)").fetchall()
+    # DuckDB makes a chunk's forms while NumPy (which releases the GIL) hashes the chunks before on threads, and their
+    # keys while the last ones are hashed. Handed to DuckDB as they are, not copied into tables chunk by chunk (at
+    # 1M prompts that held up the forms for 1.2 s), and let go once read.
     with ThreadPoolExecutor(WORKERS) as pool:
-        forms, hashed = [], []
-        for start in range(1, count + 1, CHUNK):
-            forms.append(_forms(con, start, start + CHUNK))
-            hashed.append(pool.submit(buckets, forms[-1], params))
+        chunks, hashed = [], []
+        for start in range(low, high + 1, CHUNK) if low is not None else ():
+            chunks.append(_forms(con, start, start + CHUNK))
+            hashed.append(pool.submit(buckets, chunks[-1]["normalised"], params))
+        texts = pa.concat_tables(chunks) if chunks else FORMS.empty_table()
+        with registered(con, batch_texts=texts):
+            run_script(con, "dedup/stage_forms.sql")
         hashed = [pa.FixedSizeListArray.from_arrays(pa.array(h.result().reshape(-1)), params.bands) for h in hashed]
-    # handed to DuckDB as they are, not copied into tables chunk by chunk (at 1M prompts that held up the forms for
-    # 1.2 s), and let go once read
-    ords = pa.array(np.arange(1, count + 1))
-    con.register("batch_texts", pa.table({"ord": ords, "normalised": pa.chunked_array(forms, pa.string())}))
-    con.register("batch_buckets", pa.table({"ord": ords, "buckets": pa.chunked_array(
-        hashed, pa.list_(pa.uint64(), params.bands))}))
-    try:
-        run_script(con, "dedup/stage_forms.sql")
-    finally:
-        con.unregister("batch_texts")
-        con.unregister("batch_buckets")
+    with registered(con, batch_buckets=pa.table({"first": texts["first"], "buckets": pa.chunked_array(
+            hashed, pa.list_(pa.uint64(), params.bands))})):
+        run_script(con, "dedup/stage_bands.sql")
 
 
-def _forms(con, start: int, stop: int) -> pa.Array:
-    """The normalised forms of batch_prompts [START, STOP), in order: ASCII ones made by DuckDB (sql/dedup/chunk.sql),
-    the others here. In this process: a process pool would need `fork`, which deadlocks on DuckDB's threads, or
-    `spawn`, which runs the caller's script again."""
+def _forms(con, start: int, stop: int) -> pa.Table:
+    """(first, normalised) of the prompts of batch_prompts first seen at [START, STOP), in order: ASCII ones made by
+    DuckDB (sql/dedup/chunk.sql), the others here. In this process: a process pool would need `fork`, which
+    deadlocks on DuckDB's threads, or `spawn`, which runs the caller's script again."""
     chunk = con.sql(sql("dedup/chunk.sql"), params=[start, stop]).to_arrow_table()
     forms = chunk["form"].combine_chunks()
     if forms.null_count:
         others = [normalise_text(t) for t in chunk["text"].drop_null().to_pylist()]
         forms = pc.replace_with_mask(forms, forms.is_null(), pa.array(others, forms.type))
-    return forms
+    return pa.table([chunk["first"], forms], schema=FORMS)
 
 
 def _components(edges: list[tuple[int, int]]) -> dict[int, int]:

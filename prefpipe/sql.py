@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -18,3 +19,15 @@ def run_script(con, name: str) -> None:
     """Execute every statement of sql/NAME on a DuckDB connection."""
     con.execute(sql(name))
 
+
+
+@contextmanager
+def registered(con, **tables):
+    """Arrow tables (or anything DuckDB reads) under their names on a DuckDB connection, for the block only."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield con
+    finally:
+        for name in tables:
+            con.unregister(name)

@@ -4,6 +4,7 @@ else, in either order; what training, export and the nightly leaderboard do with
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,7 @@ def test_a_sets_kept_grams_are_read_by_each_batch_and_made_again_when_made_by_an
         kept = "SELECT made_by, n, count(*) FROM evalset_grams GROUP BY ALL ORDER BY ALL"
         made = wh.con.execute(kept).fetchall()
         assert [(m, n) for m, n, _ in made] == [(made_by(), 7), (made_by(), 13)] and made_by().startswith("duckdb ")
+        assert f" unicode {unicodedata.unidata_version} " in made_by()  # other Unicode tables: made again
         # what another DuckDB's hash() (or another prefpipe) made must not be read: here, grams that match nothing
         wh.con.execute("UPDATE evalset_grams SET gram = 0, made_by = 'duckdb 0.0 0'; "
                        "UPDATE evalset_examples SET made_by = 'duckdb 0.0 0', normalised = 'nothing'")

@@ -1,6 +1,6 @@
--- Candidate pairs of a batch: a new form and any other form (stored or new) that share an LSH bucket, with
--- both normalised forms (for the true Jaccard) and the seq of each one's cluster (a stored form: its cluster's
--- oldest form; a new form: itself).
+-- The edges of a batch: a new form and any other form (stored or new) that share an LSH bucket in one band and whose
+-- true Jaccard over word $1-grams reaches $2 (sql/dedup/forms.sql), as the seqs of each one's cluster (a stored form:
+-- its cluster's oldest form; a new form: itself).
 WITH candidates AS (  -- each pair once, the older first (stored forms are numbered before new ones); the stored
     -- buckets joined alone, not in a union with the new ones (a weekly batch against 16M stored rows: 0.27 -> 0.18 s),
     -- on the bucket, the band compared after: a join on one key column is one DuckDB pushes a Bloom filter of the
@@ -16,5 +16,6 @@ WITH candidates AS (  -- each pair once, the older first (stored forms are numbe
     FROM prompt_clusters p JOIN prompt_clusters c ON c.prompt_key = p.cluster_id
     WHERE p.prompt_seq IN (SELECT a FROM candidates)
     UNION ALL SELECT prompt_seq, normalised, prompt_seq FROM stage_new_prompts)
-SELECT fa.normalised, fb.normalised, fa.cluster_seq, fb.cluster_seq
+SELECT fa.cluster_seq, fb.cluster_seq
 FROM candidates JOIN forms fa ON fa.prompt_seq = a JOIN forms fb ON fb.prompt_seq = b
+WHERE jaccard(fa.normalised, fb.normalised, $1) >= $2

@@ -1,9 +1,9 @@
 -- Clustering a whole warehouse once (prefpipe.dedup.recluster), after cluster_prompts staged every
 -- prompt of `annotations`: store the forms and buckets, count the pairs whose split changes (moved, pairs:
 -- the last statement's row), then give each annotation its form and its cluster's split.
-INSERT INTO prompt_clusters  -- the batch of the form's first annotation: the first of its first prompt (ord)
+INSERT INTO prompt_clusters  -- the batch of the form's first annotation: where its first prompt first appears
 SELECT n.prompt_key, n.prompt_seq, n.normalised, n.cluster_id, n.split_key, a.batch_id
-FROM stage_new_prompts n JOIN batch_prompts p USING (ord) JOIN annotations a ON a.annotation_seq = p.first;
+FROM stage_new_prompts n JOIN batch_prompts p USING (first) JOIN annotations a ON a.annotation_seq = p.first;
 
 INSERT INTO prompt_bands SELECT * FROM stage_bands;
 

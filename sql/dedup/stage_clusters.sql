@@ -1,6 +1,6 @@
 -- The batch's clusters, from `roots` (cluster seq -> the seq of the oldest cluster its component joins;
 -- prefpipe.dedup): the new forms' clusters, the stored clusters merged into older ones (stage_merges), and
--- every prompt of the batch (ord) with its form and its cluster's name and split key (stage_prompt_keys).
+-- every prompt of the batch (by `first`) with its form and its cluster's name and split key (stage_prompt_keys).
 CREATE OR REPLACE TEMP TABLE stage_roots AS
 WITH named AS (
     SELECT prompt_seq AS seq, prompt_key AS cluster_id, split_key FROM stage_new_prompts
@@ -27,10 +27,11 @@ WITH cluster_of AS (  -- every form of the batch: its cluster before the batch (
     SELECT prompt_key AS cluster_id, split_key FROM prompt_clusters
     WHERE prompt_key = cluster_id AND prompt_key IN (SELECT cluster_id FROM after)
     UNION ALL SELECT prompt_key, split_key FROM stage_new_prompts WHERE prompt_key = cluster_id)
-SELECT f.ord, f.prompt_key, a.cluster_id, s.split_key
+SELECT f.first, f.prompt_key, a.cluster_id, s.split_key
 FROM batch_forms f JOIN after a USING (prompt_key) JOIN split_keys s USING (cluster_id);
 
 -- Every entry (an annotation of the batch, or of the warehouse when it is clustered again) with its prompt's form
 -- and its cluster's split key: annotations are joined by number, not by prompt text.
 CREATE OR REPLACE TEMP VIEW stage_entry_keys AS
-SELECT unnest(p.entries) AS entry, k.prompt_key, k.split_key FROM batch_prompts p JOIN stage_prompt_keys k USING (ord);
+SELECT unnest(p.entries) AS entry, k.prompt_key, k.split_key
+FROM batch_prompts p JOIN stage_prompt_keys k USING (first);
