@@ -8,6 +8,6 @@ SELECT DISTINCT evalset, version, (SELECT any_value(made_by) FROM examples), 13,
 FROM completions;
 INSERT INTO evalset_grams
 SELECT DISTINCT evalset, version, (SELECT any_value(made_by) FROM examples), 7, NULL,
-       unnest(ngram_hashes(word_hashes(text), 7, 1))
+       unnest(grams7(text, 1))
 FROM completions;
 INSERT INTO evalset_examples SELECT * FROM examples;

@@ -11,10 +11,10 @@
 -- quarter of the time (0.21 -> 0.15 s).
 CREATE OR REPLACE TEMP VIEW response_matches AS
 WITH sampled AS (
-    SELECT annotation_id, response_id, unnest(ngram_hashes(word_hashes(text), 7, 7)) AS gram FROM checked_responses
+    SELECT annotation_id, response_id, unnest(grams7(text, 7)) AS gram FROM checked_responses
     WHERE half = 0
     UNION ALL
-    SELECT annotation_id, response_id, unnest(ngram_hashes(word_hashes(text), 7, 7)) AS gram FROM checked_responses
+    SELECT annotation_id, response_id, unnest(grams7(text, 7)) AS gram FROM checked_responses
     WHERE half = 1
 ), candidates AS (
     SELECT DISTINCT annotation_id, response_id FROM sampled SEMI JOIN eval_grams7 USING (gram)
