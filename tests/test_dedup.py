@@ -296,15 +296,16 @@ def test_clusters_do_not_depend_on_how_the_prompts_are_chunked(tmp_path, setting
 
     rows = [annotation(f"p-{i}", prompt=text(i % 40) + (" please" if i >= 40 else "")) for i in range(70)]
     results = []
-    for chunk in (10**6, 9):
+    for chunk, row_group in ((10**6, dedup.ROW_GROUP), (9, dedup.ROW_GROUP), (9, 1)):  # the last: forms at once
         monkeypatch.setattr(dedup, "CHUNK", chunk)
-        settings = settings_factory(tmp_path / str(chunk))
-        path = tmp_path / f"{chunk}.jsonl"
+        monkeypatch.setattr(dedup, "ROW_GROUP", row_group)
+        settings = settings_factory(tmp_path / f"{chunk}-{row_group}")
+        path = tmp_path / f"{chunk}-{row_group}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         with Warehouse.open(settings) as wh:
             ingest_file(wh, path, settings)
             results.append([wh.con.execute(q).fetchall() for q in (
                 "SELECT * FROM prompt_clusters ORDER BY prompt_seq", "SELECT * FROM prompt_bands ORDER BY ALL",
                 "SELECT annotation_id, prompt_key, split FROM annotations ORDER BY 1")])
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     assert len({row[3] for row in results[0][0]}) == 40  # each prompt with its "please" copy
