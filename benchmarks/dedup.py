@@ -140,8 +140,8 @@ def run_ingest(work: str, name: str) -> dict:
             FROM (SELECT *, example_id[2:]::INTEGER AS id FROM contamination)""").fetchall()
         clusters = wh.con.execute("SELECT count(*), count(*) FILTER (prompts > 1) FROM clusters").fetchall()[0]
     step = summary.dedup_seconds
-    return {"annotations": summary.loaded, "ingest_s": round(seconds, 1), "dedup_and_contamination_s": round(step, 1),
-            "of_which_clustering_s": round(clustering[0], 1), "ingest_without_it_s": round(seconds - step, 1),
+    return {"annotations": summary.loaded, "ingest_s": round(seconds, 2), "dedup_and_contamination_s": round(step, 2),
+            "of_which_clustering_s": round(clustering[0], 2), "ingest_without_it_s": round(seconds - step, 2),
             "added_share": round(step / (seconds - step), 3), "clusters": clusters[0],
             "shared_clusters": clusters[1],
             "contaminated_examples": {"by_prompt": kinds[0], "by_prompt_planted": kinds[1], "by_response": kinds[2],
