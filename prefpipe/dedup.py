@@ -19,6 +19,8 @@ splits is recorded (`cluster_merges`, view `split_conflicts`).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import sys
 import unicodedata
@@ -158,6 +160,7 @@ def cluster_prompts(con, params: Params) -> Clustering:
     run_script(con, "dedup/forms.sql")
     run_script(con, "dedup/prepare.sql")
     _stage_forms(con, params)
+    _give_back_memory()
     edges = con.execute(sql("dedup/candidates.sql"), [params.ngram, params.threshold]).fetchall()
     root = _components(edges)  # a stored cluster or new form -> the oldest cluster its component joins
     with registered(con, roots=pa.table({"seq": pa.array(list(root), pa.int64()),
@@ -189,6 +192,15 @@ def _stage_forms(con, params: Params) -> None:
     with registered(con, batch_buckets=pa.table({"first": texts["first"], "buckets": pa.chunked_array(
             hashed, pa.list_(pa.uint64(), params.bands))})):
         run_script(con, "dedup/stage_bands.sql")
+
+
+def _give_back_memory() -> None:
+    """Hand the memory that the forms and the hashing threads freed back to the system before the joins that follow:
+    glibc keeps what a thread frees in that thread's arena, and Arrow's allocator keeps pages for reuse (at 1M
+    prompts, 0.25-0.3 GB of the ingest's peak). Elsewhere than glibc, Arrow's part alone."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _forms(con, start: int, stop: int) -> pa.Table:
