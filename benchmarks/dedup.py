@@ -8,7 +8,9 @@ copies of warehouse prompts, 100 carry a warehouse response as their chosen answ
 --weekly (30,000) more, drawn the same way (its copies are of any earlier prompt). Reported, in one run:
 - for each ingest (in a fresh process): seconds of the whole ingest and of its near-duplicate and contamination
   step (BatchSummary.dedup_seconds) and of the clustering alone, so the step's cost against the rest of the
-  ingest of the same batch; peak memory of the process;
+  ingest of the same batch; peak memory of the process. The weekly batch (a step under a second, where a moment
+  of this shared machine's noise moves the ratio by points) is ingested --weekly-repeats times (3), each into a
+  fresh copy of the bulk warehouse: the run of the median ratio is reported, and every ratio;
 - recall and precision of clustering against an exact all-pairs Jaccard (scipy sparse products) over a sample
   of --sample prompts of the bulk batch (the planted copies and their sources, up to half each, the rest
   random): a pair is truly near when its 5-gram Jaccard reaches the threshold, and found when both prompts share
@@ -21,8 +23,8 @@ copies of warehouse prompts, 100 carry a warehouse response as their chosen answ
   hashes, a whitespace word tokenizer (its NLTK one would download data) and its number normalisation off (the
   generated words carry digits), 2 tasks on 2 workers: time, peak memory, and recall and precision on the same
   sample. datatrove keeps every pair that shares a bucket; prefpipe keeps those whose true Jaccard reaches 0.8.
-Usage: python benchmarks/dedup.py [--annotations 1000000] [--weekly 30000] [--planted 0.05] [--sample 20000]
-       [--no-datatrove]
+Usage: python benchmarks/dedup.py [--annotations 1000000] [--weekly 30000] [--weekly-repeats 3] [--planted 0.05]
+       [--sample 20000] [--no-datatrove]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import contextlib
 import json
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -290,6 +293,20 @@ def quality(warehouse: Path, truth: dict, n: int, size: int, threshold: float, n
     return out
 
 
+def weekly_runs(ingest, warehouse: Path, repeats: int) -> tuple[dict, list[float]]:
+    """INGEST the weekly batch REPEATS times, each into the bulk WAREHOUSE as it was (the last run's is kept): the
+    run of the median added share, and every share in the order run."""
+    bulk = warehouse.with_name("bulk.duckdb")
+    shutil.copyfile(warehouse, bulk)
+    runs = []
+    for repeat in range(max(1, repeats)):
+        if repeat:
+            shutil.copyfile(bulk, warehouse)
+        runs.append(ingest())
+    bulk.unlink()
+    return sorted(runs, key=lambda r: r["added_share"])[(len(runs) - 1) // 2], [r["added_share"] for r in runs]
+
+
 def child(mode: str, work: str) -> None:
     if mode == "datatrove":
         try:
@@ -306,6 +323,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--annotations", type=int, default=1_000_000)
     parser.add_argument("--weekly", type=int, default=30_000)
+    parser.add_argument("--weekly-repeats", type=int, default=3)
     parser.add_argument("--planted", type=float, default=0.05)
     parser.add_argument("--sample", type=int, default=20_000)
     parser.add_argument("--no-datatrove", action="store_true")
@@ -330,7 +348,8 @@ def main() -> None:
         generate(work, args.annotations, args.weekly, args.planted)
         generated = time.perf_counter() - started
         bulk = run("batch", work)
-        weekly = run("weekly", work) if args.weekly else None
+        weekly = (weekly_runs(lambda: run("weekly", work), work / "w.duckdb", args.weekly_repeats) if args.weekly
+                  else None)
         planted = json.loads((work / "truth.json").read_text())
         anchor = None if args.no_datatrove else run("datatrove", work)
         others = {"datatrove": datatrove_clusters(work, args.annotations)} if anchor and "seconds" in anchor else {}
@@ -338,7 +357,7 @@ def main() -> None:
             "annotations": args.annotations, "weekly_annotations": args.weekly,
             "planted_near_copies": len(planted["copies"]),
             "file_mb": round((work / "batch.jsonl").stat().st_size / 1e6), "generate_s": round(generated, 1),
-            "bulk": bulk, "weekly_into_bulk": weekly,
+            "bulk": bulk, "weekly_into_bulk": weekly and weekly[0], "weekly_added_shares": weekly and weekly[1],
             "planted_contamination": {"prompts": 1000, "prompts_at_jaccard_0.8_or_more": planted["near"],
                                       "responses_of_13_words_or_more": planted["answers"]},
             "quality": quality(work / "w.duckdb", planted, args.annotations, args.sample, defaults.dedup_threshold,
