@@ -36,7 +36,7 @@ from prefpipe import minhash
 from prefpipe.errors import InputError, PrefpipeError
 from prefpipe.sql import registered, run_script, sql
 
-WORKERS = 2  # threads hashing chunks (the main thread makes forms meanwhile; both cores busy: 1M -3%, 30k -5%)
+WORKERS = 2  # threads hashing chunks of forms (in a small batch, while the main thread makes the next chunk's)
 CHUNK = 10_000  # prompts hashed at a time (and in a small batch, entries whose prompts' forms are made at a time)
 SEED = 0
 ROW_GROUP = 122_880  # rows: DuckDB splits a scan's work across cores by row group

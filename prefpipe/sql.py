@@ -20,7 +20,6 @@ def run_script(con, name: str) -> None:
     con.execute(sql(name))
 
 
-
 @contextmanager
 def registered(con, **tables):
     """Arrow tables (or anything DuckDB reads) under their names on a DuckDB connection, for the block only."""
