@@ -26,7 +26,7 @@ import pyarrow as pa
 from prefpipe import dedup
 from prefpipe.errors import InputError
 from prefpipe.evalsets import read_evalset
-from prefpipe.sql import run_script, sql
+from prefpipe.sql import registered, run_script, sql
 
 ALL = "all"
 COMPLETIONS = pa.schema([("evalset", pa.string()), ("version", pa.string()), ("example_id", pa.string()),
@@ -54,12 +54,9 @@ def stage_sets(con, sets: list[tuple[str, str, str]]) -> list[tuple]:
     for name, version, path in sets:
         if (name, version) not in kept:
             _keep_set(con, name, version, path, made)
-    con.register("checked_sets", _table([(name, version) for name, version, _ in sets], CHECKED))
-    try:
+    with registered(con, checked_sets=_table([(name, version) for name, version, _ in sets], CHECKED)):
         run_script(con, "contamination/eval_grams.sql")
         return con.execute(sql("contamination/checked_examples.sql")).fetchall()
-    finally:
-        con.unregister("checked_sets")
 
 
 def _keep_set(con, name: str, version: str, path: str, made: str) -> None:
@@ -68,13 +65,8 @@ def _keep_set(con, name: str, version: str, path: str, made: str) -> None:
     for i, e in enumerate(read_evalset(path)):
         examples.append((name, version, made, i, e.example_id, dedup.normalise_prompt(e.prompt)))
         completions += [(name, version, e.example_id, t) for t in e.chosen + e.rejected]
-    con.register("completions", _table(completions, COMPLETIONS))
-    con.register("examples", _table(examples, EXAMPLES))
-    try:
+    with registered(con, completions=_table(completions, COMPLETIONS), examples=_table(examples, EXAMPLES)):
         run_script(con, "contamination/keep_set.sql")
-    finally:
-        con.unregister("completions")
-        con.unregister("examples")
 
 
 def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
@@ -99,11 +91,10 @@ def prompt_matches(con, examples: list[tuple], params: dedup.Params | None) -> p
     if params is None:
         return MATCHES.empty_table()
     hashed = dedup.buckets([form for *_, form in examples], params)
-    con.register("eval_bands", pa.table({"example": np.repeat(np.arange(len(examples)), params.bands),
-                                         "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(examples)),
-                                         "bucket": hashed.reshape(-1)}))
-    found = con.execute(sql("contamination/prompt_candidates.sql")).fetchall()
-    con.unregister("eval_bands")
+    with registered(con, eval_bands=pa.table({"example": np.repeat(np.arange(len(examples)), params.bands),
+                                              "band": np.tile(np.arange(params.bands, dtype=np.uint8), len(examples)),
+                                              "bucket": hashed.reshape(-1)})):
+        found = con.execute(sql("contamination/prompt_candidates.sql")).fetchall()
     rows = []
     for example, key, normalised, batch in found:
         name, version, example_id, form = examples[example]
@@ -122,9 +113,8 @@ def stage_batch(con, params: dedup.Params) -> None:
     examples = stage_sets(con, latest_sets(con))
     run_script(con, "contamination/batch_targets.sql")
     run_script(con, "contamination/response_matches.sql")
-    con.register("prompt_matches", prompt_matches(con, examples, params))
-    run_script(con, "contamination/stage_batch.sql")
-    con.unregister("prompt_matches")
+    with registered(con, prompt_matches=prompt_matches(con, examples, params)):
+        run_script(con, "contamination/stage_batch.sql")
 
 
 def check_set(wh, name: str, version: str, path: str) -> int:
@@ -136,13 +126,9 @@ def check_set(wh, name: str, version: str, path: str) -> int:
     examples = stage_sets(con, [(name, version, path)])
     run_script(con, "contamination/warehouse_targets.sql")
     run_script(con, "contamination/response_matches.sql")
-    con.register("prompt_matches", prompt_matches(con, examples, dedup.stored_params(con)))
     wh.set_variables(evalset=name, version=version)
-    try:
-        with wh.transaction():
-            run_script(con, "contamination/record_set.sql")
-    finally:
-        con.unregister("prompt_matches")
+    with registered(con, prompt_matches=prompt_matches(con, examples, dedup.stored_params(con))), wh.transaction():
+        run_script(con, "contamination/record_set.sql")
     return con.execute(sql("contamination/matches.sql"), [name, version]).fetchall()[0][0]
 
 

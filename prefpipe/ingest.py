@@ -18,7 +18,7 @@ from prefpipe.files import content_hash
 from prefpipe.formats import FORMATS, check_format, detect_format, sample, stage_lines
 from prefpipe.migrate import migrate
 from prefpipe.settings import Settings
-from prefpipe.sql import run_script, sql
+from prefpipe.sql import registered, run_script, sql
 from prefpipe.text import format_table
 from prefpipe.warehouse import Warehouse
 
@@ -139,9 +139,8 @@ def validate_batch(wh: Warehouse, summary: BatchSummary, settings: Settings) -> 
                               min_chars=FORMATS[summary.format].min_chars,
                               docs_dir=_docs_dir(settings),
                               run_name=f"{Path(summary.source).name} {summary.batch_id[:12]}")
-    con.register("failed", failed)
-    run_script(con, "ingest/failing_profiles.sql")
-    con.unregister("failed")
+    with registered(con, failed=failed):
+        run_script(con, "ingest/failing_profiles.sql")
     run_script(con, "ingest/03_rules.sql")
     run_script(con, "ingest/04_pairs.sql")
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from prefpipe.contamination import exclude_matches
 from prefpipe.dedup import normalise_prompt, prompt_key
 from prefpipe.settings import SPLITS
-from prefpipe.sql import run_script, sql
+from prefpipe.sql import registered, run_script, sql
 
 SNAPSHOT = "data.parquet"
 EXCLUDED = "excluded.json"  # beside the snapshot: what --exclude-evalset left out
@@ -95,12 +95,8 @@ def model_contamination(con, model_dir: Path, sets: list[dict]) -> dict[str, lis
         return None
     rows = [r for r in pq.read_table(snapshot, columns=["annotation_id", "split", "prompt"]).to_pylist()
             if r["split"] == "train"]
-    con.register("trained_ids", pa.table({"annotation_id": [r["annotation_id"] for r in rows]}))
-    con.register("trained_keys", pa.table({"prompt_key": sorted(
-        {prompt_key(normalise_prompt(json.loads(r["prompt"]))) for r in rows})}))
-    try:
+    with registered(con, trained_ids=pa.table({"annotation_id": [r["annotation_id"] for r in rows]}),
+                    trained_keys=pa.table({"prompt_key": sorted(
+                        {prompt_key(normalise_prompt(json.loads(r["prompt"]))) for r in rows})})):
         return {s["name"]: [e for (e,) in con.execute(sql("contamination/model_examples.sql"),
                                                       [s["name"], s["version"]]).fetchall()] for s in sets}
-    finally:
-        con.unregister("trained_ids")
-        con.unregister("trained_keys")

@@ -123,7 +123,7 @@ def test_candidates_share_a_bucket_in_the_same_band(wh):
     con.execute("INSERT INTO prompt_bands VALUES (1, 0, 7), (1, 1, 9)")
     con.execute("CREATE TEMP TABLE stage_new_prompts AS SELECT * FROM (VALUES ('k2', 2, 'two', 'k2', 'p2', 1), "
                 "('k3', 3, 'three', 'k3', 'p3', 2), ('k4', 4, 'four', 'k4', 'p4', 3)) "
-                "t(prompt_key, prompt_seq, normalised, cluster_id, split_key, ord)")
+                "t(prompt_key, prompt_seq, normalised, cluster_id, split_key, first)")
     con.execute("CREATE TEMP TABLE stage_bands AS SELECT prompt_seq, band::UTINYINT AS band, bucket::UBIGINT AS bucket "
                 "FROM (VALUES (2, 1, 7), (2, 0, 9), (2, 2, 11), (3, 0, 7), (3, 3, 11), (4, 2, 11), (4, 1, 9)) "
                 "t(prompt_seq, band, bucket)")
