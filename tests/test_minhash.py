@@ -86,6 +86,10 @@ sets = st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(0, 60)).fil
 @settings(max_examples=60, deadline=None)
 @given(sizes=sets, seed=st.integers(0, 2**32))
 def test_the_estimate_of_jaccard_is_within_the_binomial_bound_and_unbiased(sizes, seed):
+    """Within the bound of min(128, |A u B|) independent permutations: a union smaller than the bins fills the empty
+    bins from its non-empty ones, so its 128 bins carry at most one independent draw per element (1,500 seeds each:
+    the estimate's standard deviation is 0.75-0.97 of that bound's from 60 to 180 elements; with 22 elements one
+    estimate in 1,500 is off by 0.195, above 128 permutations' bound of 0.193). Unbiased: the mean over 40 seeds."""
     only_a, both, _ = sizes  # two sets of random 64-bit elements that share BOTH
     rng = np.random.default_rng(seed)
     elements = rng.integers(0, 2**63, sum(sizes), dtype=np.uint64)
@@ -97,8 +101,9 @@ def test_the_estimate_of_jaccard_is_within_the_binomial_bound_and_unbiased(sizes
         hashed = minhash.fmix64(np.concatenate([a, b]) ^ np.uint64(seed * 41 + s))
         sig = minhash.signatures_of_hashes(form, hashed, 2, 128, s)
         estimates.append(float((sig[0] == sig[1]).mean()))
-    assert abs(estimates[0] - j) <= binomial_bound(j, 128)
-    assert abs(np.mean(estimates) - j) <= binomial_bound(j, 128 * len(estimates))
+    draws = min(128, sum(sizes))
+    assert abs(estimates[0] - j) <= binomial_bound(j, draws)
+    assert abs(np.mean(estimates) - j) <= binomial_bound(j, draws * len(estimates))
 
 
 def test_a_warehouse_clustered_by_rensas_minhash_is_clustered_once_again_and_says_so(tmp_path, settings_factory):
